@@ -1,0 +1,1 @@
+"""Small, pure helpers for mail headers and addresses."""

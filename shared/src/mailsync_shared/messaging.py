@@ -1,0 +1,88 @@
+"""Publishing events reliably and dead-lettering input that can never succeed."""
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.message import StreamMessage
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.publisher import RabbitPublisher
+from pydantic import ValidationError
+
+from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, exchange_for
+
+logger = logging.getLogger(__name__)
+
+REASON_HEADER = "x-mailsync-reason"
+QUEUE_HEADER = "x-mailsync-queue"
+
+
+class PermanentError(Exception):
+    """The message can never be processed; it is dead-lettered with this error as the reason."""
+
+
+class EventPublisher:
+    """Publishes events as persistent messages and waits for the broker's confirm.
+
+    One FastStream publisher per event type documents the channel in the AsyncAPI schema.
+    """
+
+    def __init__(self, broker: RabbitBroker, event_types: Iterable[type[Event]]) -> None:
+        self._publishers: dict[str, RabbitPublisher] = {
+            event_type.event_type: broker.publisher(
+                exchange=exchange_for(event_type),
+                routing_key=f"{event_type.event_type}.{{workspaceid}}",
+                schema=event_type,
+                title=event_type.event_type,
+                description=(event_type.__doc__ or "").strip(),
+                persist=True,
+            )
+            for event_type in event_types
+        }
+
+    async def publish(self, event: Event) -> None:
+        publisher = self._publishers.get(event.type)
+        if publisher is None:
+            raise KeyError(f"no publisher registered for {event.type}")
+        await publisher.publish(
+            event.model_dump_json(by_alias=True).encode(),
+            routing_key=event.routing_key,
+            message_id=event.id,
+            content_type="application/json",
+            message_type=event.type,
+            persist=True,
+        )
+
+
+class DeadLetterPermanentErrors(BaseMiddleware):
+    """Routes messages that fail validation or raise `PermanentError` to the dead-letter
+    exchange with the reason in a header, then acknowledges them so the queue moves on.
+
+    Other exceptions propagate: the message is requeued and, after the queue's delivery
+    limit, dead-lettered by RabbitMQ itself.
+    """
+
+    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+        try:
+            return await call_next(msg)
+        except (PermanentError, ValidationError) as error:
+            raw = msg.raw_message
+            queue = str(getattr(self.context.get("handler_"), "queue", ""))
+            reason = f"{type(error).__name__}: {error}"[:2000]
+            logger.warning(
+                "dead-lettering message",
+                extra={"message_id": msg.message_id, "reason": reason, "queue": queue},
+            )
+            broker: RabbitBroker = self.context.get("broker")
+            await broker.publish(
+                msg.body,
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=getattr(raw, "routing_key", None) or "unrouted",
+                headers={**(msg.headers or {}), REASON_HEADER: reason, QUEUE_HEADER: queue},
+                message_id=msg.message_id,
+                content_type=msg.content_type,
+                persist=True,
+            )
+            return None

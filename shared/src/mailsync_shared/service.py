@@ -1,0 +1,78 @@
+"""Running a worker service: an ASGI app around its broker with liveness and readiness."""
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import Scope
+from faststream.rabbit import RabbitBroker
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+Hook = Callable[[], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
+
+
+def _json(body: str, status: int) -> AsgiResponse:
+    return AsgiResponse(body.encode(), status, headers={"content-type": "application/json"})
+
+
+def worker_app(
+    broker: RabbitBroker,
+    *,
+    readiness: dict[str, ReadinessCheck],
+    on_startup: Sequence[Hook] = (),
+    after_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    title: str,
+) -> AsgiFastStream:
+    """The service's broker app with `/health/live` and `/health/ready` routes.
+
+    Ready means every named check passes (broker connected, database answering, ...).
+    """
+
+    @get
+    async def live(scope: Scope) -> AsgiResponse:
+        return _json('{"status": "ok"}', 200)
+
+    @get
+    async def ready(scope: Scope) -> AsgiResponse:
+        failing = [name for name, check in readiness.items() if not await _passes(check)]
+        if failing:
+            return _json(
+                '{"status": "not ready", "failing": ["' + '", "'.join(failing) + '"]}', 503
+            )
+        return _json('{"status": "ready"}', 200)
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[("/health/live", live), ("/health/ready", ready)],
+        on_startup=list(on_startup),
+        after_startup=list(after_startup),
+        on_shutdown=list(on_shutdown),
+        asyncapi_path="/asyncapi",
+    )
+    app.title = title  # type: ignore[attr-defined]
+    return app
+
+
+async def _passes(check: ReadinessCheck) -> bool:
+    try:
+        return await check()
+    except Exception:
+        logger.exception("readiness check failed")
+        return False
+
+
+def broker_connected(broker: RabbitBroker) -> ReadinessCheck:
+    async def check() -> bool:
+        return await broker.ping(timeout=2.0)
+
+    return check
+
+
+def serve(app: Any, *, host: str, port: int) -> None:
+    """Run an ASGI app until SIGINT/SIGTERM, logging through the service's JSON logger."""
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")

@@ -1,0 +1,37 @@
+"""Settings shared by every service. Each service subclasses `ServiceSettings`.
+
+Settings are read when a service starts (`Settings()` in its entry point) and passed into
+its app factory; nothing reads the environment at import time.
+"""
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Connection settings every service needs; defaults match `make infra`."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILSYNC_", extra="ignore", frozen=True)
+
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="AMQP URL of the RabbitMQ broker.",
+    )
+    mongodb_url: str = Field(
+        default="mongodb://127.0.0.1:27017/",
+        validation_alias=AliasChoices("MAILSYNC_MONGODB_URL", "MONGODB_URL"),
+        description="URL of the MongoDB-compatible server (MongoDB 7 or FerretDB).",
+    )
+    mongodb_database: str = Field(default="mailsync", description="Database name.")
+    log_level: str = Field(default="INFO", description="Python logging level name.")
+
+
+class SecretSettings(ServiceSettings):
+    """Settings of a service that reads or writes mailbox credentials."""
+
+    secret_key: SecretStr = Field(
+        description=(
+            "Fernet key (32 url-safe base64-encoded bytes) that encrypts mailbox credentials "
+            "at rest. Generate one with `python -m mailsync_shared.crypto`."
+        ),
+    )

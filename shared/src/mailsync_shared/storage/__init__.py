@@ -1,0 +1,1 @@
+"""Storage over PyMongo's async API; every workspace query goes through `WorkspaceStore`."""

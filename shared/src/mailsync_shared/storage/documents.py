@@ -1,0 +1,178 @@
+"""The shape of stored documents that more than one service reads or writes.
+
+Every document carries `workspace_id` (added by `WorkspaceCollection`) and a string `_id`.
+HTTP schemas live in the api; these are storage shapes only.
+"""
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mailsync_shared.clock import utcnow
+from mailsync_shared.contracts.mail import Address, Direction, MailSource
+from mailsync_shared.contracts.records import LinkReason
+from mailsync_shared.ids import new_id
+
+Visibility = Literal["private", "metadata", "subject", "workspace"]
+Security = Literal["none", "starttls", "tls"]
+MailboxState = Literal["connecting", "backfilling", "live", "error", "disconnected"]
+SendState = Literal["queued", "sending", "sent", "failed", "unknown", "cancelled"]
+CapturePolicy = Literal["none", "sent", "sent_and_received"]
+
+
+class StoredDocument(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str = Field(default_factory=new_id, alias="_id")
+    workspace_id: str
+
+    def to_document(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="python")
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Self:
+        return cls.model_validate(document)
+
+
+class ServerAccount(BaseModel):
+    """How to reach one of the mailbox's servers; the password is stored encrypted."""
+
+    host: str
+    port: int
+    security: Security = "tls"
+    username: str
+    auth: Literal["password", "xoauth2"] = "password"
+    secret_encrypted: str | None = Field(default=None, description="Fernet token.")
+
+
+class SyncPolicy(BaseModel):
+    scope: Literal["all", "client_only"] = "all"
+    backfill_days: int | None = Field(
+        default=30, description="Days of past mail to import; None imports from connection on."
+    )
+
+
+class FolderCheckpoint(BaseModel):
+    """How far one folder has been synced; advanced only after the broker confirmed."""
+
+    name: str
+    role: str
+    uidvalidity: int
+    last_uid: int = 0
+    highest_modseq: int | None = None
+    total: int = 0
+    done: int = 0
+
+
+class MailboxStatus(BaseModel):
+    state: MailboxState = "connecting"
+    reason: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_synced_at: datetime | None = None
+
+
+class Lease(BaseModel):
+    owner: str
+    until: datetime
+
+
+class MailboxDocument(StoredDocument):
+    address: str
+    display_name: str = ""
+    owner_user_id: str | None = None
+    imap: ServerAccount
+    smtp: ServerAccount
+    append_to_sent: bool = True
+    sync: SyncPolicy = Field(default_factory=SyncPolicy)
+    visibility: Visibility = "metadata"
+    status: MailboxStatus = Field(default_factory=MailboxStatus)
+    folders: dict[str, FolderCheckpoint] = Field(default_factory=dict)
+    lease: Lease | None = None
+    connected_at: datetime = Field(default_factory=utcnow)
+    disconnected_at: datetime | None = None
+
+
+class ContactDocument(StoredDocument):
+    name: str = ""
+    emails: list[str]
+    company_id: str | None = None
+    external_id: str | None = None
+    source: Literal["api", "capture", "import"] = "api"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CompanyDocument(StoredDocument):
+    name: str
+    domains: list[str] = Field(default_factory=list)
+    external_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DealDocument(StoredDocument):
+    name: str
+    stage: str = "open"
+    status: Literal["open", "won", "lost"] = "open"
+    contact_ids: list[str] = Field(default_factory=list)
+    company_id: str | None = None
+    value: float | None = None
+    external_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MessageDocument(StoredDocument):
+    """One logged email per `Message-ID` per workspace, with a source per mailbox copy."""
+
+    message_id: str
+    thread_id: str
+    mailbox_ids: list[str]
+    sources: list[MailSource] = Field(default_factory=list)
+    direction: Direction
+    from_: Address | None = Field(default=None, alias="from")
+    to: list[Address] = Field(default_factory=list)
+    cc: list[Address] = Field(default_factory=list)
+    subject: str = ""
+    date: datetime | None = None
+    body_text: str = ""
+    in_reply_to: list[str] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list)
+    raw_id: str
+    send_request_id: str | None = None
+    logged_at: datetime = Field(default_factory=utcnow)
+
+
+class ThreadDocument(StoredDocument):
+    subject: str = ""
+    participants: list[str] = Field(default_factory=list)
+    message_ids: list[str] = Field(default_factory=list, description="`Message-ID`s in it.")
+    mailbox_ids: list[str] = Field(default_factory=list)
+    contact_ids: list[str] = Field(default_factory=list)
+    company_ids: list[str] = Field(default_factory=list)
+    deal_ids: list[str] = Field(default_factory=list)
+    link_reasons: list[LinkReason] = Field(default_factory=list)
+    manually_linked: bool = False
+    private: bool = False
+    first_message_at: datetime | None = None
+    last_message_at: datetime | None = None
+    message_count: int = 0
+
+
+class SendRequestDocument(StoredDocument):
+    mailbox_id: str
+    idempotency_key: str
+    state: SendState = "queued"
+    from_: Address = Field(alias="from")
+    to: list[Address]
+    cc: list[Address] = Field(default_factory=list)
+    bcc: list[Address] = Field(default_factory=list)
+    subject: str
+    body_text: str
+    body_html: str | None = None
+    in_reply_to: list[str] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list)
+    message_id: str = Field(description="Generated once per request, reused on every try.")
+    thread_id: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,166 @@
+"""Workspace isolation, made structural.
+
+`WorkspaceCollection` adds the workspace id to every filter and every document it writes, and
+refuses filters that try to name another workspace. Code outside this module never sees a raw
+collection of workspace data, except `SystemCollections`, whose few cross-workspace operations
+(mailbox leases, API key look-up) are named for what they do.
+"""
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.results import DeleteResult, InsertOneResult, UpdateResult
+
+from mailsync_shared.storage.client import Document
+
+WORKSPACE_FIELD = "workspace_id"
+
+
+class IsolationError(ValueError):
+    """A query tried to reach outside its workspace."""
+
+
+class WorkspaceCollection:
+    """One collection seen from inside one workspace."""
+
+    def __init__(self, collection: AsyncCollection[Document], workspace_id: str) -> None:
+        if not workspace_id:
+            raise IsolationError("a workspace id is required")
+        self._collection = collection
+        self.workspace_id = workspace_id
+
+    @property
+    def name(self) -> str:
+        return self._collection.name
+
+    def _scope(self, filter_: Mapping[str, Any] | None) -> Document:
+        scoped = dict(filter_ or {})
+        if scoped.get(WORKSPACE_FIELD, self.workspace_id) != self.workspace_id:
+            raise IsolationError(f"filter names another workspace in {self.name}")
+        scoped[WORKSPACE_FIELD] = self.workspace_id
+        return scoped
+
+    def _stamp(self, document: Mapping[str, Any]) -> Document:
+        return self._scope(document)
+
+    async def find_one(self, filter_: Mapping[str, Any], **kwargs: Any) -> Document | None:
+        return await self._collection.find_one(self._scope(filter_), **kwargs)
+
+    async def find(
+        self,
+        filter_: Mapping[str, Any] | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int = 0,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        cursor = self._collection.find(self._scope(filter_), projection=projection, limit=limit)
+        if sort:
+            cursor = cursor.sort(list(sort))
+        return await cursor.to_list()
+
+    async def iterate(
+        self,
+        filter_: Mapping[str, Any] | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] | None = None,
+        batch_size: int = 500,
+    ) -> AsyncIterator[Document]:
+        cursor = self._collection.find(self._scope(filter_), batch_size=batch_size)
+        if sort:
+            cursor = cursor.sort(list(sort))
+        async for document in cursor:
+            yield document
+
+    async def count(self, filter_: Mapping[str, Any] | None = None) -> int:
+        return await self._collection.count_documents(self._scope(filter_))
+
+    async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
+        return await self._collection.insert_one(self._stamp(document))
+
+    async def update_one(
+        self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
+    ) -> UpdateResult:
+        return await self._collection.update_one(self._scope(filter_), dict(update), upsert=upsert)
+
+    async def update_many(
+        self, filter_: Mapping[str, Any], update: Mapping[str, Any]
+    ) -> UpdateResult:
+        return await self._collection.update_many(self._scope(filter_), dict(update))
+
+    async def find_one_and_update(
+        self,
+        filter_: Mapping[str, Any],
+        update: Mapping[str, Any],
+        *,
+        upsert: bool = False,
+        return_new: bool = True,
+    ) -> Document | None:
+        return await self._collection.find_one_and_update(
+            self._scope(filter_),
+            dict(update),
+            upsert=upsert,
+            return_document=ReturnDocument.AFTER if return_new else ReturnDocument.BEFORE,
+        )
+
+    async def delete_many(self, filter_: Mapping[str, Any]) -> DeleteResult:
+        return await self._collection.delete_many(self._scope(filter_))
+
+
+class WorkspaceStore:
+    """Every workspace collection, scoped to one workspace."""
+
+    def __init__(self, db: AsyncDatabase[Document], workspace_id: str) -> None:
+        self.workspace_id = workspace_id
+        self._db = db
+
+    def collection(self, name: str) -> WorkspaceCollection:
+        return WorkspaceCollection(self._db[name], self.workspace_id)
+
+    @property
+    def mailboxes(self) -> WorkspaceCollection:
+        return self.collection("mailboxes")
+
+    @property
+    def contacts(self) -> WorkspaceCollection:
+        return self.collection("contacts")
+
+    @property
+    def companies(self) -> WorkspaceCollection:
+        return self.collection("companies")
+
+    @property
+    def deals(self) -> WorkspaceCollection:
+        return self.collection("deals")
+
+    @property
+    def messages(self) -> WorkspaceCollection:
+        return self.collection("messages")
+
+    @property
+    def threads(self) -> WorkspaceCollection:
+        return self.collection("threads")
+
+    @property
+    def raw_messages(self) -> WorkspaceCollection:
+        return self.collection("raw_messages")
+
+    @property
+    def send_requests(self) -> WorkspaceCollection:
+        return self.collection("send_requests")
+
+    @property
+    def capture_decisions(self) -> WorkspaceCollection:
+        return self.collection("capture_decisions")
+
+
+class SystemCollections:
+    """The few operations that must look across workspaces, each named for its purpose."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.workspaces = db["workspaces"]
+        self.api_keys = db["api_keys"]
+        self.mailboxes = db["mailboxes"]

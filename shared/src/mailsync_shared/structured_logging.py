@@ -1,0 +1,25 @@
+"""Structured logging: one JSON object per line on stderr.
+
+Log records carry ids (workspace, mailbox, message) as `extra` fields, never secrets or bodies.
+"""
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            static_fields={"service": service},
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiormq", "aio_pika", "pymongo", "imapclient", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

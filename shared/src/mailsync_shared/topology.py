@@ -1,0 +1,99 @@
+"""How messages flow: every exchange, queue and binding, declared in one place.
+
+- `mailsync.work` (topic): internal work between services (ingest -> capture -> associate,
+  api -> send). Not a public interface.
+- `mailsync.events` (topic): public events. Other systems bind their own queues here.
+- Routing keys are `<event type>.<workspace id>` on both exchanges, so a binding can select
+  one type (`mailsync.email.logged.v1.*`) or one workspace (`#.<workspace id>`).
+- Work queues are quorum queues with an explicit delivery limit (RabbitMQ 3.10 has no default)
+  and dead-letter into `mailsync.dead-letter`, where the reason travels with the message.
+"""
+
+from dataclasses import dataclass
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.contracts.mail import MessageCaptured, MessageFetched
+from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendRequested
+from mailsync_shared.contracts.records import ContactCaptured, EmailLogged, ThreadAssociated
+
+DELIVERY_LIMIT = 5
+
+WORK_EXCHANGE = RabbitExchange("mailsync.work", type=ExchangeType.TOPIC, durable=True)
+EVENTS_EXCHANGE = RabbitExchange("mailsync.events", type=ExchangeType.TOPIC, durable=True)
+DEAD_LETTER_EXCHANGE = RabbitExchange("mailsync.dead-letter", type=ExchangeType.TOPIC, durable=True)
+
+DEAD_LETTER_QUEUE = RabbitQueue(
+    "mailsync.dead-letter", queue_type=QueueType.QUORUM, durable=True, routing_key="#"
+)
+
+INTERNAL_EVENTS: tuple[type[Event], ...] = (MessageFetched, MessageCaptured, SendRequested)
+PUBLIC_EVENTS: tuple[type[Event], ...] = (
+    EmailLogged,
+    ThreadAssociated,
+    ContactCaptured,
+    EmailSent,
+    EmailSendFailed,
+)
+
+
+def exchange_for(event_type: type[Event]) -> RabbitExchange:
+    return WORK_EXCHANGE if event_type in INTERNAL_EVENTS else EVENTS_EXCHANGE
+
+
+def work_queue(name: str, event_type: type[Event]) -> RabbitQueue:
+    """A durable quorum queue for one event type, dead-lettering after `DELIVERY_LIMIT` tries."""
+    return RabbitQueue(
+        name,
+        queue_type=QueueType.QUORUM,
+        durable=True,
+        routing_key=event_type.binding_key(),
+        arguments={
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A service's queue and the exchange that feeds it."""
+
+    queue: RabbitQueue
+    exchange: RabbitExchange
+    event_type: type[Event]
+
+
+def consumer(name: str, event_type: type[Event]) -> Consumer:
+    return Consumer(work_queue(name, event_type), exchange_for(event_type), event_type)
+
+
+CAPTURE_MESSAGES = consumer("mailsync.capture.message-fetched", MessageFetched)
+ASSOCIATE_MESSAGES = consumer("mailsync.associate.message-captured", MessageCaptured)
+ASSOCIATE_SENT = consumer("mailsync.associate.email-sent", EmailSent)
+SEND_REQUESTS = consumer("mailsync.send.requested", SendRequested)
+
+CONSUMERS: tuple[Consumer, ...] = (
+    CAPTURE_MESSAGES,
+    ASSOCIATE_MESSAGES,
+    ASSOCIATE_SENT,
+    SEND_REQUESTS,
+)
+
+
+async def declare_topology(broker: RabbitBroker) -> None:
+    """Declare every exchange, queue and binding; safe to call from every service at start.
+
+    Publishers declare the consumers' queues too, so nothing published before a consumer's
+    first start is lost.
+    """
+    for exchange in (WORK_EXCHANGE, EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE):
+        await broker.declare_exchange(exchange)
+    dead_letters = await broker.declare_queue(DEAD_LETTER_QUEUE)
+    await dead_letters.bind(DEAD_LETTER_EXCHANGE.name, routing_key="#")
+    for item in CONSUMERS:
+        queue = await broker.declare_queue(item.queue)
+        await queue.bind(item.exchange.name, routing_key=item.queue.routing())

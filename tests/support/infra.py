@@ -1,0 +1,58 @@
+"""Where the test suite finds the real services.
+
+URLs come from the environment (`eval "$(deploy/infra.sh env)"`, done by `make test`), with the
+defaults of `make infra`. A missing service fails the test that needs it; nothing is skipped.
+"""
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Infra:
+    rabbitmq_url: str
+    mongodb_url: str
+    imap_host: str
+    imap_port: int
+    lmtp_port: int
+    smtp_host: str
+    smtp_port: int
+    dovecot_config: Path
+    mail_users_file: Path
+
+
+def infra_from_env() -> Infra:
+    env = os.environ
+    return Infra(
+        rabbitmq_url=env.get("MAILSYNC_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        mongodb_url=env.get(
+            "MAILSYNC_MONGODB_URL", env.get("MONGODB_URL", "mongodb://127.0.0.1:27017/")
+        ),
+        imap_host=env.get("MAILSYNC_IMAP_HOST", "127.0.0.1"),
+        imap_port=int(env.get("MAILSYNC_IMAP_PORT", "10143")),
+        lmtp_port=int(env.get("MAILSYNC_LMTP_PORT", "10024")),
+        smtp_host=env.get("MAILSYNC_SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(env.get("MAILSYNC_SMTP_PORT", "10587")),
+        dovecot_config=Path(
+            env.get("MAILSYNC_DOVECOT_CONFIG", REPO / ".infra/dovecot/dovecot.conf")
+        ),
+        mail_users_file=Path(env.get("MAILSYNC_MAIL_USERS_FILE", REPO / ".infra/dovecot/users")),
+    )
+
+
+def require_port(name: str, host: str, port: int) -> None:
+    """Fail (never skip) when a service the test needs is not listening."""
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return
+    except OSError as error:
+        pytest.fail(
+            f"{name} is not reachable at {host}:{port} ({error}); start it with `make infra`",
+            pytrace=False,
+        )

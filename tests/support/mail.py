@@ -1,0 +1,95 @@
+"""Real mail for tests: accounts on Dovecot, delivery over LMTP, reading over IMAP."""
+
+import imaplib
+import smtplib
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import UTC, datetime
+
+from mailsync_devmail.accounts import add_account
+
+from tests.support.infra import Infra
+
+
+@dataclass(frozen=True)
+class MailAccount:
+    address: str
+    password: str
+
+
+def create_account(infra: Infra, domain: str, local: str = "user") -> MailAccount:
+    """A fresh Dovecot account with a unique address under `domain`."""
+    address = f"{local}-{uuid.uuid4().hex[:10]}@{domain}"
+    password = uuid.uuid4().hex
+    add_account(infra.mail_users_file, address, password)
+    return MailAccount(address, password)
+
+
+def build_message(
+    *,
+    sender: str,
+    to: list[str],
+    subject: str,
+    body: str,
+    sender_name: str = "",
+    cc: list[str] | None = None,
+    in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    extra_headers: dict[str, str] | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = f"{sender_name} <{sender}>" if sender_name else sender
+    message["To"] = ", ".join(to)
+    if cc:
+        message["Cc"] = ", ".join(cc)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(date or datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[1])
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = " ".join(references)
+    for name, value in (extra_headers or {}).items():
+        message[name] = value
+    message.set_content(body)
+    return message
+
+
+def deliver(infra: Infra, message: EmailMessage, recipients: list[str]) -> None:
+    """Deliver straight into Dovecot over LMTP, as the recipient's provider would."""
+    with smtplib.LMTP(infra.imap_host, infra.lmtp_port) as lmtp:
+        lmtp.send_message(message, to_addrs=recipients)
+
+
+def submit(infra: Infra, account: MailAccount, message: EmailMessage) -> None:
+    """Send through the authenticated SMTP server, as a mail client would."""
+    with smtplib.SMTP(infra.smtp_host, infra.smtp_port) as smtp:
+        smtp.login(account.address, account.password)
+        smtp.send_message(message)
+
+
+def imap_login(infra: Infra, account: MailAccount) -> imaplib.IMAP4:
+    client = imaplib.IMAP4(infra.imap_host, infra.imap_port)
+    client.login(account.address, account.password)
+    return client
+
+
+def fetch_all(infra: Infra, account: MailAccount, folder: str = "INBOX") -> list[bytes]:
+    """Every message in a folder, read-only."""
+    client = imap_login(infra, account)
+    try:
+        client.select(folder, readonly=True)
+        _, data = client.uid("SEARCH", "ALL")
+        uids = data[0].split() if data and data[0] else []
+        messages: list[bytes] = []
+        for uid in uids:
+            _, parts = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            for part in parts:
+                if isinstance(part, tuple):
+                    messages.append(part[1])
+        return messages
+    finally:
+        client.logout()
