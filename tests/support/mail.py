@@ -4,12 +4,11 @@ import imaplib
 import smtplib
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 
 from mailsync_devmail.accounts import add_account
-
 from tests.support.infra import Infra
 
 

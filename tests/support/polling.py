@@ -11,7 +11,7 @@ T = TypeVar("T")
 async def eventually(
     probe: Callable[[], Awaitable[T | None]],
     *,
-    timeout: float = 30.0,
+    timeout: float = 30.0,  # noqa: ASYNC109 - a deadline between probes, not a cancellation
     interval: float = 0.2,
     what: str = "condition",
 ) -> T:

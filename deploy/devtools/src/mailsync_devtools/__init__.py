@@ -1,0 +1,1 @@
+"""Local tooling: the service stack as processes, and the demo workspace."""

@@ -1,0 +1,107 @@
+"""The shared topology and dead-lettering against the real RabbitMQ."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import aio_pika
+import pytest
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitQueue
+
+from mailsync_shared.contracts.mail import MessageFetched
+from mailsync_shared.messaging import (
+    QUEUE_HEADER,
+    REASON_HEADER,
+    DeadLetterPermanentErrors,
+    EventPublisher,
+    PermanentError,
+)
+from mailsync_shared.topology import (
+    DEAD_LETTER_EXCHANGE,
+    WORK_EXCHANGE,
+    declare_topology,
+    work_queue,
+)
+from tests.support.infra import Infra
+from tests.unit.shared.test_contracts import make_message
+
+pytestmark = pytest.mark.integration
+
+
+async def take_one(channel: aio_pika.abc.AbstractChannel, queue_name: str) -> Any:
+    queue = await channel.get_queue(queue_name, ensure=False)
+    for _ in range(100):
+        message = await queue.get(fail=False, no_ack=True)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing arrived in {queue_name}")
+
+
+async def test_rejected_input_is_dead_lettered_with_its_reason(infra: Infra) -> None:
+    workspace = f"ws{uuid.uuid4().hex}"
+    queue = work_queue(f"mailsync.test.{uuid.uuid4().hex}", MessageFetched)
+    broker = RabbitBroker(infra.rabbitmq_url, middlewares=[DeadLetterPermanentErrors])
+    handled: list[str] = []
+
+    @broker.subscriber(queue, WORK_EXCHANGE, ack_policy=AckPolicy.NACK_ON_ERROR)
+    async def handle(event: MessageFetched) -> None:
+        handled.append(event.data.message_id)
+        if event.data.subject == "poison":
+            raise PermanentError("subject says poison")
+
+    connection = await aio_pika.connect_robust(infra.rabbitmq_url)
+    channel = await connection.channel()
+    async with broker:
+        await declare_topology(broker)
+        spy = await channel.declare_queue(exclusive=True)
+        await spy.bind(DEAD_LETTER_EXCHANGE.name, routing_key=f"#.{workspace}")
+        await broker.start()
+        publisher = EventPublisher(broker, [MessageFetched])
+        await publisher.publish(
+            MessageFetched.create(
+                source="/test", workspace_id=workspace, data=make_message(subject="poison")
+            )
+        )
+        await broker.publish(
+            b'{"not": "an event"}',
+            exchange=WORK_EXCHANGE,
+            routing_key=f"mailsync.message.fetched.v1.{workspace}",
+        )
+        await publisher.publish(
+            MessageFetched.create(
+                source="/test",
+                workspace_id=workspace,
+                data=make_message(message_id="<ok@client.test>"),
+            )
+        )
+        first = await take_one(channel, spy.name)
+        second = await take_one(channel, spy.name)
+        for _ in range(50):
+            if "<ok@client.test>" in handled:
+                break
+            await asyncio.sleep(0.1)
+    reasons = sorted(str(m.headers[REASON_HEADER]) for m in (first, second))
+    assert reasons[0].startswith("PermanentError: subject says poison")
+    assert reasons[1].startswith("ValidationError")
+    assert all(queue.name in str(m.headers[QUEUE_HEADER]) for m in (first, second))
+    assert "<ok@client.test>" in handled, "the queue kept flowing after the bad messages"
+    await channel.queue_delete(queue.name)
+    await connection.close()
+
+
+async def test_work_queues_are_quorum_queues_with_a_delivery_limit(infra: Infra) -> None:
+    broker = RabbitBroker(infra.rabbitmq_url)
+    async with broker:
+        await declare_topology(broker)
+        name = f"mailsync.test.{uuid.uuid4().hex}"
+        declared = work_queue(name, MessageFetched)
+        await broker.declare_queue(declared)
+        # Re-declaring with other arguments fails: the broker holds exactly these.
+        with pytest.raises(Exception, match="PRECONDITION_FAILED"):
+            await broker.declare_queue(RabbitQueue(name, durable=True))
+    connection = await aio_pika.connect_robust(infra.rabbitmq_url)
+    channel = await connection.channel()
+    await channel.queue_delete(name)
+    await connection.close()

@@ -1,0 +1,46 @@
+"""Workspace isolation and idempotent writes against the real MongoDB-wire server."""
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.raw_messages import load_raw, store_raw
+from mailsync_shared.storage.scoped import WorkspaceStore
+
+pytestmark = pytest.mark.integration
+
+
+async def test_one_workspace_never_sees_another(mongo: AsyncDatabase[Document]) -> None:
+    alpha = WorkspaceStore(mongo, "ws-alpha-iso")
+    beta = WorkspaceStore(mongo, "ws-beta-iso")
+    await alpha.contacts.insert_one({"_id": "c-iso-1", "emails": ["ann@client.test"]})
+    assert await beta.contacts.find_one({"_id": "c-iso-1"}) is None
+    assert await beta.contacts.find({"emails": "ann@client.test"}) == []
+    updated = await beta.contacts.update_one({"_id": "c-iso-1"}, {"$set": {"name": "x"}})
+    assert updated.matched_count == 0
+    deleted = await beta.contacts.delete_many({})
+    found = await alpha.contacts.find_one({"_id": "c-iso-1"})
+    assert found is not None
+    assert "name" not in found
+    assert deleted.deleted_count == 0
+
+
+async def test_one_message_per_message_id_per_workspace(mongo: AsyncDatabase[Document]) -> None:
+    store = WorkspaceStore(mongo, "ws-unique")
+    await store.messages.insert_one({"_id": "m1", "message_id": "<same@x>"})
+    with pytest.raises(DuplicateKeyError):
+        await store.messages.insert_one({"_id": "m2", "message_id": "<same@x>"})
+    other = WorkspaceStore(mongo, "ws-unique-other")
+    await other.messages.insert_one({"_id": "m3", "message_id": "<same@x>"})
+
+
+async def test_raw_bytes_are_stored_once_and_scoped(mongo: AsyncDatabase[Document]) -> None:
+    store = WorkspaceStore(mongo, "ws-raw")
+    data = b"Subject: hi\r\n\r\nbody\r\n"
+    first = await store_raw(store, data)
+    second = await store_raw(store, data)
+    assert first == second
+    assert await store.raw_messages.count({"_id": first}) == 1
+    assert await load_raw(store, first) == data
+    assert await load_raw(WorkspaceStore(mongo, "ws-raw-other"), first) is None
