@@ -92,3 +92,21 @@ def fetch_all(infra: Infra, account: MailAccount, folder: str = "INBOX") -> list
         return messages
     finally:
         client.logout()
+
+
+def flags_by_uid(infra: Infra, account: MailAccount, folder: str = "INBOX") -> dict[int, str]:
+    """The flags of every message in a folder, keyed by UID, read without changing them."""
+    client = imap_login(infra, account)
+    try:
+        client.select(folder, readonly=True)
+        _, data = client.uid("FETCH", "1:*", "(FLAGS)")
+        result: dict[int, str] = {}
+        for line in data:
+            if not isinstance(line, bytes) or b"UID" not in line:
+                continue
+            text = line.decode()
+            uid = int(text.split("UID ", 1)[1].split()[0].rstrip(")"))
+            result[uid] = text.split("FLAGS (", 1)[1].split(")", 1)[0]
+        return result
+    finally:
+        client.logout()
