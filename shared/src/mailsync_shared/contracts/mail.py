@@ -63,6 +63,13 @@ class MailMessage(Contract):
     send_request_id: str | None = Field(
         default=None, description="Set when the message was sent through Mailsync."
     )
+    defects: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Limits the message exceeded at ingest (size, header bytes, MIME parts or depth, "
+            "addresses); the stored bytes are cut there. Parse the body cautiously when set."
+        ),
+    )
 
     model_config = Contract.model_config | {"populate_by_name": True}
 

@@ -63,6 +63,16 @@ class FolderCheckpoint(BaseModel):
     highest_modseq: int | None = None
     total: int = 0
     done: int = 0
+    backfill_since: datetime | None = Field(
+        default=None, description="Start of the backfill window, fixed when first planned."
+    )
+    backfill_floor: int | None = Field(
+        default=None,
+        description=(
+            "Newest-first backfill: every UID in the window from here up to the first `last_uid` "
+            "is published; None once the backfill is complete."
+        ),
+    )
 
 
 class MailboxStatus(BaseModel):
@@ -99,6 +109,9 @@ class ContactDocument(StoredDocument):
     company_id: str | None = None
     external_id: str | None = None
     source: Literal["api", "capture", "import"] = "api"
+    captured_message_id: str | None = Field(
+        default=None, description="`Message-ID` of the message capture created the contact from."
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -139,10 +152,17 @@ class MessageDocument(StoredDocument):
     raw_id: str
     send_request_id: str | None = None
     logged_at: datetime = Field(default_factory=utcnow)
+    events_published: bool = Field(
+        default=False, description="True once the public events about logging it were confirmed."
+    )
 
 
 class ThreadDocument(StoredDocument):
     subject: str = ""
+    subject_key: str = Field(default="", description="Normalized subject for the fallback match.")
+    provider_thread_ids: list[str] = Field(
+        default_factory=list, description="`<mailbox_id>:<provider thread id>` of its messages."
+    )
     participants: list[str] = Field(default_factory=list)
     message_ids: list[str] = Field(default_factory=list, description="`Message-ID`s in it.")
     mailbox_ids: list[str] = Field(default_factory=list)
@@ -176,3 +196,14 @@ class SendRequestDocument(StoredDocument):
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = Field(
+        default=None, description="While `sending`: until when the current attempt owns it."
+    )
+    raw_id: str | None = Field(default=None, description="Raw bytes of the sent message.")
+    sent_at: datetime | None = None
+    reported_at: datetime | None = Field(
+        default=None, description="When `email.sent` was published for the sent message."
+    )
+    published_at: datetime | None = Field(
+        default=None, description="When `SendRequested` was confirmed by the broker."
+    )

@@ -16,12 +16,24 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "contacts": [
         IndexModel([("workspace_id", ASCENDING), ("emails", ASCENDING)], name="ws_emails"),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("external_id", ASCENDING)], name="ws_external_id"
+        ),
+        IndexModel([("workspace_id", ASCENDING), ("created_at", DESCENDING)], name="ws_created"),
     ],
     "companies": [
         IndexModel([("workspace_id", ASCENDING), ("domains", ASCENDING)], name="ws_domains"),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("external_id", ASCENDING)], name="ws_external_id"
+        ),
+        IndexModel([("workspace_id", ASCENDING), ("created_at", DESCENDING)], name="ws_created"),
     ],
     "deals": [
         IndexModel([("workspace_id", ASCENDING), ("contact_ids", ASCENDING)], name="ws_contacts"),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("external_id", ASCENDING)], name="ws_external_id"
+        ),
+        IndexModel([("workspace_id", ASCENDING), ("created_at", DESCENDING)], name="ws_created"),
     ],
     "messages": [
         IndexModel(
@@ -30,11 +42,38 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="ws_message_id_unique",
         ),
         IndexModel([("workspace_id", ASCENDING), ("thread_id", ASCENDING)], name="ws_thread"),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("in_reply_to", ASCENDING)], name="ws_in_reply_to"
+        ),
+        IndexModel([("workspace_id", ASCENDING), ("references", ASCENDING)], name="ws_references"),
     ],
     "threads": [
         IndexModel([("workspace_id", ASCENDING), ("contact_ids", ASCENDING)], name="ws_contacts"),
+        IndexModel([("workspace_id", ASCENDING), ("company_ids", ASCENDING)], name="ws_companies"),
+        IndexModel([("workspace_id", ASCENDING), ("deal_ids", ASCENDING)], name="ws_deals"),
         IndexModel(
             [("workspace_id", ASCENDING), ("last_message_at", DESCENDING)], name="ws_recent"
+        ),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("message_ids", ASCENDING)], name="ws_message_ids"
+        ),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("subject_key", ASCENDING)], name="ws_subject_key"
+        ),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("provider_thread_ids", ASCENDING)],
+            name="ws_provider_thread_ids",
+        ),
+    ],
+    "capture_decisions": [
+        IndexModel(
+            [("workspace_id", ASCENDING), ("message_id", ASCENDING), ("address", ASCENDING)],
+            unique=True,
+            name="ws_message_address_unique",
+        ),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("address", ASCENDING), ("at", DESCENDING)],
+            name="ws_address_recent",
         ),
     ],
     "send_requests": [
@@ -49,4 +88,7 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     for collection, indexes in INDEXES.items():
-        await db[collection].create_indexes(indexes)
+        # One index per command: FerretDB v1.24 drops the connection (a server-side panic)
+        # when one `createIndexes` names several indexes that already exist.
+        for index in indexes:
+            await db[collection].create_indexes([index])

@@ -1,0 +1,140 @@
+"""Logging a message on its thread: one stored message per `Message-ID`, threaded and linked.
+
+Order of work for a message seen for the first time: the thread is opened (listing the
+message's ids), threads the message proves to be one are merged, the message is inserted
+with `events_published = false`, the thread gains the message and its links; the caller
+then publishes the events and marks the message published. A crash anywhere in between
+leaves a message that a redelivery finishes: found by its `Message-ID` but unpublished,
+it is added to its thread again (a no-op when already done) and its events are published
+with the same ids as before, so consumers can drop a duplicate.
+
+A message already logged and published (a redelivery, or another copy such as the Sent
+folder copy of a message sent through Mailsync) only gains the copy's mailbox and source.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailsync_associate.body import body_text
+from mailsync_associate.linking import Links, counterpart_addresses, link_records
+from mailsync_associate.repository import AssociateRepository
+from mailsync_associate.threading import ThreadRule, aware, choose_thread
+from mailsync_shared.clock import utcnow
+from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.ids import stable_id
+from mailsync_shared.storage.documents import MessageDocument, ThreadDocument
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What logging a message did; `publish` says whether its events are still due."""
+
+    message: MailMessage
+    stored: MessageDocument
+    thread: ThreadDocument
+    publish: bool
+    links_changed: bool
+    rule: ThreadRule | None = None
+
+
+def thread_links(thread: ThreadDocument | None) -> Links:
+    if thread is None:
+        return Links()
+    return Links(
+        contact_ids=tuple(thread.contact_ids),
+        company_ids=tuple(thread.company_ids),
+        deal_ids=tuple(thread.deal_ids),
+        reasons=tuple(thread.link_reasons),
+    )
+
+
+def message_moment(message: MailMessage) -> datetime:
+    """When the message happened, for ordering: its `Date`, else now."""
+    return aware(message.date) if message.date is not None else utcnow()
+
+
+async def log_message(
+    repository: AssociateRepository,
+    message: MailMessage,
+    *,
+    replied_thread_id: str | None = None,
+) -> Logged:
+    """Store the message (or one more copy of it), thread it and link the thread."""
+    stored = await repository.message(message.message_id)
+    if stored is None:
+        choice = await choose_thread(message, repository, replied_thread_id=replied_thread_id)
+        thread_id = choice.thread_id or stable_id(
+            "thread", repository.workspace_id, message.message_id
+        )
+        before = await repository.thread(thread_id)
+        await repository.open_thread(thread_id, message)
+        for merged in choice.merge:
+            await repository.merge_thread(merged, into=thread_id)
+        candidate = await _new_document(repository, message, thread_id)
+        if await repository.insert_message(candidate):
+            return await _finish(repository, message, candidate, before, choice.rule)
+        stored = await repository.message(message.message_id)
+        if stored is None:
+            raise LookupError(f"message {message.message_id} was neither inserted nor found")
+
+    await repository.add_copy(stored, message)
+    if stored.events_published:
+        await repository.add_mailbox_to_thread(stored.thread_id, message.mailbox_id)
+        thread = await repository.thread(stored.thread_id)
+        if thread is None:
+            raise LookupError(f"thread {stored.thread_id} of a logged message is missing")
+        return Logged(message, stored, thread, publish=False, links_changed=False)
+    return await _finish(repository, message, stored, None, None)
+
+
+async def _new_document(
+    repository: AssociateRepository, message: MailMessage, thread_id: str
+) -> MessageDocument:
+    raw = await repository.raw(message.raw_id)
+    return MessageDocument(
+        id=stable_id("message", repository.workspace_id, message.message_id),
+        workspace_id=repository.workspace_id,
+        message_id=message.message_id,
+        thread_id=thread_id,
+        mailbox_ids=[message.mailbox_id],
+        sources=[message.source] if message.source is not None else [],
+        direction=message.direction,
+        from_=message.from_,
+        to=list(message.to),
+        cc=list(message.cc),
+        subject=message.subject,
+        date=message.date,
+        body_text=body_text(raw) if raw is not None else "",
+        in_reply_to=list(message.in_reply_to),
+        references=list(message.references),
+        raw_id=message.raw_id,
+        send_request_id=message.send_request_id,
+        events_published=False,
+    )
+
+
+async def _finish(
+    repository: AssociateRepository,
+    message: MailMessage,
+    stored: MessageDocument,
+    before: ThreadDocument | None,
+    rule: ThreadRule | None,
+) -> Logged:
+    """Add the message to its thread and grow the thread's links (unless set by hand).
+
+    `before` is the thread as it was before this message; None when finishing a message
+    whose events may never have gone out, so its current links are announced again.
+    """
+    thread = await repository.add_message_to_thread(
+        stored.thread_id, message, message_moment(message)
+    )
+    if not thread.manually_linked:
+        owners = [message.owner_address, *await repository.mailbox_addresses(thread.mailbox_ids)]
+        addresses = counterpart_addresses(thread.participants, owners)
+        contacts, companies, deals = await repository.records_for(addresses)
+        current = thread_links(thread)
+        grown = current.union(link_records(addresses, contacts, companies, deals))
+        if grown.ids() != current.ids():
+            thread = await repository.set_links(thread.id, grown)
+    links_changed = thread_links(thread).ids() != thread_links(before).ids()
+    return Logged(message, stored, thread, publish=True, links_changed=links_changed, rule=rule)

@@ -1,0 +1,287 @@
+"""Associate's reads and writes of one workspace's messages, threads and records.
+
+Every write is a single-document atomic update (`$addToSet`, `$min`, `$max`,
+`$setOnInsert`) or an insert guarded by a unique index, so repeating any step after a crash
+changes nothing that was already written.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from mailsync_associate.linking import Links, candidate_domains
+from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
+from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.storage.documents import (
+    CompanyDocument,
+    ContactDocument,
+    DealDocument,
+    MessageDocument,
+    ThreadDocument,
+)
+from mailsync_shared.storage.raw_messages import load_raw
+from mailsync_shared.storage.scoped import WorkspaceStore
+
+# Fields a new thread starts without, so that `$min`/`$max`/`$addToSet` set them.
+_GROWN_FIELDS = (
+    "_id",
+    "workspace_id",
+    "message_ids",
+    "participants",
+    "mailbox_ids",
+    "provider_thread_ids",
+    "first_message_at",
+    "last_message_at",
+)
+
+
+class AssociateRepository:
+    def __init__(self, store: WorkspaceStore) -> None:
+        self._store = store
+
+    @property
+    def workspace_id(self) -> str:
+        return self._store.workspace_id
+
+    # -- thread look-ups (threading.ThreadLookup) ---------------------------------------------
+
+    async def thread(self, thread_id: str) -> ThreadDocument | None:
+        document = await self._store.threads.find_one({"_id": thread_id})
+        return None if document is None else ThreadDocument.from_document(document)
+
+    async def _threads(self, filter_: dict[str, Any]) -> list[ThreadDocument]:
+        return [ThreadDocument.from_document(d) for d in await self._store.threads.find(filter_)]
+
+    async def _threads_of_messages(self, filter_: dict[str, Any]) -> list[ThreadDocument]:
+        found = await self._store.messages.find(filter_, projection={"thread_id": 1})
+        thread_ids = sorted({document["thread_id"] for document in found})
+        return await self._threads({"_id": {"$in": thread_ids}}) if thread_ids else []
+
+    async def threads_holding(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
+        return await self._threads_of_messages({"message_id": {"$in": list(message_ids)}})
+
+    async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
+        return await self._threads({"message_ids": {"$in": list(message_ids)}})
+
+    async def threads_of_replies_to(self, message_id: str) -> list[ThreadDocument]:
+        return await self._threads_of_messages(
+            {"$or": [{"in_reply_to": message_id}, {"references": message_id}]}
+        )
+
+    async def thread_with_provider_key(self, key: str) -> ThreadDocument | None:
+        document = await self._store.threads.find_one({"provider_thread_ids": key})
+        return None if document is None else ThreadDocument.from_document(document)
+
+    async def threads_with_subject(
+        self, key: str, around: datetime, window: timedelta
+    ) -> list[ThreadDocument]:
+        return await self._threads(
+            {
+                "subject_key": key,
+                "first_message_at": {"$lte": around + window},
+                "last_message_at": {"$gte": around - window},
+            }
+        )
+
+    # -- messages -------------------------------------------------------------------------------
+
+    async def message(self, message_id: str) -> MessageDocument | None:
+        document = await self._store.messages.find_one({"message_id": message_id})
+        return None if document is None else MessageDocument.from_document(document)
+
+    async def insert_message(self, message: MessageDocument) -> bool:
+        """Insert the message; False when the workspace already has its `Message-ID`."""
+        try:
+            await self._store.messages.insert_one(message.to_document())
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def add_copy(self, stored: MessageDocument, message: MailMessage) -> None:
+        """Record one more mailbox copy of a logged message (idempotent)."""
+        additions: dict[str, Any] = {"mailbox_ids": message.mailbox_id}
+        if message.source is not None:
+            additions["sources"] = message.source.model_dump(mode="python")
+        update: dict[str, Any] = {"$addToSet": additions}
+        if message.send_request_id and not stored.send_request_id:
+            update["$set"] = {"send_request_id": message.send_request_id}
+        await self._store.messages.update_one({"_id": stored.id}, update)
+
+    async def raw(self, raw_id: str) -> bytes | None:
+        return await load_raw(self._store, raw_id)
+
+    async def mark_published(self, message: MessageDocument) -> None:
+        await self._store.messages.update_one(
+            {"_id": message.id}, {"$set": {"events_published": True}}
+        )
+
+    # -- threads --------------------------------------------------------------------------------
+
+    async def open_thread(self, thread_id: str, message: MailMessage) -> None:
+        """Create the thread if needed and list the message's own and parent ids on it.
+
+        Written before the message itself, so a redelivery after a crash finds this thread
+        by the message's own id.
+        """
+        fresh = ThreadDocument(
+            id=thread_id,
+            workspace_id=self.workspace_id,
+            subject=message.subject,
+            subject_key=subject_key(message.subject),
+        ).to_document()
+        for name in _GROWN_FIELDS:
+            fresh.pop(name, None)
+        update = {
+            "$setOnInsert": fresh,
+            "$addToSet": {"message_ids": {"$each": [message.message_id, *parent_ids(message)]}},
+        }
+        try:
+            await self._store.threads.update_one({"_id": thread_id}, update, upsert=True)
+        except DuplicateKeyError:
+            # Created concurrently by another copy of the message: it exists now.
+            await self._store.threads.update_one({"_id": thread_id}, update)
+
+    async def merge_thread(self, source_id: str, into: str) -> None:
+        """Fold thread `source_id` into thread `into`: messages move, lists and links join."""
+        source = await self.thread(source_id)
+        if source is None:
+            return
+        await self._store.messages.update_many(
+            {"thread_id": source_id}, {"$set": {"thread_id": into}}
+        )
+        await self._store.send_requests.update_many(
+            {"thread_id": source_id}, {"$set": {"thread_id": into}}
+        )
+        update: dict[str, Any] = {
+            "$addToSet": {
+                name: {"$each": values}
+                for name, values in (
+                    ("message_ids", source.message_ids),
+                    ("participants", source.participants),
+                    ("mailbox_ids", source.mailbox_ids),
+                    ("provider_thread_ids", source.provider_thread_ids),
+                    ("contact_ids", source.contact_ids),
+                    ("company_ids", source.company_ids),
+                    ("deal_ids", source.deal_ids),
+                    ("link_reasons", [r.model_dump(mode="python") for r in source.link_reasons]),
+                )
+                if values
+            }
+        }
+        if source.first_message_at is not None:
+            update["$min"] = {"first_message_at": source.first_message_at}
+        if source.last_message_at is not None:
+            update["$max"] = {"last_message_at": source.last_message_at}
+        flags = {"manually_linked": True} if source.manually_linked else {}
+        if source.private:
+            flags["private"] = True
+        if flags:
+            update["$set"] = flags
+        if not update["$addToSet"]:
+            del update["$addToSet"]
+        if len(update) > 0:
+            await self._store.threads.update_one({"_id": into}, update)
+        await self._store.threads.delete_many({"_id": source_id})
+
+    async def add_message_to_thread(
+        self, thread_id: str, message: MailMessage, at: datetime
+    ) -> ThreadDocument:
+        """Add the message's ids, participants and mailbox to the thread; return the thread."""
+        before = await self.thread(thread_id)
+        additions: dict[str, Any] = {
+            "message_ids": {"$each": [message.message_id, *parent_ids(message)]},
+            "participants": {"$each": [p.address.lower() for p in message.participants()]},
+            "mailbox_ids": message.mailbox_id,
+        }
+        key = provider_key(message)
+        if key is not None:
+            additions["provider_thread_ids"] = key
+        update: dict[str, Any] = {
+            "$addToSet": additions,
+            "$min": {"first_message_at": at},
+            "$max": {"last_message_at": at},
+        }
+        if before is None or before.first_message_at is None or at < aware(before.first_message_at):
+            update["$set"] = {
+                "subject": message.subject,
+                "subject_key": subject_key(message.subject),
+            }
+        await self._store.threads.update_one({"_id": thread_id}, update)
+        count = await self._store.messages.count({"thread_id": thread_id})
+        updated = await self._store.threads.find_one_and_update(
+            {"_id": thread_id}, {"$set": {"message_count": count}}
+        )
+        if updated is None:
+            raise LookupError(f"thread {thread_id} vanished while adding a message")
+        return ThreadDocument.from_document(updated)
+
+    async def add_mailbox_to_thread(self, thread_id: str, mailbox_id: str) -> None:
+        await self._store.threads.update_one(
+            {"_id": thread_id}, {"$addToSet": {"mailbox_ids": mailbox_id}}
+        )
+
+    async def set_links(self, thread_id: str, links: Links) -> ThreadDocument:
+        updated = await self._store.threads.find_one_and_update(
+            {"_id": thread_id},
+            {
+                "$set": {
+                    "contact_ids": list(links.contact_ids),
+                    "company_ids": list(links.company_ids),
+                    "deal_ids": list(links.deal_ids),
+                    "link_reasons": [r.model_dump(mode="python") for r in links.reasons],
+                }
+            },
+        )
+        if updated is None:
+            raise LookupError(f"thread {thread_id} vanished while linking it")
+        return ThreadDocument.from_document(updated)
+
+    # -- records --------------------------------------------------------------------------------
+
+    async def mailbox_addresses(self, mailbox_ids: Sequence[str]) -> list[str]:
+        if not mailbox_ids:
+            return []
+        found = await self._store.mailboxes.find(
+            {"_id": {"$in": list(mailbox_ids)}}, projection={"address": 1}
+        )
+        return [str(document["address"]).lower() for document in found if "address" in document]
+
+    async def records_for(
+        self, addresses: Sequence[str]
+    ) -> tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]:
+        """Contacts, companies and open deals that might match the addresses."""
+        if not addresses:
+            return [], [], []
+        contacts = [
+            ContactDocument.from_document(d)
+            for d in await self._store.contacts.find({"emails": {"$in": list(addresses)}})
+        ]
+        company_ids = sorted({c.company_id for c in contacts if c.company_id})
+        domains = candidate_domains(addresses)
+        company_filters: list[dict[str, Any]] = [{"domains": {"$in": domains}}] if domains else []
+        if company_ids:
+            company_filters.append({"_id": {"$in": company_ids}})
+        companies = (
+            [
+                CompanyDocument.from_document(d)
+                for d in await self._store.companies.find({"$or": company_filters})
+            ]
+            if company_filters
+            else []
+        )
+        deal_filters: list[dict[str, Any]] = []
+        if contacts:
+            deal_filters.append({"contact_ids": {"$in": [c.id for c in contacts]}})
+        if companies:
+            deal_filters.append({"company_id": {"$in": [c.id for c in companies]}})
+        deals = (
+            [
+                DealDocument.from_document(d)
+                for d in await self._store.deals.find({"status": "open", "$or": deal_filters})
+            ]
+            if deal_filters
+            else []
+        )
+        return contacts, companies, deals

@@ -1,0 +1,61 @@
+"""Contact-capture rules of a workspace and the decisions made under them.
+
+The api writes `CaptureRulesDocument` (collection `capture_rules`, `_id` = workspace id);
+capture reads it, falling back to the defaults when a workspace has none, and records one
+`CaptureDecisionDocument` per participant of every message it looks at (`capture_decisions`),
+so "why is this address (not) a contact?" always has an answer.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from mailsync_shared.clock import utcnow
+from mailsync_shared.storage.documents import CapturePolicy, StoredDocument
+
+CAPTURE_RULES_COLLECTION = "capture_rules"
+
+CaptureOutcome = Literal["captured", "skipped", "existing"]
+
+
+class CaptureRulesDocument(StoredDocument):
+    """A workspace's contact-capture rules; every field has the default a new workspace gets."""
+
+    policy: CapturePolicy = Field(
+        default="sent",
+        description=(
+            "`none`: never create contacts; `sent`: people the mailbox owner writes to; "
+            "`sent_and_received`: also people who write to the owner."
+        ),
+    )
+    known_company_domains_only: bool = Field(
+        default=False, description="Only capture addresses whose domain belongs to a company."
+    )
+    exclude_free_mail: bool = Field(
+        default=True, description="Skip addresses at free-mail providers (gmail.com, ...)."
+    )
+    exclude_automated: bool = Field(
+        default=True,
+        description="Skip role senders (noreply@, ...) and bulk or auto-submitted messages.",
+    )
+    exclude_internal: bool = Field(
+        default=True, description="Skip the owner's domain and the workspace's own domains."
+    )
+    blocked: list[str] = Field(
+        default_factory=list,
+        description="Addresses (`ann@client.test`) and domains (`@client.test`) never captured.",
+    )
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CaptureDecisionDocument(StoredDocument):
+    """What capture decided for one participant of one message, and which rule decided it."""
+
+    address: str
+    decision: CaptureOutcome
+    rule: str = Field(description="Name of the deciding rule, e.g. `free_mail_domain`.")
+    contact_id: str | None = None
+    message_id: str
+    mailbox_id: str
+    at: datetime = Field(default_factory=utcnow)

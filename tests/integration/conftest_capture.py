@@ -1,0 +1,98 @@
+"""Helpers for the capture and associate integration tests: services in-process, event taps."""
+
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from unittest.mock import patch
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from faststream.asgi import AsgiFastStream
+from faststream.rabbit import RabbitBroker
+
+from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.topology import exchange_for
+from tests.support.polling import eventually
+
+SettingsT = TypeVar("SettingsT")
+
+
+def settings_from(env: dict[str, str], settings_class: Callable[[], SettingsT]) -> SettingsT:
+    """The service's settings read from `env`, as its entry point would read them."""
+    with patch.dict(os.environ, env):
+        return settings_class()
+
+
+@asynccontextmanager
+async def running(app: AsgiFastStream) -> AsyncIterator[AsgiFastStream]:
+    """The service's app started in this process (startup hooks, broker, subscribers)."""
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def publish(broker: RabbitBroker, event: Event) -> None:
+    """Publish an event as the producing service would: same exchange, key and encoding."""
+    await publish_raw(
+        broker, event.model_dump_json(by_alias=True).encode(), event, message_id=event.id
+    )
+
+
+async def publish_raw(
+    broker: RabbitBroker, body: bytes, like: Event, *, message_id: str | None = None
+) -> None:
+    await broker.publish(
+        body,
+        exchange=exchange_for(type(like)),
+        routing_key=like.routing_key,
+        message_id=message_id,
+        content_type="application/json",
+        persist=True,
+    )
+
+
+class Tap:
+    """An exclusive queue bound to an exchange, collecting what arrives."""
+
+    def __init__(self, queue: AbstractQueue) -> None:
+        self._queue = queue
+        self.received: list[AbstractIncomingMessage] = []
+
+    async def drain(self) -> list[AbstractIncomingMessage]:
+        while (message := await self._queue.get(no_ack=True, fail=False)) is not None:
+            self.received.append(message)
+        return self.received
+
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        bodies = [json.loads(message.body) for message in self.received]
+        return [b for b in bodies if event_type is None or b.get("type") == event_type]
+
+    async def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], what: str, within: float = 30
+    ) -> list[dict[str, Any]]:
+        async def probe() -> list[dict[str, Any]] | None:
+            await self.drain()
+            return self.events() if predicate(self.events()) else None
+
+        return await eventually(probe, timeout=within, what=what)
+
+
+@asynccontextmanager
+async def taps(rabbitmq_url: str) -> AsyncIterator[Callable[[str, str], Any]]:
+    """`await tap(exchange_name, binding_key)` -> a `Tap`; queues vanish with the connection."""
+    connection = await aio_pika.connect_robust(rabbitmq_url)
+    channel = await connection.channel()
+
+    async def tap(exchange: str, binding: str) -> Tap:
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key=binding)
+        return Tap(queue)
+
+    try:
+        yield tap
+    finally:
+        await connection.close()

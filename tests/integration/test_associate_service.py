@@ -1,0 +1,331 @@
+"""The associate service against the real RabbitMQ and MongoDB-wire server."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from faststream.rabbit import RabbitBroker
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailsync_associate.app import create_app
+from mailsync_associate.logbook import log_message
+from mailsync_associate.repository import AssociateRepository
+from mailsync_associate.settings import Settings
+from mailsync_shared.contracts.mail import CapturedMessage, MailMessage, MessageCaptured
+from mailsync_shared.contracts.outbound import EmailSent, SentEmail
+from mailsync_shared.messaging import REASON_HEADER
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.raw_messages import store_raw
+from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.topology import ASSOCIATE_MESSAGES, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
+from tests.integration.conftest_capture import (
+    Tap,
+    publish,
+    publish_raw,
+    running,
+    settings_from,
+    taps,
+)
+from tests.support.infra import Infra
+from tests.support.mail import build_message
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+OWNER = "owner@acme.test"
+ANN = "ann@client.test"
+LOGGED = "mailsync.email.logged.v1"
+ASSOCIATED = "mailsync.thread.associated.v1"
+
+
+@pytest.fixture(scope="module")
+async def associate_service(
+    service_env: dict[str, str], mongo: AsyncDatabase[Document]
+) -> AsyncIterator[None]:
+    async with running(create_app(settings_from(service_env, Settings))):
+        yield
+
+
+@pytest.fixture
+async def tapped(infra: Infra, workspace_id: str) -> AsyncIterator[tuple[Tap, Tap]]:
+    """Taps on the workspace's public events and dead letters."""
+    async with taps(infra.rabbitmq_url) as tap:
+        yield (
+            await tap(EVENTS_EXCHANGE.name, f"#.{workspace_id}"),
+            await tap(DEAD_LETTER_EXCHANGE.name, f"#.{workspace_id}"),
+        )
+
+
+async def stored_mail(
+    store: WorkspaceStore,
+    email: EmailMessage,
+    *,
+    direction: str = "received",
+    folder: str = "INBOX",
+    uid: int = 1,
+    with_source: bool = True,
+) -> MailMessage:
+    """The header facts ingest would publish for `email`, its bytes in the raw store."""
+    raw = email.as_bytes()
+    raw_id = await store_raw(store, raw)
+
+    def addresses(header: str) -> list[dict[str, str]]:
+        value = email.get(header)
+        return (
+            [{"address": a.addr_spec.lower(), "name": a.display_name} for a in value.addresses]
+            if value
+            else []
+        )
+
+    source = {
+        "mailbox_id": "mb-owner",
+        "folder": folder,
+        "folder_role": "sent" if folder == "Sent" else "inbox",
+        "uidvalidity": 1,
+        "uid": uid,
+    }
+    return MailMessage.model_validate(
+        {
+            "mailbox_id": "mb-owner",
+            "owner_address": OWNER,
+            "direction": direction,
+            "source": source if with_source else None,
+            "raw_id": raw_id,
+            "size": len(raw),
+            "message_id": email["Message-ID"],
+            "in_reply_to": str(email.get("In-Reply-To", "")).split(),
+            "references": str(email.get("References", "")).split(),
+            "subject": email["Subject"],
+            "date": email["Date"].datetime,
+            "from": addresses("From")[0],
+            "to": addresses("To"),
+            "cc": addresses("Cc"),
+        }
+    )
+
+
+def captured(workspace_id: str, message: MailMessage) -> MessageCaptured:
+    return MessageCaptured.create(
+        source="/test", workspace_id=workspace_id, data=CapturedMessage(message=message)
+    )
+
+
+async def logged_message(store: WorkspaceStore, message_id: str, **match: Any) -> Document:
+    async def probe() -> Document | None:
+        return await store.messages.find_one(
+            {"message_id": message_id, "events_published": True, **match}
+        )
+
+    return await eventually(probe, what=f"message {message_id} logged ({match})")
+
+
+async def seed_records(store: WorkspaceStore) -> dict[str, str]:
+    ids = {"contact": uuid.uuid4().hex, "company": uuid.uuid4().hex, "deal": uuid.uuid4().hex}
+    await store.companies.insert_one(
+        {"_id": ids["company"], "name": "Client Inc", "domains": ["client.test"]}
+    )
+    await store.contacts.insert_one(
+        {"_id": ids["contact"], "name": "Ann Client", "emails": [ANN], "company_id": ids["company"]}
+    )
+    await store.deals.insert_one(
+        {"_id": ids["deal"], "name": "Big deal", "status": "open", "contact_ids": [ids["contact"]]}
+    )
+    await store.deals.insert_one(
+        {"_id": uuid.uuid4().hex, "name": "Old", "status": "won", "contact_ids": [ids["contact"]]}
+    )
+    return ids
+
+
+async def test_received_message_is_logged_on_a_linked_thread(
+    associate_service: None,
+    broker: RabbitBroker,
+    store: WorkspaceStore,
+    workspace_id: str,
+    tapped: tuple[Tap, Tap],
+) -> None:
+    events, _ = tapped
+    ids = await seed_records(store)
+    email = build_message(
+        sender=ANN, sender_name="Ann Client", to=[OWNER], subject="Proposal", body="Hello owner\n"
+    )
+    message = await stored_mail(store, email)
+    await publish(broker, captured(workspace_id, message))
+
+    stored = await logged_message(store, message.message_id)
+    assert stored["body_text"].strip() == "Hello owner"
+    assert stored["direction"] == "received"
+    assert stored["mailbox_ids"] == ["mb-owner"]
+    thread = await store.threads.find_one({"_id": stored["thread_id"]})
+    assert thread is not None
+    assert (thread["contact_ids"], thread["company_ids"], thread["deal_ids"]) == (
+        [ids["contact"]],
+        [ids["company"]],
+        [ids["deal"]],
+    )
+    reasons = {r["record_id"]: r["reason"] for r in thread["link_reasons"]}
+    assert reasons[ids["contact"]] == f"{ANN} is an address of contact Ann Client"
+    assert (thread["message_count"], thread["subject"]) == (1, "Proposal")
+    assert sorted(thread["participants"]) == [ANN, OWNER]
+
+    published = await events.wait_for(
+        lambda e: {LOGGED, ASSOCIATED} <= {x["type"] for x in e}, "EmailLogged and ThreadAssociated"
+    )
+    logged = next(e for e in published if e["type"] == LOGGED)
+    assert (logged["data"]["email_id"], logged["data"]["thread_id"]) == (
+        stored["_id"],
+        thread["_id"],
+    )
+    associated = next(e for e in published if e["type"] == ASSOCIATED)
+    assert associated["data"]["deal_ids"] == [ids["deal"]]
+
+
+async def test_reply_before_parent_and_a_redelivery_give_one_thread_logged_once(
+    associate_service: None,
+    broker: RabbitBroker,
+    store: WorkspaceStore,
+    workspace_id: str,
+    tapped: tuple[Tap, Tap],
+) -> None:
+    events, _ = tapped
+    parent = build_message(
+        sender=OWNER,
+        to=[ANN],
+        subject="Plan",
+        body="Here is the plan",
+        date=datetime.now(UTC) - timedelta(hours=2),
+    )
+    reply = build_message(
+        sender=ANN,
+        to=[OWNER],
+        subject="Re: Plan",
+        body="Looks good",
+        in_reply_to=parent["Message-ID"],
+        references=[parent["Message-ID"]],
+    )
+    reply_mail = await stored_mail(store, reply, uid=2)
+    parent_mail = await stored_mail(store, parent, direction="sent", folder="Sent", uid=7)
+    reply_event = captured(workspace_id, reply_mail)
+    await publish(broker, reply_event)
+    await publish(broker, reply_event)
+    await publish(broker, captured(workspace_id, parent_mail))
+
+    stored_parent = await logged_message(store, parent_mail.message_id)
+    stored_reply = await logged_message(store, reply_mail.message_id)
+    assert stored_parent["thread_id"] == stored_reply["thread_id"]
+    assert await store.messages.count({}) == 2
+    threads = await store.threads.find({})
+    assert len(threads) == 1
+    assert threads[0]["message_count"] == 2
+    assert threads[0]["subject"] == "Plan", "the earliest message names the thread"
+
+    await events.wait_for(lambda e: len([x for x in e if x["type"] == LOGGED]) >= 2, "2 logged")
+    logged = [e["data"]["message_id"] for e in events.events(LOGGED)]
+    assert sorted(logged) == sorted([parent_mail.message_id, reply_mail.message_id])
+
+
+async def test_sent_folder_copy_after_email_sent_merges_into_one_message(
+    associate_service: None,
+    broker: RabbitBroker,
+    store: WorkspaceStore,
+    workspace_id: str,
+    tapped: tuple[Tap, Tap],
+) -> None:
+    events, _ = tapped
+    email = build_message(sender=OWNER, to=[ANN], subject="Offer", body="Our offer")
+    sent_now = await stored_mail(store, email, direction="sent", with_source=False)
+    sent_event = EmailSent.create(
+        source="/test",
+        workspace_id=workspace_id,
+        data=SentEmail(send_request_id="sr-1", thread_id=None, message=sent_now),
+    )
+    await publish(broker, sent_event)
+    first = await logged_message(store, sent_now.message_id)
+    assert (first["direction"], first["send_request_id"], first["sources"]) == ("sent", "sr-1", [])
+
+    sent_copy = await stored_mail(store, email, direction="sent", folder="Sent", uid=42)
+    await publish(broker, captured(workspace_id, sent_copy))
+    merged = await logged_message(store, sent_copy.message_id, **{"sources.uid": 42})
+    assert merged["_id"] == first["_id"]
+    assert merged["send_request_id"] == "sr-1"
+    assert await store.messages.count({}) == 1
+    await events.drain()
+    assert len(events.events(LOGGED)) == 1
+
+
+async def test_message_written_but_never_announced_is_announced_on_redelivery(
+    associate_service: None,
+    broker: RabbitBroker,
+    store: WorkspaceStore,
+    workspace_id: str,
+    tapped: tuple[Tap, Tap],
+) -> None:
+    events, _ = tapped
+    email = build_message(sender=ANN, to=[OWNER], subject="Crash", body="before the publish")
+    message = await stored_mail(store, email)
+    # The state a SIGKILL between the writes and the publish leaves behind.
+    await log_message(AssociateRepository(store), message)
+    assert (await store.messages.find_one({}))["events_published"] is False  # type: ignore[index]
+
+    await publish(broker, captured(workspace_id, message))
+    await logged_message(store, message.message_id)
+    published = await events.wait_for(lambda e: len(e) >= 1, "EmailLogged")
+    assert [e["data"]["message_id"] for e in published if e["type"] == LOGGED] == [
+        message.message_id
+    ]
+    assert await store.messages.count({}) == 1
+
+
+async def test_manually_linked_thread_keeps_its_links(
+    associate_service: None,
+    broker: RabbitBroker,
+    store: WorkspaceStore,
+    workspace_id: str,
+) -> None:
+    ids = await seed_records(store)
+    first = build_message(sender=ANN, to=[OWNER], subject="Manual", body="one")
+    first_mail = await stored_mail(store, first)
+    await publish(broker, captured(workspace_id, first_mail))
+    stored = await logged_message(store, first_mail.message_id)
+    await store.threads.update_one(
+        {"_id": stored["thread_id"]},
+        {"$set": {"manually_linked": True, "contact_ids": [], "company_ids": [], "deal_ids": []}},
+    )
+
+    reply = build_message(
+        sender=ANN, to=[OWNER], subject="Re: Manual", body="two", in_reply_to=first["Message-ID"]
+    )
+    reply_mail = await stored_mail(store, reply, uid=2)
+    await publish(broker, captured(workspace_id, reply_mail))
+    stored_reply = await logged_message(store, reply_mail.message_id)
+    thread = await store.threads.find_one({"_id": stored_reply["thread_id"]})
+    assert thread is not None
+    assert thread["_id"] == stored["thread_id"]
+    assert thread["message_count"] == 2
+    assert (thread["contact_ids"], thread["company_ids"], thread["deal_ids"]) == ([], [], [])
+    assert ids["contact"] not in thread["contact_ids"]
+
+
+async def test_invalid_message_is_dead_lettered_with_the_reason(
+    associate_service: None,
+    broker: RabbitBroker,
+    store: WorkspaceStore,
+    workspace_id: str,
+    tapped: tuple[Tap, Tap],
+) -> None:
+    _, dead = tapped
+    email = build_message(sender=ANN, to=[OWNER], subject="Broken", body="x")
+    like = captured(workspace_id, await stored_mail(store, email))
+    body = like.model_dump(mode="json", by_alias=True)
+    body["data"]["message"]["size"] = -1
+    await publish_raw(broker, json.dumps(body).encode(), like, message_id=like.id)
+
+    await dead.wait_for(lambda e: len(e) >= 1, "a dead letter")
+    letter = dead.received[0]
+    assert letter.message_id == like.id
+    assert str(letter.headers[REASON_HEADER]).startswith("ValidationError")
+    assert ASSOCIATE_MESSAGES.queue.name in str(letter.headers.get("x-mailsync-queue"))
+    assert await store.messages.count({}) == 0
