@@ -42,11 +42,19 @@ class CaptureRulesDocument(StoredDocument):
     exclude_internal: bool = Field(
         default=True, description="Skip the owner's domain and the workspace's own domains."
     )
+    create_companies: bool = Field(
+        default=False,
+        description=(
+            "Create a company for the domain of a captured contact when no company has it "
+            "(never for free-mail domains), and link the contact to it."
+        ),
+    )
     blocked: list[str] = Field(
         default_factory=list,
         description="Addresses (`ann@client.test`) and domains (`@client.test`) never captured.",
     )
     updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: str | None = Field(default=None, description="Who last changed the rules.")
 
 
 class CaptureDecisionDocument(StoredDocument):
@@ -59,3 +67,10 @@ class CaptureDecisionDocument(StoredDocument):
     message_id: str
     mailbox_id: str
     at: datetime = Field(default_factory=utcnow)
+    origin: Literal["message", "rules_applied"] = Field(
+        default="message",
+        description="`rules_applied`: re-decided when a rule change was applied to logged mail.",
+    )
+    previous_rule: str | None = Field(
+        default=None, description="The rule of the decision this one replaced, if any."
+    )

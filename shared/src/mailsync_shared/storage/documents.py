@@ -10,7 +10,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailsync_shared.clock import utcnow
-from mailsync_shared.contracts.mail import Address, Direction, MailSource
+from mailsync_shared.contracts.mail import Address, AutomationHints, Direction, MailSource
 from mailsync_shared.contracts.records import LinkReason
 from mailsync_shared.ids import new_id
 
@@ -113,12 +113,25 @@ class ContactDocument(StoredDocument):
         default=None, description="`Message-ID` of the message capture created the contact from."
     )
     created_at: datetime = Field(default_factory=utcnow)
+    edited_at: datetime | None = Field(
+        default=None,
+        description="When a person last changed the contact; capture never retracts it then.",
+    )
+    retracted_at: datetime | None = Field(
+        default=None,
+        description=(
+            "Set when a rule change made a captured contact no longer qualify; a retracted "
+            "contact is kept but not linked to new mail, and capture may reinstate it."
+        ),
+    )
+    retracted_rule: str | None = Field(default=None, description="The rule that retracted it.")
 
 
 class CompanyDocument(StoredDocument):
     name: str
     domains: list[str] = Field(default_factory=list)
     external_id: str | None = None
+    source: Literal["api", "capture", "import"] = "api"
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -144,6 +157,13 @@ class MessageDocument(StoredDocument):
     from_: Address | None = Field(default=None, alias="from")
     to: list[Address] = Field(default_factory=list)
     cc: list[Address] = Field(default_factory=list)
+    bcc: list[Address] = Field(
+        default_factory=list, description="Blind copies, known only on the sender's copy."
+    )
+    owner_address: str = Field(
+        default="", description="Owner of the mailbox it was first logged from (`direction`)."
+    )
+    automation: AutomationHints = Field(default_factory=AutomationHints)
     subject: str = ""
     date: datetime | None = None
     body_text: str = ""
@@ -171,6 +191,8 @@ class ThreadDocument(StoredDocument):
     deal_ids: list[str] = Field(default_factory=list)
     link_reasons: list[LinkReason] = Field(default_factory=list)
     manually_linked: bool = False
+    manually_linked_by: str | None = Field(default=None, description="Who set the links.")
+    manually_linked_at: datetime | None = None
     private: bool = False
     first_message_at: datetime | None = None
     last_message_at: datetime | None = None

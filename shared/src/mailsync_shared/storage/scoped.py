@@ -7,6 +7,7 @@ collection of workspace data, except `SystemCollections`, whose few cross-worksp
 """
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -68,8 +69,11 @@ class WorkspaceCollection:
         *,
         sort: Sequence[tuple[str, int]] | None = None,
         batch_size: int = 500,
+        projection: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Document]:
-        cursor = self._collection.find(self._scope(filter_), batch_size=batch_size)
+        cursor = self._collection.find(
+            self._scope(filter_), projection=projection, batch_size=batch_size
+        )
         if sort:
             cursor = cursor.sort(list(sort))
         async for document in cursor:
@@ -164,3 +168,18 @@ class SystemCollections:
         self.workspaces = db["workspaces"]
         self.api_keys = db["api_keys"]
         self.mailboxes = db["mailboxes"]
+        self._db = db
+
+    async def holders_of_pending_events(
+        self, collection: str, older_than: datetime, limit: int = 100
+    ) -> list[Document]:
+        """Documents of any workspace whose outbox holds an event written before `older_than`."""
+        return await (
+            self._db[collection]
+            .find(
+                {"outbox.at": {"$lt": older_than}},
+                projection={"_id": 1, "workspace_id": 1},
+                limit=limit,
+            )
+            .to_list()
+        )

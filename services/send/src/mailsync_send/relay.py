@@ -1,0 +1,131 @@
+"""Relaying a composed message over the mailbox's own SMTP server.
+
+Replies are classified for retrying: 4xx replies, refused or dropped connections and timeouts
+are transient; 5xx replies and unusable configurations are permanent. A connection lost while
+the message data was being transferred is also *ambiguous*: the server may have accepted it.
+"""
+
+import ssl
+from dataclasses import dataclass, field
+
+import aiosmtplib
+
+from mailsync_shared.storage.documents import Security
+
+
+@dataclass(frozen=True)
+class SmtpAccount:
+    host: str
+    port: int
+    security: Security
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    accepted: tuple[str, ...]
+    refused: dict[str, str]
+    reply: str
+
+
+class RelayError(Exception):
+    """The message was not relayed; `permanent` says whether trying again can help."""
+
+    def __init__(self, reason: str, *, permanent: bool, ambiguous: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.ambiguous = ambiguous
+
+
+def is_permanent_code(code: int) -> bool:
+    return 500 <= code < 600
+
+
+def reply_text(code: int, message: str) -> str:
+    return f"{code} {' '.join(message.split())}"
+
+
+def classify(error: BaseException, *, during_data: bool = False) -> RelayError:
+    """The relay error for an exception raised while talking to the server."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        replies = [classify(refusal) for refusal in error.recipients]
+        reason = "; ".join(r.reason for r in replies) or "every recipient was refused"
+        return RelayError(reason, permanent=all(r.permanent for r in replies) and bool(replies))
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        subject = getattr(error, "recipient", None) or getattr(error, "sender", None)
+        prefix = f"{subject}: " if subject else ""
+        return RelayError(
+            prefix + reply_text(error.code, error.message), permanent=is_permanent_code(error.code)
+        )
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return RelayError(f"TLS certificate not trusted: {error}", permanent=True)
+    if isinstance(error, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError)):
+        return RelayError(f"connection lost: {error}", permanent=False, ambiguous=during_data)
+    if isinstance(error, (aiosmtplib.SMTPConnectError, OSError, TimeoutError)):
+        return RelayError(
+            f"cannot reach the SMTP server: {error}", permanent=False, ambiguous=during_data
+        )
+    if isinstance(error, aiosmtplib.SMTPException):
+        # Missing AUTH or STARTTLS support: the mailbox's settings must change first.
+        return RelayError(f"SMTP server unusable: {error}", permanent=True)
+    return RelayError(f"{type(error).__name__}: {error}", permanent=False, ambiguous=during_data)
+
+
+def _client(account: SmtpAccount, timeout: float) -> aiosmtplib.SMTP:
+    return aiosmtplib.SMTP(
+        hostname=account.host,
+        port=account.port,
+        use_tls=account.security == "tls",
+        start_tls=account.security == "starttls",
+        timeout=timeout,
+        tls_context=ssl.create_default_context() if account.security != "none" else None,
+    )
+
+
+async def relay(
+    account: SmtpAccount,
+    *,
+    envelope_from: str,
+    recipients: tuple[str, ...],
+    data: bytes,
+    command_timeout: float,
+) -> RelayResult:
+    """Submit `data` to `recipients`; raise `RelayError` unless at least one was accepted."""
+    client = _client(account, command_timeout)
+    accepted: list[str] = []
+    refused: dict[str, str] = {}
+    during_data = False
+    try:
+        await client.connect()
+        await client.login(account.username, account.password)
+        await client.mail(envelope_from)
+        refusals: list[aiosmtplib.SMTPRecipientRefused] = []
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient)
+            except aiosmtplib.SMTPRecipientRefused as refusal:
+                refusals.append(refusal)
+                refused[recipient] = reply_text(refusal.code, refusal.message)
+            else:
+                accepted.append(recipient)
+        if not accepted:
+            raise aiosmtplib.SMTPRecipientsRefused(refusals)
+        during_data = True
+        response = await client.data(data)
+    except Exception as error:
+        client.close()
+        raise classify(error, during_data=during_data) from error
+    await _quit(client)
+    return RelayResult(
+        accepted=tuple(accepted), refused=refused, reply=reply_text(response.code, response.message)
+    )
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    """End the session politely; the message is already accepted, so failures do not matter."""
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()
