@@ -33,12 +33,12 @@ def message(owner: str, index: int, now: datetime) -> EmailMessage:
 
 
 def create_filled_mailbox(
-    users_file: str, host: str, lmtp_port: int, count: int
+    users_file: Path, host: str, lmtp_port: int, count: int
 ) -> tuple[str, str]:
     """A fresh account whose INBOX holds `count` messages; returns (address, password)."""
     owner = f"bench-{uuid.uuid4().hex[:8]}@acme.test"
     password = uuid.uuid4().hex
-    add_account(Path(users_file), owner, password)
+    add_account(users_file, owner, password)
     now = datetime.now(UTC)
     with smtplib.LMTP(host, lmtp_port) as lmtp:
         for index in range(count):
