@@ -1,0 +1,95 @@
+"""The api's app factory: plain FastAPI owning its broker and database client."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import FastAPI
+from faststream.rabbit import RabbitBroker
+
+from mailsync_api.context import ApiContext
+from mailsync_api.problems import document_problems, install_problem_handlers
+from mailsync_api.request_context import RequestIdMiddleware
+from mailsync_api.routes import (
+    companies,
+    contacts,
+    deals,
+    health,
+    mailboxes,
+    send_requests,
+    threads,
+    workspaces,
+)
+from mailsync_api.routes.events import events_router, public_events_document
+from mailsync_api.settings import Settings
+from mailsync_shared.contracts.outbound import SendRequested
+from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.storage.client import connect, database
+from mailsync_shared.storage.indexes import ensure_indexes
+from mailsync_shared.topology import declare_topology
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = version("mailsync-api")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Wire settings, broker, storage and routers; connections open in the lifespan."""
+    broker = RabbitBroker(settings.rabbitmq_url, logger=logger)
+    client = connect(settings)
+    context = ApiContext(
+        settings=settings,
+        broker=broker,
+        publisher=EventPublisher(broker, [SendRequested]),
+        client=client,
+        db=database(client, settings),
+        cipher=CredentialCipher(settings.secret_key),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        await declare_topology(broker)
+        await ensure_indexes(context.db)
+        logger.info("api started")
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await client.close()
+
+    app = FastAPI(
+        title="Mailsync API",
+        version=API_VERSION,
+        description=(
+            "Email sync for CRMs: connect mailboxes, keep records, read timelines, reply from "
+            "the user's own address. Authenticate with `Authorization: Bearer <api key>`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    app.add_middleware(RequestIdMiddleware)
+    install_problem_handlers(app)
+    for router in (
+        health.router,
+        workspaces.router,
+        contacts.router,
+        companies.router,
+        deals.router,
+        mailboxes.router,
+        threads.router,
+        send_requests.router,
+    ):
+        app.include_router(router)
+    app.include_router(events_router(public_events_document(settings.rabbitmq_url, API_VERSION)))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,176 @@
+"""Connecting, changing and disconnecting a user's mailbox."""
+
+import asyncio
+import logging
+from typing import Any
+
+from mailsync_api.mail_servers import (
+    HostNotAllowedError,
+    Login,
+    MailServerError,
+    ServerKind,
+    require_public_host,
+    verify_login,
+)
+from mailsync_api.problems import ProblemError, conflict, invalid, not_found
+from mailsync_api.schemas.mailboxes import MailboxIn, ServerIn
+from mailsync_api.settings import Settings
+from mailsync_api.stored import as_stored
+from mailsync_shared.clock import utcnow
+from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.storage.documents import MailboxDocument, ServerAccount, SyncPolicy
+from mailsync_shared.storage.scoped import WorkspaceStore
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = {"status.state": {"$ne": "disconnected"}}
+
+
+async def load_mailbox(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
+    document = await store.mailboxes.find_one({"_id": mailbox_id})
+    if document is None:
+        raise not_found("mailbox")
+    return MailboxDocument.from_document(document)
+
+
+def _login(server: ServerIn) -> Login:
+    return Login(
+        host=server.host,
+        port=server.port,
+        security=server.security,
+        username=server.username,
+        password=server.password.get_secret_value(),
+    )
+
+
+async def _check_server(kind: ServerKind, server: ServerIn, settings: Settings) -> None:
+    if not settings.allow_private_hosts:
+        try:
+            await require_public_host(server.host, server.port)
+        except HostNotAllowedError as error:
+            raise invalid(f"body.{kind}.host", str(error)) from error
+    try:
+        await verify_login(kind, _login(server), settings.mail_server_timeout)
+    except MailServerError as error:
+        what = "refused the login" if error.kind == "login-refused" else "could not be reached"
+        raise ProblemError(
+            422,
+            f"the {kind.upper()} server {server.host}:{server.port} {what}: {error.reply}",
+            kind=f"mail-server-{error.kind}",
+            title="Mail server check failed",
+            server=kind,
+            reply=error.reply,
+        ) from error
+
+
+def _account(server: ServerIn, cipher: CredentialCipher) -> ServerAccount:
+    return ServerAccount(
+        host=server.host,
+        port=server.port,
+        security=server.security,
+        username=server.username,
+        secret_encrypted=cipher.encrypt(server.password.get_secret_value()),
+    )
+
+
+async def connect_mailbox(
+    store: WorkspaceStore, body: MailboxIn, settings: Settings, cipher: CredentialCipher
+) -> MailboxDocument:
+    """Check both servers accept the login, then store the mailbox for ingest to pick up."""
+    if await store.mailboxes.find_one({"address": body.address, **ACTIVE}) is not None:
+        raise conflict(f"{body.address} is already connected in this workspace")
+    outcomes = await asyncio.gather(
+        _check_server("imap", body.imap, settings),
+        _check_server("smtp", body.smtp, settings),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    mailbox = as_stored(
+        MailboxDocument(
+            workspace_id=store.workspace_id,
+            address=body.address,
+            display_name=body.display_name,
+            imap=_account(body.imap, cipher),
+            smtp=_account(body.smtp, cipher),
+            sync=SyncPolicy(scope=body.sync.scope, backfill_days=body.sync.backfill_days),
+            visibility=body.visibility,
+            append_to_sent=body.append_to_sent,
+        )
+    )
+    await store.mailboxes.insert_one(mailbox.to_document())
+    logger.info(
+        "mailbox connected", extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox.id}
+    )
+    return mailbox
+
+
+async def update_settings(
+    store: WorkspaceStore, mailbox_id: str, changes: dict[str, Any]
+) -> MailboxDocument:
+    for field in ("display_name", "visibility", "append_to_sent", "sync"):
+        if field in changes and changes[field] is None:
+            raise invalid(f"body.{field}", "cannot be null")
+    if not changes:
+        return await load_mailbox(store, mailbox_id)
+    document = await store.mailboxes.find_one_and_update({"_id": mailbox_id}, {"$set": changes})
+    if document is None:
+        raise not_found("mailbox")
+    return MailboxDocument.from_document(document)
+
+
+async def request_resync(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
+    """Forget the folder checkpoints and release the lease, so a worker syncs it afresh.
+
+    Messages already logged are recognised by `Message-ID` and not logged twice.
+    """
+    document = await store.mailboxes.find_one_and_update(
+        {"_id": mailbox_id, **ACTIVE},
+        {
+            "$set": {
+                "folders": {},
+                "lease": None,
+                "status.state": "connecting",
+                "status.reason": "resync requested",
+                "status.updated_at": utcnow(),
+            }
+        },
+    )
+    if document is None:
+        mailbox = await load_mailbox(store, mailbox_id)
+        raise conflict(f"mailbox {mailbox.id} is disconnected; connect it again to sync it")
+    logger.info(
+        "mailbox resync requested",
+        extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id},
+    )
+    return MailboxDocument.from_document(document)
+
+
+async def disconnect(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
+    """Stop syncing and sending: erase the credentials and the lease, keep the logged mail.
+
+    Nothing on the mail server is touched.
+    """
+    now = utcnow()
+    document = await store.mailboxes.find_one_and_update(
+        {"_id": mailbox_id},
+        {
+            "$set": {
+                "imap.secret_encrypted": None,
+                "smtp.secret_encrypted": None,
+                "lease": None,
+                "status.state": "disconnected",
+                "status.reason": "disconnected through the api",
+                "status.updated_at": now,
+                "disconnected_at": now,
+            }
+        },
+    )
+    if document is None:
+        raise not_found("mailbox")
+    logger.info(
+        "mailbox disconnected",
+        extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id},
+    )
+    return MailboxDocument.from_document(document)

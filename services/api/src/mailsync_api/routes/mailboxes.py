@@ -1,0 +1,71 @@
+"""Mailboxes: connecting a user's own mail account, its settings, progress and disconnection."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from mailsync_api import mailboxes
+from mailsync_api.dependencies import CipherDep, SettingsDep, WorkspaceDep
+from mailsync_api.mailbox_summary import sync_summary
+from mailsync_api.problems import problem_responses
+from mailsync_api.schemas.common import RecordId
+from mailsync_api.schemas.mailboxes import MailboxIn, MailboxOut, MailboxPatch, SyncSummary
+from mailsync_shared.storage.documents import MailboxDocument
+
+router = APIRouter(
+    prefix="/v1/mailboxes", tags=["mailboxes"], responses=problem_responses(401, 404, 422)
+)
+
+MailboxId = Annotated[RecordId, Path(description="Id of the mailbox.")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
+async def connect_mailbox(
+    body: MailboxIn, store: WorkspaceDep, settings: SettingsDep, cipher: CipherDep
+) -> MailboxOut:
+    """Connect a mailbox: both logins are tried first, passwords are stored encrypted."""
+    return MailboxOut.of(await mailboxes.connect_mailbox(store, body, settings, cipher))
+
+
+@router.get("")
+async def list_mailboxes(store: WorkspaceDep) -> list[MailboxOut]:
+    """Every mailbox of the workspace, connected or not."""
+    documents = await store.mailboxes.find(sort=[("connected_at", -1)])
+    return [MailboxOut.of(MailboxDocument.from_document(document)) for document in documents]
+
+
+@router.get("/{mailbox_id}")
+async def get_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
+    """A mailbox's settings and sync status, with progress per folder."""
+    return MailboxOut.of(await mailboxes.load_mailbox(store, mailbox_id))
+
+
+@router.patch("/{mailbox_id}")
+async def update_mailbox(
+    mailbox_id: MailboxId, body: MailboxPatch, store: WorkspaceDep
+) -> MailboxOut:
+    """Change a mailbox's settings: display name, sync window, visibility, Sent copies."""
+    changes = body.model_dump(exclude_unset=True)
+    return MailboxOut.of(await mailboxes.update_settings(store, mailbox_id, changes))
+
+
+@router.post(
+    "/{mailbox_id}/resync",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(409),
+)
+async def resync_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
+    """Sync the mailbox again from the start of its window; nothing is logged twice."""
+    return MailboxOut.of(await mailboxes.request_resync(store, mailbox_id))
+
+
+@router.get("/{mailbox_id}/sync-summary")
+async def get_sync_summary(mailbox_id: MailboxId, store: WorkspaceDep) -> SyncSummary:
+    """What gets synced, which direction it flows and who can see it, in plain words."""
+    return sync_summary(await mailboxes.load_mailbox(store, mailbox_id))
+
+
+@router.post("/{mailbox_id}/disconnect")
+async def disconnect_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
+    """Stop syncing and erase the credentials; mail already logged stays on the records."""
+    return MailboxOut.of(await mailboxes.disconnect(store, mailbox_id))

@@ -1,0 +1,70 @@
+"""Threads: conversations, with their links to records; replying on them."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from mailsync_api import sending
+from mailsync_api.dependencies import PageDep, PublisherDep, WorkspaceDep
+from mailsync_api.pagination import Page
+from mailsync_api.problems import not_found, problem_responses
+from mailsync_api.schemas.common import RecordId
+from mailsync_api.schemas.send_requests import ReplyIn, SendRequestOut
+from mailsync_api.schemas.threads import ThreadOut
+from mailsync_api.threads import UNASSIGNED, load_thread, render_threads, thread_page
+
+router = APIRouter(
+    prefix="/v1/threads", tags=["threads"], responses=problem_responses(401, 404, 422)
+)
+
+ThreadId = Annotated[RecordId, Path(description="Id of the thread.")]
+
+
+@router.get("")
+async def list_threads(
+    store: WorkspaceDep,
+    page: PageDep,
+    unassigned: Annotated[
+        bool, Query(description="Only threads linked to no contact, company or deal.")
+    ] = False,
+) -> Page[ThreadOut]:
+    """Threads, most recent first, each with its messages oldest first."""
+    return await thread_page(store, UNASSIGNED if unassigned else {}, page)
+
+
+@router.get("/{thread_id}")
+async def get_thread(thread_id: ThreadId, store: WorkspaceDep) -> ThreadOut:
+    """One thread with its messages, oldest first, and why it is linked to each record."""
+    document = await store.threads.find_one({"_id": thread_id})
+    if document is None:
+        raise not_found("thread")
+    return (await render_threads(store, [document]))[0]
+
+
+@router.post(
+    "/{thread_id}/reply",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"description": "The request made earlier with the same idempotency key."},
+        **problem_responses(409),
+    },
+)
+async def reply_to_thread(
+    thread_id: ThreadId,
+    body: ReplyIn,
+    store: WorkspaceDep,
+    publisher: PublisherDep,
+    response: Response,
+) -> SendRequestOut:
+    """Reply to the thread's last message from the user's own address; sent shortly after."""
+    thread = await load_thread(store, thread_id)
+    if body.idempotency_key is not None:
+        earlier = await sending.replay(store, publisher, body.idempotency_key)
+        if earlier is not None:
+            response.status_code = status.HTTP_200_OK
+            return SendRequestOut.of(earlier)
+    request, created = await sending.submit(
+        store, publisher, await sending.reply_request(store, thread, body)
+    )
+    response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    return SendRequestOut.of(request)

@@ -1,0 +1,1 @@
+"""HTTP request and response models; storage documents live in `mailsync_shared.storage`."""

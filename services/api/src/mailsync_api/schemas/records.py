@@ -1,0 +1,156 @@
+"""Contacts, companies and deals over HTTP."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from mailsync_api.schemas.common import (
+    DomainName,
+    EmailAddress,
+    ExternalId,
+    Input,
+    Name,
+    RecordId,
+    unique,
+)
+from mailsync_shared.storage.documents import CompanyDocument, ContactDocument, DealDocument
+
+Emails = Annotated[list[EmailAddress], AfterValidator(unique)]
+Domains = Annotated[list[DomainName], AfterValidator(unique)]
+RecordIds = Annotated[list[RecordId], AfterValidator(unique)]
+DealStatus = Literal["open", "won", "lost"]
+
+
+class ContactIn(Input):
+    name: Name = ""
+    emails: Emails = Field(min_length=1, max_length=50, description="Lower-cased on the way in.")
+    company_id: RecordId | None = None
+    external_id: ExternalId | None = Field(
+        default=None, description="The contact's id in the CRM of record."
+    )
+
+
+class ContactPatch(Input):
+    name: Name | None = None
+    emails: Emails | None = Field(default=None, min_length=1, max_length=50)
+    company_id: RecordId | None = None
+    external_id: ExternalId | None = None
+
+
+class ContactUpsert(Input):
+    name: Name = ""
+    emails: Emails = Field(min_length=1, max_length=50)
+    company_id: RecordId | None = None
+
+
+class ContactOut(BaseModel):
+    id: str
+    name: str
+    emails: list[str]
+    company_id: str | None
+    external_id: str | None
+    source: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, document: ContactDocument) -> "ContactOut":
+        return cls(
+            id=document.id,
+            name=document.name,
+            emails=document.emails,
+            company_id=document.company_id,
+            external_id=document.external_id,
+            source=document.source,
+            created_at=document.created_at,
+        )
+
+
+class CompanyIn(Input):
+    name: Name = Field(min_length=1)
+    domains: Domains = Field(default_factory=list, max_length=50)
+    external_id: ExternalId | None = None
+
+
+class CompanyPatch(Input):
+    name: Name | None = Field(default=None, min_length=1)
+    domains: Domains | None = Field(default=None, max_length=50)
+    external_id: ExternalId | None = None
+
+
+class CompanyUpsert(Input):
+    name: Name = Field(min_length=1)
+    domains: Domains = Field(default_factory=list, max_length=50)
+
+
+class CompanyOut(BaseModel):
+    id: str
+    name: str
+    domains: list[str]
+    external_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, document: CompanyDocument) -> "CompanyOut":
+        return cls(
+            id=document.id,
+            name=document.name,
+            domains=document.domains,
+            external_id=document.external_id,
+            created_at=document.created_at,
+        )
+
+
+class DealIn(Input):
+    name: Name = Field(min_length=1)
+    stage: Name = Field(default="open", min_length=1, description="Pipeline stage.")
+    status: DealStatus = "open"
+    contact_ids: RecordIds = Field(default_factory=list, max_length=100)
+    company_id: RecordId | None = None
+    value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    external_id: ExternalId | None = None
+
+
+class DealPatch(Input):
+    name: Name | None = Field(default=None, min_length=1)
+    stage: Name | None = Field(default=None, min_length=1)
+    status: DealStatus | None = None
+    contact_ids: RecordIds | None = Field(default=None, max_length=100)
+    company_id: RecordId | None = None
+    value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    external_id: ExternalId | None = None
+
+
+class DealUpsert(Input):
+    name: Name = Field(min_length=1)
+    stage: Name = Field(default="open", min_length=1)
+    status: DealStatus = "open"
+    contact_ids: RecordIds = Field(default_factory=list, max_length=100)
+    company_id: RecordId | None = None
+    value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+class DealOut(BaseModel):
+    id: str
+    name: str
+    stage: str
+    status: str
+    contact_ids: list[str]
+    company_id: str | None
+    value: float | None
+    external_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, document: DealDocument) -> "DealOut":
+        return cls(
+            id=document.id,
+            name=document.name,
+            stage=document.stage,
+            status=document.status,
+            contact_ids=document.contact_ids,
+            company_id=document.company_id,
+            value=document.value,
+            external_id=document.external_id,
+            created_at=document.created_at,
+        )

@@ -1,0 +1,289 @@
+"""Connecting mailboxes through the api against the real Dovecot and SMTP servers."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.storage.documents import MessageDocument
+from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
+    ApiWorkspace,
+    api_db_fixture,
+    api_fixture,
+    api_settings,
+    other_ws_fixture,
+    ready_account,
+    running_api,
+    ws_fixture,
+)
+from tests.support.infra import Infra
+from tests.support.mail import MailAccount
+
+pytestmark = pytest.mark.integration
+
+
+def mailbox_body(infra: Infra, account: MailAccount, **overrides: Any) -> dict[str, Any]:
+    server = {"username": account.address, "password": account.password, "security": "none"}
+    body: dict[str, Any] = {
+        "address": account.address,
+        "display_name": "Olga Owner",
+        "imap": {**server, "host": infra.imap_host, "port": infra.imap_port},
+        "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
+        "sync": {"scope": "all", "backfill_days": 14},
+        "visibility": "metadata",
+        "append_to_sent": True,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+async def owner(infra: Infra) -> MailAccount:
+    return await ready_account(infra, "acme.test", "owner")
+
+
+async def connect(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, account: MailAccount
+) -> dict[str, Any]:
+    response = await api.post("/v1/mailboxes", json=mailbox_body(infra, account), headers=ws.auth)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_connecting_checks_both_logins_and_stores_passwords_only_encrypted(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount, secret_key: str
+) -> None:
+    response = await api.post("/v1/mailboxes", json=mailbox_body(infra, owner), headers=ws.auth)
+
+    assert response.status_code == 201, response.text
+    mailbox = response.json()
+    assert mailbox["address"] == owner.address
+    assert mailbox["status"]["state"] == "connecting"
+    assert mailbox["imap"]["has_credentials"] is True
+    assert mailbox["sync"] == {"scope": "all", "backfill_days": 14}
+    answers = [
+        response,
+        await api.get(f"/v1/mailboxes/{mailbox['id']}", headers=ws.auth),
+        await api.get("/v1/mailboxes", headers=ws.auth),
+        await api.get(f"/v1/mailboxes/{mailbox['id']}/sync-summary", headers=ws.auth),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200 or answer is response
+        assert owner.password not in answer.text
+        assert "secret" not in answer.text
+    stored = await ws.store.mailboxes.find_one({"_id": mailbox["id"]})
+    assert stored is not None
+    assert owner.password not in str(stored)
+    cipher = CredentialCipher(SecretStr(secret_key))
+    assert cipher.decrypt(stored["imap"]["secret_encrypted"]) == owner.password
+    assert cipher.decrypt(stored["smtp"]["secret_encrypted"]) == owner.password
+
+
+async def test_a_wrong_imap_password_is_refused_with_the_servers_answer(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    wrong = MailAccount(owner.address, "not-the-password")
+    body = mailbox_body(infra, wrong)
+    body["smtp"]["password"] = owner.password
+
+    response = await api.post("/v1/mailboxes", json=body, headers=ws.auth)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"].endswith("/mail-server-login-refused")
+    assert problem["server"] == "imap"
+    assert "AUTHENTICATIONFAILED" in problem["reply"] or "failed" in problem["reply"].lower()
+    assert "not-the-password" not in response.text
+    assert owner.password not in response.text
+    assert await ws.store.mailboxes.count() == 0
+
+
+async def test_a_wrong_smtp_password_is_refused_naming_the_smtp_server(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    body = mailbox_body(infra, owner)
+    body["smtp"]["password"] = "not-the-password"
+
+    response = await api.post("/v1/mailboxes", json=body, headers=ws.auth)
+
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["server"] == "smtp"
+    assert problem["reply"].startswith("535")
+    assert "not-the-password" not in response.text
+    assert await ws.store.mailboxes.count() == 0
+
+
+async def test_an_unreachable_server_is_reported(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    body = mailbox_body(infra, owner)
+    body["imap"]["port"] = 1  # nothing listens there
+
+    response = await api.post("/v1/mailboxes", json=body, headers=ws.auth)
+
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/mail-server-unreachable")
+    assert response.json()["server"] == "imap"
+
+
+@pytest.fixture(scope="module")
+async def strict_api(infra: Infra, secret_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The api as deployed: private and loopback mail hosts refused."""
+    async for client in running_api(api_settings(infra, secret_key, allow_private_hosts=False)):
+        yield client
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "[::1]", "169.254.169.254"])
+async def test_private_hosts_are_refused_unless_allowed(
+    strict_api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount, host: str
+) -> None:
+    body = mailbox_body(infra, owner)
+    body["imap"]["host"] = host
+
+    response = await strict_api.post("/v1/mailboxes", json=body, headers=ws.auth)
+
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["invalid_params"][0]["name"] == "body.imap.host"
+    assert "non-public" in problem["detail"]
+    assert await ws.store.mailboxes.count() == 0
+
+
+async def test_header_line_breaks_in_the_display_name_are_refused(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    body = mailbox_body(infra, owner, display_name="Olga\r\nBcc: everyone@else.test")
+
+    response = await api.post("/v1/mailboxes", json=body, headers=ws.auth)
+
+    assert response.status_code == 422
+    assert response.json()["invalid_params"][0]["name"] == "body.display_name"
+
+
+async def test_settings_change_and_the_summary_answers_in_plain_words(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    mailbox = await connect(api, ws, infra, owner)
+
+    patched = await api.patch(
+        f"/v1/mailboxes/{mailbox['id']}",
+        json={"visibility": "private", "sync": {"scope": "all", "backfill_days": None}},
+        headers=ws.auth,
+    )
+    summary = await api.get(f"/v1/mailboxes/{mailbox['id']}/sync-summary", headers=ws.auth)
+
+    assert patched.status_code == 200
+    assert patched.json()["visibility"] == "private"
+    assert patched.json()["sync"]["backfill_days"] is None
+    answers = summary.json()
+    assert "older mail is not imported" in answers["what_is_synced"]
+    assert owner.address in answers["direction"]
+    assert answers["who_can_see"].startswith("Only the mailbox owner")
+
+
+async def test_resync_forgets_checkpoints_and_the_lease(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    mailbox = await connect(api, ws, infra, owner)
+    await ws.store.mailboxes.update_one(
+        {"_id": mailbox["id"]},
+        {
+            "$set": {
+                "status.state": "live",
+                "lease": {"owner": "ingest-1", "until": "2999-01-01T00:00:00Z"},
+                "folders": {
+                    "INBOX": {
+                        "name": "INBOX",
+                        "role": "inbox",
+                        "uidvalidity": 7,
+                        "last_uid": 40,
+                        "total": 40,
+                        "done": 40,
+                    }
+                },
+            }
+        },
+    )
+    progress = await api.get(f"/v1/mailboxes/{mailbox['id']}", headers=ws.auth)
+
+    response = await api.post(f"/v1/mailboxes/{mailbox['id']}/resync", headers=ws.auth)
+
+    assert progress.json()["folders"] == [
+        {"name": "INBOX", "role": "inbox", "total": 40, "done": 40, "last_uid": 40}
+    ]
+    assert response.status_code == 202
+    assert response.json()["folders"] == []
+    assert response.json()["status"]["state"] == "connecting"
+    stored = await ws.store.mailboxes.find_one({"_id": mailbox["id"]})
+    assert stored is not None
+    assert stored["lease"] is None
+
+
+async def test_disconnect_erases_credentials_and_lease_and_keeps_logged_mail(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    mailbox = await connect(api, ws, infra, owner)
+    await ws.store.mailboxes.update_one(
+        {"_id": mailbox["id"]},
+        {"$set": {"lease": {"owner": "ingest-1", "until": "2999-01-01T00:00:00Z"}}},
+    )
+    logged = MessageDocument(
+        workspace_id=ws.id,
+        message_id="<kept@client.test>",
+        thread_id="t-1",
+        mailbox_ids=[mailbox["id"]],
+        direction="received",
+        raw_id="raw-kept",
+    )
+    await ws.store.messages.insert_one(logged.to_document())
+
+    response = await api.post(f"/v1/mailboxes/{mailbox['id']}/disconnect", headers=ws.auth)
+    resync = await api.post(f"/v1/mailboxes/{mailbox['id']}/resync", headers=ws.auth)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"]["state"] == "disconnected"
+    assert body["imap"]["has_credentials"] is False
+    assert body["smtp"]["has_credentials"] is False
+    assert body["disconnected_at"] is not None
+    stored = await ws.store.mailboxes.find_one({"_id": mailbox["id"]})
+    assert stored is not None
+    assert stored["imap"]["secret_encrypted"] is None
+    assert stored["smtp"]["secret_encrypted"] is None
+    assert stored["lease"] is None
+    assert await ws.store.messages.count({"_id": logged.id}) == 1
+    assert resync.status_code == 409
+
+
+async def test_another_workspace_cannot_see_or_touch_a_mailbox(
+    api: httpx.AsyncClient,
+    ws: ApiWorkspace,
+    other_ws: ApiWorkspace,
+    infra: Infra,
+    owner: MailAccount,
+) -> None:
+    mailbox = await connect(api, ws, infra, owner)
+
+    for method, path in (
+        ("GET", f"/v1/mailboxes/{mailbox['id']}"),
+        ("GET", f"/v1/mailboxes/{mailbox['id']}/sync-summary"),
+        ("PATCH", f"/v1/mailboxes/{mailbox['id']}"),
+        ("POST", f"/v1/mailboxes/{mailbox['id']}/resync"),
+        ("POST", f"/v1/mailboxes/{mailbox['id']}/disconnect"),
+    ):
+        kwargs: dict[str, Any] = {"json": {"display_name": "x"}} if method == "PATCH" else {}
+        response = await api.request(method, path, headers=other_ws.auth, **kwargs)
+        assert response.status_code == 404, (method, path)
+    listed = await api.get("/v1/mailboxes", headers=other_ws.auth)
+
+    assert listed.json() == []
+    stored = await ws.store.mailboxes.find_one({"_id": mailbox["id"]})
+    assert stored is not None
+    assert stored["status"]["state"] == "connecting"
+    assert stored["display_name"] == "Olga Owner"
