@@ -6,7 +6,6 @@ The api gets its own database so other suites' session fixtures cannot drop it m
 """
 
 import asyncio
-import imaplib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,8 +20,7 @@ from mailsync_api.settings import Settings
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.support.infra import Infra
-from tests.support.mail import MailAccount, create_account, imap_login
-from tests.support.polling import eventually
+from tests.support.mail import MailAccount, create_account
 
 API_DATABASE = "mailsync_test_api"
 
@@ -102,24 +100,6 @@ async def other_ws_fixture(api: httpx.AsyncClient, api_db: AsyncDatabase[Documen
     return await create_workspace(api, api_db, "Other Inc")
 
 
-def _logs_in(infra: Infra, account: MailAccount) -> bool:
-    try:
-        imap_login(infra, account).logout()
-    except imaplib.IMAP4.error:
-        return False
-    return True
-
-
 async def ready_account(infra: Infra, domain: str, local: str) -> MailAccount:
-    """A fresh Dovecot account, returned once Dovecot accepts its login.
-
-    Dovecot re-reads its passwd-file at most once a second, so a login right after the account
-    was added can still be refused.
-    """
-    account = create_account(infra, domain, local)
-
-    async def logs_in() -> bool:
-        return await asyncio.to_thread(_logs_in, infra, account)
-
-    await eventually(logs_in, timeout=20, interval=0.3, what=f"{account.address} to log in")
-    return account
+    """A fresh Dovecot account that already accepts its login."""
+    return await asyncio.to_thread(create_account, infra, domain, local)

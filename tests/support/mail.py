@@ -2,6 +2,7 @@
 
 import imaplib
 import smtplib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,11 +20,22 @@ class MailAccount:
 
 
 def create_account(infra: Infra, domain: str, local: str = "user") -> MailAccount:
-    """A fresh Dovecot account with a unique address under `domain`."""
-    address = f"{local}-{uuid.uuid4().hex[:10]}@{domain}"
-    password = uuid.uuid4().hex
-    add_account(infra.mail_users_file, address, password)
-    return MailAccount(address, password)
+    """A fresh Dovecot account with a unique address under `domain`, returned once it logs in.
+
+    Dovecot re-reads its passwd-file at most once a second, so a login right after the account
+    was added can still be refused.
+    """
+    account = MailAccount(f"{local}-{uuid.uuid4().hex[:10]}@{domain}", uuid.uuid4().hex)
+    add_account(infra.mail_users_file, account.address, account.password)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            imap_login(infra, account).logout()
+            return account
+        except imaplib.IMAP4.error:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def build_message(
