@@ -76,6 +76,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="ws_address_recent",
         ),
     ],
+    "skipped_messages": [
+        IndexModel([("workspace_id", ASCENDING), ("mailbox_id", ASCENDING)], name="ws_mailbox"),
+    ],
     "send_requests": [
         IndexModel(
             [("workspace_id", ASCENDING), ("idempotency_key", ASCENDING)],

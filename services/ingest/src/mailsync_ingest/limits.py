@@ -1,0 +1,118 @@
+"""The pre-parse limiter: cheap byte-level checks that run before any MIME or header parser.
+
+Parsers are the ingest ceiling and some fall over on hostile input (a 20,000-address `To:`
+takes seconds, deep nesting raises `RecursionError` or crashes native parsers). So every
+fetched message is measured here first, in one linear pass over its bytes. A message over a
+limit is not dropped: the bytes kept are cut where the limit was reached, the cut is recorded
+as a defect, and the rest of the mailbox keeps flowing.
+"""
+
+import re
+from dataclasses import dataclass
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# One pass finds both multipart boundary declarations and delimiter lines, in order.
+_MIME_MARKERS = re.compile(
+    rb'boundary\s*=\s*(?:"(?P<quoted>[^"\r\n]{1,200})"|(?P<bare>[^\s;"]{1,200}))'
+    rb"|^--(?P<delimiter>[^\r\n]{1,200}?)(?P<closing>--)?[ \t]*\r?$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 50 * 1024 * 1024
+    max_header_bytes: int = 256 * 1024
+    max_parts: int = 1000
+    max_depth: int = 30
+    max_addresses: int = 1000
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What to store and what to parse for one message, and why anything was cut."""
+
+    data: bytes
+    header_block: bytes
+    original_size: int
+    defects: tuple[str, ...] = ()
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.data) < self.original_size
+
+
+def inspect_message(raw: bytes, limits: Limits) -> Inspection:
+    defects: list[str] = []
+    data = raw
+    if len(data) > limits.max_bytes:
+        data = data[: limits.max_bytes]
+        defects.append(f"size: {len(raw)} bytes over the {limits.max_bytes}-byte limit")
+
+    header_block, header_defect = _header_block(data, limits.max_header_bytes)
+    if header_defect:
+        defects.append(header_defect)
+
+    cut, structure_defect = _structure_cut(data, limits)
+    if structure_defect:
+        data = data[:cut]
+        defects.append(structure_defect)
+    return Inspection(
+        data=data, header_block=header_block, original_size=len(raw), defects=tuple(defects)
+    )
+
+
+def _header_block(data: bytes, max_header_bytes: int) -> tuple[bytes, str | None]:
+    end = _HEADER_END.search(data, 0, max_header_bytes + 4)
+    if end is not None:
+        return data[: end.end()], None
+    if len(data) <= max_header_bytes:
+        return data, None
+    window = data[:max_header_bytes]
+    last_line = window.rfind(b"\n")
+    block = window[: last_line + 1] if last_line >= 0 else window
+    return block, f"header: header block longer than {max_header_bytes} bytes"
+
+
+def _structure_cut(data: bytes, limits: Limits) -> tuple[int, str | None]:
+    """Where to cut `data` so it keeps at most `max_parts` parts and `max_depth` nesting."""
+    open_boundaries: list[bytes] = []
+    parts = 0
+    for match in _MIME_MARKERS.finditer(data):
+        declared = match.group("quoted") or match.group("bare")
+        if declared is not None:
+            open_boundaries.append(declared)
+            if len(open_boundaries) > limits.max_depth:
+                return _line_start(data, match.start()), (
+                    f"mime_depth: multipart nesting deeper than {limits.max_depth}"
+                )
+            continue
+        boundary = match.group("delimiter")
+        if boundary not in open_boundaries:
+            continue
+        if match.group("closing"):
+            while open_boundaries and open_boundaries.pop() != boundary:
+                pass
+            continue
+        parts += 1
+        if parts > limits.max_parts:
+            return match.start(), f"mime_parts: more than {limits.max_parts} MIME parts"
+    return len(data), None
+
+
+def _line_start(data: bytes, position: int) -> int:
+    return data.rfind(b"\n", 0, position) + 1
+
+
+def limit_addresses(value: str, max_addresses: int) -> tuple[str, bool]:
+    """The header value cut after its first `max_addresses` addresses; True if it was cut."""
+    if value.count("@") <= max_addresses:
+        return value, False
+    kept: list[str] = []
+    seen = 0
+    for piece in value.split(","):
+        seen += piece.count("@")
+        if seen > max_addresses:
+            break
+        kept.append(piece)
+    return ",".join(kept), True

@@ -1,0 +1,78 @@
+"""Writes to one leased mailbox document: status, progress and folder checkpoints.
+
+Every write is guarded by the lease (`lease.owner` is this worker) and by the mailbox still
+being connected, so a worker that lost its lease can never move a checkpoint backwards or
+overwrite a disconnect; such a write raises `LeaseLostError` and the sync stops.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from mailsync_ingest.folders import folder_key
+from mailsync_shared.clock import utcnow
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import FolderCheckpoint, MailboxState
+
+SYNCED_AT_EVERY = timedelta(seconds=60)
+
+
+class LeaseLostError(Exception):
+    """Another worker holds the mailbox now, or it was disconnected."""
+
+
+class MailboxRecord:
+    def __init__(
+        self,
+        mailboxes: AsyncCollection[Document],
+        *,
+        workspace_id: str,
+        mailbox_id: str,
+        worker_id: str,
+    ) -> None:
+        self._mailboxes = mailboxes
+        self._guard: Document = {
+            "_id": mailbox_id,
+            "workspace_id": workspace_id,
+            "lease.owner": worker_id,
+            "status.state": {"$ne": "disconnected"},
+        }
+        self._state: MailboxState | None = None
+        self._reason: str | None = None
+        self._synced_written_at: datetime | None = None
+
+    async def _update(self, fields: dict[str, Any]) -> None:
+        result = await self._mailboxes.update_one(self._guard, {"$set": fields})
+        if result.matched_count == 0:
+            raise LeaseLostError(str(self._guard["_id"]))
+
+    async def set_status(self, state: MailboxState, reason: str | None = None) -> None:
+        """Record the sync state; repeated identical states are not written again."""
+        if (state, reason) == (self._state, self._reason):
+            return
+        now = utcnow()
+        fields: dict[str, Any] = {
+            "status.state": state,
+            "status.reason": reason,
+            "status.updated_at": now,
+        }
+        if state == "live":
+            fields["status.last_synced_at"] = now
+            self._synced_written_at = now
+        await self._update(fields)
+        self._state, self._reason = state, reason
+
+    async def mark_synced(self, *, changed: bool) -> None:
+        """Record a completed sync round (at most once a minute unless mail moved)."""
+        now = utcnow()
+        recent = self._synced_written_at and now - self._synced_written_at < SYNCED_AT_EVERY
+        if recent and not changed:
+            return
+        await self._update({"status.last_synced_at": now})
+        self._synced_written_at = now
+
+    async def save_folder(self, checkpoint: FolderCheckpoint) -> None:
+        await self._update(
+            {f"folders.{folder_key(checkpoint.name)}": checkpoint.model_dump(mode="python")}
+        )

@@ -1,0 +1,90 @@
+"""From fetched bytes to a published `MessageFetched`: limit, store, extract headers, publish."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from mailsync_ingest.headers import MessageContext, mail_message, synthetic_message_id
+from mailsync_ingest.imap_connection import FetchedMessage
+from mailsync_ingest.limits import Limits, inspect_message
+from mailsync_shared.contracts.mail import MailMessage, MailSource, MessageFetched
+from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.storage.raw_messages import store_raw
+from mailsync_shared.storage.scoped import WorkspaceStore
+
+SOURCE = "/mailsync/ingest"
+_EVENT_NAMESPACE = uuid.UUID("0c3b8f52-54a1-4f38-9a51-6d61696c696e")
+
+logger = logging.getLogger(__name__)
+
+
+def event_id(source: MailSource) -> str:
+    """The same event id for the same folder copy, so consumers can drop re-publications."""
+    key = f"{source.mailbox_id}\x1f{source.folder}\x1f{source.uidvalidity}\x1f{source.uid}"
+    return uuid.uuid5(_EVENT_NAMESPACE, key).hex
+
+
+@dataclass(frozen=True)
+class MessagePipeline:
+    store: WorkspaceStore
+    publisher: EventPublisher
+    limits: Limits
+    mailbox_id: str
+    owner_address: str
+
+    async def ingest(self, fetched: FetchedMessage, source: MailSource) -> MailMessage:
+        """Store the message's bytes and publish its header facts; returns what was published."""
+        inspection = inspect_message(fetched.body, self.limits)
+        raw_id = await store_raw(self.store, inspection.data)
+        context = MessageContext(self.mailbox_id, self.owner_address, source)
+        try:
+            message = mail_message(
+                inspection.header_block,
+                context=context,
+                raw_id=raw_id,
+                size=fetched.size,
+                internal_date=fetched.internal_date,
+                max_addresses=self.limits.max_addresses,
+                defects=inspection.defects,
+                provider_thread_id=fetched.provider_thread_id,
+                provider_message_id=fetched.provider_message_id,
+            )
+        except Exception as error:
+            logger.warning(
+                "headers unreadable; publishing without them",
+                extra={**self._ids(), "uid": source.uid, "error": type(error).__name__},
+            )
+            message = self._without_headers(fetched, source, raw_id, inspection.defects, error)
+        if inspection.defects:
+            logger.warning(
+                "message over limits",
+                extra={**self._ids(), "uid": source.uid, "defects": list(inspection.defects)},
+            )
+        event = MessageFetched.create(
+            source=SOURCE, workspace_id=self.store.workspace_id, data=message, subject=raw_id
+        ).model_copy(update={"id": event_id(source)})
+        await self.publisher.publish(event)
+        return message
+
+    def _without_headers(
+        self,
+        fetched: FetchedMessage,
+        source: MailSource,
+        raw_id: str,
+        defects: tuple[str, ...],
+        error: Exception,
+    ) -> MailMessage:
+        return MailMessage(
+            mailbox_id=self.mailbox_id,
+            owner_address=self.owner_address.lower(),
+            direction="sent" if source.folder_role == "sent" else "received",
+            source=source,
+            raw_id=raw_id,
+            size=fetched.size,
+            message_id=synthetic_message_id(raw_id),
+            date=fetched.internal_date,
+            defects=[*defects, f"headers: unreadable ({type(error).__name__})"],
+        )
+
+    def _ids(self) -> dict[str, str]:
+        return {"workspace_id": self.store.workspace_id, "mailbox_id": self.mailbox_id}

@@ -1,0 +1,74 @@
+"""Settings of the ingest service."""
+
+import os
+import socket
+
+from pydantic import Field
+
+from mailsync_shared.settings import SecretSettings
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(SecretSettings):
+    http_host: str = Field(default="127.0.0.1", description="Address of the health endpoints.")
+    http_port: int = Field(default=8101, description="Port of the health endpoints.")
+    worker_id: str = Field(
+        default_factory=default_worker_id,
+        description="Owner name written into mailbox leases; unique per running process.",
+    )
+    workspaces: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Workspaces whose mailboxes this worker pool leases (JSON list); empty means all. "
+            "Scaling per tenant: run one pool per set of workspaces."
+        ),
+    )
+    max_mailboxes: int = Field(default=200, ge=1, description="Mailboxes leased per worker.")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a lease lasts unless renewed (renewed at 1/3)."
+    )
+    claim_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the worker looks for unleased mailboxes."
+    )
+    poll_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often to look for new mail when not using IDLE."
+    )
+    use_idle: bool = Field(default=True, description="Wait with IMAP IDLE where offered.")
+    idle_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=25 * 60,
+        description=(
+            "Longest single IDLE; then the other folders are checked and IDLE is re-issued "
+            "(servers may drop an IDLE after 29 minutes)."
+        ),
+    )
+    fetch_batch: int = Field(default=200, ge=1, description="Messages per UID FETCH.")
+    imap_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Socket timeout of IMAP commands (detects dead peers)."
+    )
+    reconnect_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First delay before reconnecting after a failure."
+    )
+    reconnect_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest delay between reconnection attempts."
+    )
+    auth_retry_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Delay before retrying a mailbox whose credentials were refused.",
+    )
+    max_message_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="Larger messages are stored truncated."
+    )
+    max_header_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Header block bytes read per message."
+    )
+    max_mime_parts: int = Field(default=1000, ge=1, description="MIME parts kept per message.")
+    max_mime_depth: int = Field(default=30, ge=1, description="Multipart nesting kept.")
+    max_addresses_per_header: int = Field(
+        default=1000, ge=1, description="Addresses parsed per address header."
+    )

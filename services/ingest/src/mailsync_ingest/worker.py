@@ -1,0 +1,172 @@
+"""The ingest worker: leases mailboxes and runs one sync task per leased mailbox."""
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailsync_ingest.leasing import LeaseBook
+from mailsync_ingest.limits import Limits
+from mailsync_ingest.mailbox_record import MailboxRecord
+from mailsync_ingest.messages import MessagePipeline
+from mailsync_ingest.settings import Settings
+from mailsync_ingest.sync_loop import MailboxSync
+from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import MailboxDocument
+from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class Running:
+    sync: MailboxSync
+    task: asyncio.Task[None]
+    workspace_id: str
+
+
+class IngestWorker:
+    def __init__(
+        self, settings: Settings, db: AsyncDatabase[Document], publisher: EventPublisher
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._publisher = publisher
+        self._cipher = CredentialCipher(settings.secret_key)
+        self._mailboxes = SystemCollections(db).mailboxes
+        self._leases = LeaseBook(
+            self._mailboxes,
+            worker_id=settings.worker_id,
+            lease_seconds=settings.lease_seconds,
+            workspaces=settings.workspaces,
+        )
+        self._limits = Limits(
+            max_bytes=settings.max_message_bytes,
+            max_header_bytes=settings.max_header_bytes,
+            max_parts=settings.max_mime_parts,
+            max_depth=settings.max_mime_depth,
+            max_addresses=settings.max_addresses_per_header,
+        )
+        self._running: dict[str, Running] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def mailbox_ids(self) -> set[str]:
+        return set(self._running)
+
+    def alive(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    async def start(self) -> None:
+        """Start leasing mailboxes in the background."""
+        self._loop_task = asyncio.create_task(self._lease_loop(), name="ingest-lease-loop")
+        logger.info(
+            "ingest worker started",
+            extra={"worker_id": self._settings.worker_id, "workspaces": self._settings.workspaces},
+        )
+
+    async def stop(self) -> None:
+        """Let every sync finish its batch, then release the leases."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for running in self._running.values():
+            running.sync.request_stop()
+        tasks = [running.task for running in self._running.values()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for mailbox_id in list(self._running):
+            await self._drop(mailbox_id)
+        logger.info("ingest worker stopped", extra={"worker_id": self._settings.worker_id})
+
+    async def _lease_loop(self) -> None:
+        renew_every = self._settings.lease_seconds / 3
+        claim_every = self._settings.claim_interval_seconds
+        loop = asyncio.get_running_loop()
+        next_renew = next_claim = loop.time()
+        while True:
+            try:
+                now = loop.time()
+                await self._reap_finished()
+                if now >= next_renew:
+                    await self._renew()
+                    next_renew = now + renew_every
+                if now >= next_claim:
+                    await self._claim()
+                    next_claim = now + claim_every
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("lease loop round failed")
+            await asyncio.sleep(max(0.05, min(next_renew, next_claim) - loop.time()))
+
+    async def _claim(self) -> None:
+        while len(self._running) < self._settings.max_mailboxes:
+            mailbox = await self._leases.claim(self.mailbox_ids)
+            if mailbox is None:
+                return
+            self._start_sync(mailbox)
+
+    async def _renew(self) -> None:
+        held = self.mailbox_ids
+        still_ours = await self._leases.renew(held)
+        for mailbox_id in held - still_ours:
+            running = self._running.pop(mailbox_id)
+            running.task.cancel()
+            logger.warning(
+                "lease lost; sync cancelled",
+                extra={"mailbox_id": mailbox_id, "workspace_id": running.workspace_id},
+            )
+            await asyncio.gather(running.task, return_exceptions=True)
+
+    async def _reap_finished(self) -> None:
+        for mailbox_id, running in list(self._running.items()):
+            if running.task.done():
+                if not running.task.cancelled() and running.task.exception() is not None:
+                    logger.error(
+                        "mailbox sync crashed",
+                        extra={"mailbox_id": mailbox_id, "workspace_id": running.workspace_id},
+                        exc_info=running.task.exception(),
+                    )
+                await self._drop(mailbox_id)
+
+    async def _drop(self, mailbox_id: str) -> None:
+        self._running.pop(mailbox_id, None)
+        with contextlib.suppress(Exception):
+            await self._leases.release(mailbox_id)
+
+    def _start_sync(self, mailbox: MailboxDocument) -> None:
+        store = WorkspaceStore(self._db, mailbox.workspace_id)
+        sync = MailboxSync(
+            mailbox,
+            settings=self._settings,
+            record=MailboxRecord(
+                self._mailboxes,
+                workspace_id=mailbox.workspace_id,
+                mailbox_id=mailbox.id,
+                worker_id=self._settings.worker_id,
+            ),
+            pipeline=MessagePipeline(
+                store=store,
+                publisher=self._publisher,
+                limits=self._limits,
+                mailbox_id=mailbox.id,
+                owner_address=mailbox.address,
+            ),
+            cipher=self._cipher,
+        )
+        task = asyncio.create_task(sync.run(), name=f"sync-{mailbox.id}")
+        self._running[mailbox.id] = Running(sync, task, mailbox.workspace_id)
+        logger.info(
+            "mailbox leased",
+            extra={"mailbox_id": mailbox.id, "workspace_id": mailbox.workspace_id},
+        )

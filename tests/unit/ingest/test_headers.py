@@ -1,0 +1,127 @@
+"""Header-level facts extracted from a message's header block."""
+
+from datetime import UTC, datetime
+
+from mailsync_ingest.headers import MessageContext, decode_text, mail_message
+from mailsync_shared.contracts.mail import FolderRole, MailMessage, MailSource
+
+RAW_ID = "ab" * 32
+
+
+def context(role: FolderRole = "inbox", owner: str = "Owner@Acme.test") -> MessageContext:
+    source = MailSource(mailbox_id="mb1", folder="INBOX", folder_role=role, uidvalidity=7, uid=42)
+    return MessageContext(mailbox_id="mb1", owner_address=owner, source=source)
+
+
+def facts(
+    headers: str,
+    *,
+    role: FolderRole = "inbox",
+    internal_date: datetime | None = None,
+    max_addresses: int = 1000,
+) -> MailMessage:
+    block = headers.replace("\n", "\r\n").encode() + b"\r\n"
+    return mail_message(
+        block,
+        context=context(role),
+        raw_id=RAW_ID,
+        size=len(block),
+        internal_date=internal_date,
+        max_addresses=max_addresses,
+    )
+
+
+def test_encoded_line_breaks_in_subject_are_stripped() -> None:
+    message = facts(
+        "From: a@client.test\n"
+        "Subject: =?UTF-8?Q?Quote=0D=0ABcc:_victim@evil.test?=\n"
+        "Message-ID: <1@client.test>\n"
+    )
+    assert "\r" not in message.subject
+    assert "\n" not in message.subject
+    assert message.subject == "Quote Bcc: victim@evil.test"
+
+
+def test_folded_and_encoded_subject_is_one_decoded_line() -> None:
+    message = facts("Subject: =?UTF-8?B?SMOpbGxv?=\n =?UTF-8?Q?_w=C3=B6rld?=\n")
+    assert message.subject == "Héllo wörld"
+
+
+def test_missing_message_id_is_synthesized_from_the_raw_id() -> None:
+    first = facts("From: a@client.test\nSubject: no id\n")
+    second = facts("From: a@client.test\nSubject: no id\n")
+    assert first.message_id == f"<{RAW_ID}@mailsync.invalid>"
+    assert first.message_id == second.message_id
+
+
+def test_addresses_are_lower_cased_with_decoded_names() -> None:
+    message = facts(
+        "From: =?UTF-8?Q?J=C3=B6rg_M=C3=BCller?= <Joerg.Mueller@Client.TEST>\n"
+        "To: Owner <OWNER@acme.test>, second@Client.Test\n"
+        'Cc: "Smith, Ann" <ANN@client.test>, not-an-address\n'
+        "To: third@client.test, second@client.test\n"
+    )
+    assert message.from_ is not None
+    assert message.from_.address == "joerg.mueller@client.test"
+    assert message.from_.name == "Jörg Müller"
+    assert [a.address for a in message.to] == [
+        "owner@acme.test",
+        "second@client.test",
+        "third@client.test",
+    ]
+    assert [(a.address, a.name) for a in message.cc] == [("ann@client.test", "Smith, Ann")]
+
+
+def test_reply_chain_and_date() -> None:
+    message = facts(
+        "Message-ID: <3@client.test>\n"
+        "In-Reply-To: <2@acme.test>\n"
+        "References: <1@client.test>\n <2@acme.test>\n"
+        "Date: Tue, 04 Mar 2025 10:00:00 +0100\n"
+    )
+    assert message.message_id == "<3@client.test>"
+    assert message.in_reply_to == ["<2@acme.test>"]
+    assert message.references == ["<1@client.test>", "<2@acme.test>"]
+    assert message.date == datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
+
+
+def test_unparsable_date_falls_back_to_internaldate() -> None:
+    arrived = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    message = facts("Date: yesterday-ish\n", internal_date=arrived)
+    assert message.date == arrived
+
+
+def test_direction_follows_sent_folder_or_owner_sender() -> None:
+    from_owner = facts("From: OWNER@acme.test\nTo: a@client.test\n")
+    from_client = facts("From: a@client.test\nTo: owner@acme.test\n")
+    in_sent = facts("From: alias@acme.test\n", role="sent")
+    assert from_owner.direction == "sent"
+    assert from_client.direction == "received"
+    assert in_sent.direction == "sent"
+    assert in_sent.source is not None
+    assert in_sent.source.uid == 42
+
+
+def test_automation_hints() -> None:
+    message = facts(
+        "From: noreply@shop.test\n"
+        "Auto-Submitted: Auto-Generated\n"
+        "Precedence: BULK\n"
+        "List-Unsubscribe: <mailto:u@shop.test>\n"
+    )
+    assert message.automation.auto_submitted == "auto-generated"
+    assert message.automation.precedence == "bulk"
+    assert message.automation.list_unsubscribe is True
+    assert facts("From: a@client.test\n").automation.list_unsubscribe is False
+
+
+def test_too_many_addresses_are_cut_and_recorded() -> None:
+    to = ", ".join(f"p{n}@client.test" for n in range(50))
+    message = facts(f"From: a@client.test\nTo: {to}\n", max_addresses=10)
+    assert len(message.to) == 10
+    assert message.to[-1].address == "p9@client.test"
+    assert any(defect.startswith("addresses: To") for defect in message.defects)
+
+
+def test_unknown_charset_degrades_instead_of_failing() -> None:
+    assert decode_text("=?x-no-such-charset?Q?caf=E9?=") == "café"
