@@ -15,7 +15,8 @@ from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import declare_topology
 from tests.support.infra import Infra, infra_from_env, require_port
 
-TEST_DATABASE = "mailsync_test"
+# One database per test session, so concurrent sessions on one machine never share data.
+TEST_DATABASE = f"mailsync_test_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +54,7 @@ async def mongo(infra: Infra) -> AsyncIterator[AsyncDatabase[Document]]:
     db = client[TEST_DATABASE]
     await ensure_indexes(db)
     yield db
+    await client.drop_database(TEST_DATABASE)
     await client.close()
 
 

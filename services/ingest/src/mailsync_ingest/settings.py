@@ -38,11 +38,12 @@ class Settings(SecretSettings):
     )
     use_idle: bool = Field(default=True, description="Wait with IMAP IDLE where offered.")
     idle_refresh_seconds: float = Field(
-        default=60.0,
+        default=10.0,
         gt=0,
         le=25 * 60,
         description=(
-            "Longest single IDLE; then the other folders are checked and IDLE is re-issued "
+            "Longest single IDLE; then the other folders (Sent) are checked and IDLE is "
+            "re-issued, so mail filed in Sent shows within this time "
             "(servers may drop an IDLE after 29 minutes)."
         ),
     )
