@@ -1,7 +1,8 @@
 """Fixtures shared by the integration and end-to-end suites."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 from cryptography.fernet import Fernet
@@ -13,15 +14,25 @@ from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import declare_topology
-from tests.support.infra import Infra, infra_from_env, require_port
+from tests.support.infra import (
+    Infra,
+    delete_vhost,
+    infra_from_env,
+    isolated_vhost_url,
+    require_port,
+)
 
 # One database per test session, so concurrent sessions on one machine never share data.
 TEST_DATABASE = f"mailsync_test_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")
-def infra() -> Infra:
-    return infra_from_env()
+def infra() -> Iterator[Infra]:
+    """The local services, with a RabbitMQ vhost of this session's own."""
+    base = infra_from_env()
+    vhost = f"mailsync-test-{uuid.uuid4().hex[:8]}"
+    yield replace(base, rabbitmq_url=isolated_vhost_url(base.rabbitmq_url, vhost))
+    delete_vhost(base.rabbitmq_url, vhost)
 
 
 @pytest.fixture(scope="session")

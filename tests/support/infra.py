@@ -8,7 +8,9 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,6 +27,46 @@ class Infra:
     smtp_port: int
     dovecot_config: Path
     mail_users_file: Path
+
+
+def isolated_vhost_url(rabbitmq_url: str, vhost: str) -> str:
+    """Create `vhost` on the broker (management API) and return the AMQP URL that uses it.
+
+    Each test session gets its own vhost, so sessions running at once on one machine never
+    consume each other's messages from the fixed queue names.
+    """
+    parts = urlsplit(rabbitmq_url)
+    user, password = parts.username or "guest", parts.password or "guest"
+    management = os.environ.get(
+        "MAILSYNC_RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672"
+    )
+    auth = (user, password)
+    try:
+        created = httpx.put(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=10)
+        created.raise_for_status()
+        granted = httpx.put(
+            f"{management}/api/permissions/{vhost}/{user}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            auth=auth,
+            timeout=10,
+        )
+        granted.raise_for_status()
+    except httpx.HTTPError as error:
+        pytest.fail(
+            f"RabbitMQ management API not usable at {management} ({error}); "
+            "start the local infrastructure with `make infra`",
+            pytrace=False,
+        )
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def delete_vhost(rabbitmq_url: str, vhost: str) -> None:
+    parts = urlsplit(rabbitmq_url)
+    management = os.environ.get(
+        "MAILSYNC_RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672"
+    )
+    auth = (parts.username or "guest", parts.password or "guest")
+    httpx.delete(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=30)
 
 
 def infra_from_env() -> Infra:
