@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object per line on stderr.
+"""Structured logging: one JSON object per line on stdout.
 
 Log records carry ids (workspace, mailbox, message) as `extra` fields, never secrets or bodies.
 """
@@ -8,9 +8,12 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+# FastStream gives these loggers a coloured stdout handler unless one is already there.
+FASTSTREAM_LOGGERS = ("faststream", "faststream.access.rabbit")
+
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -21,5 +24,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in FASTSTREAM_LOGGERS:
+        framework = logging.getLogger(name)
+        framework.handlers[:] = [handler]
+        framework.propagate = False
     for noisy in ("aiormq", "aio_pika", "pymongo", "imapclient", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
