@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -90,3 +91,11 @@ async def broker(infra: Infra) -> AsyncIterator[RabbitBroker]:
     await declare_topology(rabbit)
     yield rabbit
     await rabbit.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so fixtures can react to a failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

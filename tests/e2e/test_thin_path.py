@@ -7,8 +7,10 @@ Sent. The client answers from their own mailbox; the answer joins the same threa
 """
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,14 +36,28 @@ pytestmark = pytest.mark.e2e
 API = "http://127.0.0.1:8000"
 
 
+LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e"
+
+
 @pytest.fixture(scope="module")
 def stack(
-    service_env: dict[str, str],
-    mongo: AsyncDatabase[Document],
-    tmp_path_factory: pytest.TempPathFactory,
+    service_env: dict[str, str], mongo: AsyncDatabase[Document]
 ) -> Iterator[list[RunningService]]:
-    with running_stack(service_env, tmp_path_factory.mktemp("service-logs")) as running:
+    """The five services as processes; their logs stay in .infra/logs/e2e/ after the run."""
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    with running_stack(service_env, LOG_DIR) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def service_logs_on_failure(
+    request: pytest.FixtureRequest, stack: list[RunningService]
+) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for item in stack:
+            print(f"--- {item.service.name} ({item.log_path})\n{item.log_tail(40)}")
 
 
 @pytest.fixture
