@@ -17,7 +17,7 @@ import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_devtools.stack import RunningService, running_stack
+from mailsync_devtools.stack import RunningService, free_ports, running_stack
 from mailsync_shared.storage.client import Document
 from tests.support.infra import Infra
 from tests.support.mail import (
@@ -33,8 +33,6 @@ from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
-API = "http://127.0.0.1:8000"
-
 
 LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e"
 
@@ -45,7 +43,7 @@ def stack(
 ) -> Iterator[list[RunningService]]:
     """The five services as processes; their logs stay in .infra/logs/e2e/ after the run."""
     shutil.rmtree(LOG_DIR, ignore_errors=True)
-    with running_stack(service_env, LOG_DIR) as running:
+    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
         yield running
 
 
@@ -62,7 +60,8 @@ def service_logs_on_failure(
 
 @pytest.fixture
 async def api(stack: list[RunningService]) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=API, timeout=30) as client:
+    api_url = next(item.url for item in stack if item.service.name == "api")
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         yield client
 
 

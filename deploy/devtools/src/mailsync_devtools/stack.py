@@ -1,6 +1,7 @@
 """The five services as local processes, started with the same commands as the containers."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -26,10 +27,6 @@ class Service:
         """The service command; docker-compose.yml runs exactly this (checked by a test)."""
         return ["python", "-m", self.module]
 
-    @property
-    def ready_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/health/ready"
-
 
 SERVICES: tuple[Service, ...] = (
     Service("api", 8000),
@@ -49,6 +46,15 @@ class RunningService:
     service: Service
     process: subprocess.Popen[bytes]
     log_path: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ready_url(self) -> str:
+        return f"{self.url}/health/ready"
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -62,10 +68,11 @@ def start_service(
 ) -> RunningService:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{service.name}.log"
+    port = port or service.port
     process_env = {
         **os.environ,
         **env,
-        "MAILSYNC_HTTP_PORT": str(port or service.port),
+        "MAILSYNC_HTTP_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, *service.command[1:]]
@@ -73,7 +80,7 @@ def start_service(
         process = subprocess.Popen(  # noqa: S603 - fixed module names, no shell
             command, env=process_env, stdout=log, stderr=subprocess.STDOUT
         )
-    return RunningService(service, process, log_path)
+    return RunningService(service, process, log_path, port)
 
 
 def wait_ready(running: list[RunningService], timeout: float = 60.0) -> None:
@@ -86,7 +93,7 @@ def wait_ready(running: list[RunningService], timeout: float = 60.0) -> None:
                     f"{item.service.name} exited with {item.process.returncode}:\n{item.log_tail()}"
                 )
             try:
-                if httpx.get(item.service.ready_url, timeout=2).status_code == 200:
+                if httpx.get(item.ready_url, timeout=2).status_code == 200:
                     pending.remove(item)
             except httpx.HTTPError:
                 pass
@@ -112,12 +119,35 @@ def stop_services(running: list[RunningService], timeout: float = 15.0) -> None:
             item.process.wait()
 
 
+def free_ports(services: tuple[Service, ...] = SERVICES) -> dict[str, int]:
+    """A free loopback port per service, for stacks that must not meet another on one machine."""
+    ports: dict[str, int] = {}
+    sockets = []
+    for service in services:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+        ports[service.name] = sock.getsockname()[1]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
 @contextmanager
 def running_stack(
-    env: Mapping[str, str], log_dir: Path, services: tuple[Service, ...] = SERVICES
+    env: Mapping[str, str],
+    log_dir: Path,
+    services: tuple[Service, ...] = SERVICES,
+    ports: Mapping[str, int] | None = None,
 ) -> Iterator[list[RunningService]]:
-    """Start the services, wait until each reports ready, and stop them on exit."""
-    running = [start_service(service, env, log_dir) for service in services]
+    """Start the services, wait until each reports ready, and stop them on exit.
+
+    Services listen on their default ports unless `ports` names others (see `free_ports`).
+    """
+    running = [
+        start_service(service, env, log_dir, (ports or {}).get(service.name))
+        for service in services
+    ]
     try:
         wait_ready(running)
         yield running
