@@ -44,50 +44,60 @@ class SendProcess:
     log: Path
 
 
-@pytest.fixture(scope="module", name="send_service")
-def send_service_fixture(
-    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SendProcess]:
-    """`python -m mailsync_send`, started as deployed, ready before the tests run.
-
-    One request at a time (prefetch 1), so a request published after another is handled after it.
-    """
+def start_send(service_env: dict[str, str], log: Path, **settings: str) -> SendProcess:
+    """`python -m mailsync_send`, started as deployed, once it reports ready."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("send") / "send.log"
     env = {
         **os.environ,
         **service_env,
         "MAILSYNC_HTTP_PORT": str(port),
-        "MAILSYNC_PREFETCH": "1",
         "MAILSYNC_RETRY_BACKOFF_SECONDS": "0.2",
         "MAILSYNC_SMTP_TIMEOUT_SECONDS": "10",
         "MAILSYNC_IMAP_TIMEOUT_SECONDS": "10",
+        "MAILSYNC_SCHEDULER_INTERVAL_SECONDS": "0.2",
+        **{f"MAILSYNC_{name.upper()}": value for name, value in settings.items()},
     }
-    with log.open("wb") as output:
+    with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "mailsync_send"], env=env, cwd=REPO, stdout=output, stderr=output
         )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"send service exited at start:\n{log.read_text()}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"send service not ready after 30 s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield SendProcess(process, log)
-    finally:
-        process.terminate()
+    # Index creation at start can take a while on a busy FerretDB.
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"send service exited at start:\n{log.read_text()}")
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                return SendProcess(process, log)
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_send(SendProcess(process, log))
+            pytest.fail(f"send service not ready after 90 s:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def stop_send(service: SendProcess) -> None:
+    service.process.terminate()
+    try:
+        service.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        service.process.wait()
+
+
+@pytest.fixture(scope="module", name="send_service")
+def send_service_fixture(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SendProcess]:
+    """The send service, one request at a time (prefetch 1), so a request published after
+    another is handled after it."""
+    log = tmp_path_factory.mktemp("send") / "send.log"
+    service = start_send(service_env, log, prefetch="1")
+    try:
+        yield service
+    finally:
+        stop_send(service)
 
 
 class Tap:

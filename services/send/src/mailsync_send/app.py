@@ -1,9 +1,12 @@
 """The send service: consumes send requests, relays them, publishes what happened."""
 
+from datetime import timedelta
+
 from faststream.asgi import AsgiFastStream
 from faststream.rabbit import RabbitBroker
 
 from mailsync_send.handlers import register_handlers
+from mailsync_send.scheduler import Scheduler
 from mailsync_send.sender import Sender
 from mailsync_send.settings import Settings
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendRequested
@@ -21,7 +24,14 @@ def create_app(settings: Settings) -> AsgiFastStream:
     db = database(client, settings)
     publisher = EventPublisher(broker, [EmailSent, EmailSendFailed, SendRequested])
     sender = Sender(db, publisher, CredentialCipher(settings.secret_key), settings)
-    register_handlers(broker, sender, publisher, prefetch=settings.prefetch)
+    register_handlers(broker, sender, prefetch=settings.prefetch)
+    scheduler = Scheduler(
+        db,
+        publisher,
+        interval=settings.scheduler_interval_seconds,
+        redispatch_after=timedelta(seconds=settings.redispatch_after_seconds),
+        claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
+    )
 
     async def prepare() -> None:
         await ensure_indexes(db)
@@ -32,12 +42,14 @@ def create_app(settings: Settings) -> AsgiFastStream:
         return await ping(db)
 
     async def close_database() -> None:
+        await scheduler.stop()
         await client.close()
 
     return worker_app(
         broker,
         readiness={"broker": broker_connected(broker), "database": database_answers},
         on_startup=[prepare],
+        after_startup=[scheduler.start],
         on_shutdown=[close_database],
         title="Mailsync send",
     )

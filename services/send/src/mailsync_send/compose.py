@@ -5,23 +5,34 @@ carrying encoded words: Python 3.11's `email` package decodes `=?UTF-8?Q?=0A?=` 
 it is given and writes the decoded line break out as a real header line (CVE-2024-6923). The
 serialized message is parsed back and refused unless it holds exactly the headers set here.
 
-The message is a pure function of the request (the Date is the request's creation time and the
-MIME boundary is derived from the content), so every attempt relays the same bytes.
+The message is a pure function of the request and the bytes it references (the Date is the
+request's creation time and every MIME boundary is derived from the content), so every attempt
+relays the same bytes.
+
+Parts: the text, the sanitized HTML as its alternative, then each attachment, then the
+forwarded message. A forward attaches the original's raw bytes as `message/rfc822` rather than
+quoting it inline: the original's headers, formatting and attachments reach the recipient
+intact, and the sender's own note goes in the body. The From address is the mailbox's own or
+one of its verified aliases; the envelope sender stays the mailbox's address, so bounces come
+back to the mailbox that sent.
 """
 
 import hashlib
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import format_datetime
 
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.mail.headers import has_line_break, message_ids, single_line
-from mailsync_shared.storage.documents import SendRequestDocument
+from mailsync_shared.mail.html import sanitize_html
+from mailsync_shared.storage.attachments import MAX_ATTACHMENTS_BYTES
+from mailsync_shared.storage.documents import AttachmentRef, SendRequestDocument
 
 # Lines may reach 998 octets (RFC 5322 2.1.1); folding at 78 would RFC 2047-encode long
 # message ids in In-Reply-To/References and break threading at the recipient.
@@ -30,6 +41,8 @@ OUTBOUND_POLICY = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
 _ADDR_SPEC = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 _MESSAGE_ID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>$")
 _MIME_HEADERS = ("MIME-Version", "Content-Type", "Content-Transfer-Encoding")
+_CONTENT_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
+_OCTET_STREAM = ("application", "octet-stream")
 
 
 class ComposeError(ValueError):
@@ -80,11 +93,50 @@ def thread_ids(values: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in ids if _MESSAGE_ID.match(i)))
 
 
-def compose(request: SendRequestDocument, *, mailbox_address: str) -> ComposedMessage:
+@dataclass(frozen=True)
+class Attachment:
+    """A stored attachment with its bytes, ready to be a MIME part."""
+
+    ref: AttachmentRef
+    data: bytes
+
+
+def attachment_type(content_type: str) -> tuple[str, str]:
+    """The part's type; anything odd, or a container type, is sent as opaque bytes."""
+    value = content_type.strip().lower()
+    if not _CONTENT_TYPE.match(value):
+        return _OCTET_STREAM
+    maintype, subtype = value.split("/", 1)
+    if maintype in ("multipart", "message"):
+        return _OCTET_STREAM
+    return maintype, subtype
+
+
+def compose(
+    request: SendRequestDocument,
+    *,
+    mailbox_address: str,
+    verified_aliases: Collection[str] = (),
+    attachments: Sequence[Attachment] = (),
+    forwarded: bytes | None = None,
+    max_attachments_bytes: int = MAX_ATTACHMENTS_BYTES,
+) -> ComposedMessage:
     """The MIME message for `request`, sent from the mailbox `mailbox_address`."""
     sender = clean_address(request.from_)
-    if sender.address != mailbox_address.strip().lower():
-        raise ComposeError("the From address is not the address of the sending mailbox")
+    mailbox = mailbox_address.strip().lower()
+    allowed = {mailbox, *(alias.strip().lower() for alias in verified_aliases)}
+    if sender.address not in allowed:
+        raise ComposeError(
+            "the From address is neither the sending mailbox's nor one of its verified aliases"
+        )
+    attached = sum(len(a.data) for a in attachments) + len(forwarded or b"")
+    if attached > max_attachments_bytes:
+        raise ComposeError(
+            f"attachments total {attached} bytes; the limit is {max_attachments_bytes}"
+        )
+    for attachment in attachments:
+        if attachment_id_of(attachment.data) != attachment.ref.attachment_id:
+            raise ComposeError(f"attachment {attachment.ref.filename!r} does not match its id")
     to = tuple(clean_address(a) for a in request.to)
     cc = tuple(clean_address(a) for a in request.cc)
     bcc = tuple(clean_address(a) for a in request.bcc)
@@ -115,14 +167,25 @@ def compose(request: SendRequestDocument, *, mailbox_address: str) -> ComposedMe
             message[name] = value
     message.set_content(request.body_text.replace("\r\n", "\n"))
     if request.body_html:
-        message.add_alternative(request.body_html, subtype="html")
-        message.set_boundary(_boundary(request))
+        message.add_alternative(sanitize_html(request.body_html), subtype="html")
+    for attachment in attachments:
+        maintype, subtype = attachment_type(attachment.ref.content_type)
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype,
+            filename=plain_text(attachment.ref.filename) or "attachment",
+        )
+    if forwarded is not None:
+        original = BytesParser(policy=policy.default).parsebytes(forwarded)
+        message.add_attachment(original, filename="forwarded.eml")
+    _set_boundaries(message, request, attachments, forwarded)
     data = message.as_bytes(policy=OUTBOUND_POLICY)
     _verify(data, [name for name, value in headers.items() if value], message_id, references)
     return ComposedMessage(
         message=message,
         data=data,
-        envelope_from=sender.address,
+        envelope_from=mailbox,
         recipients=recipients,
         message_id=message_id,
         in_reply_to=in_reply_to,
@@ -140,11 +203,37 @@ def _header_address(address: Address) -> HeaderAddress:
     return HeaderAddress(display_name=address.name, addr_spec=address.address)
 
 
-def _boundary(request: SendRequestDocument) -> str:
-    digest = hashlib.sha256(
-        "\0".join([request.id, request.body_text, request.body_html or ""]).encode()
-    ).hexdigest()
-    return f"=_mailsync_{digest[:40]}"
+def attachment_id_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _set_boundaries(
+    message: EmailMessage,
+    request: SendRequestDocument,
+    attachments: Sequence[Attachment],
+    forwarded: bytes | None,
+) -> None:
+    """Boundaries derived from the content, so every attempt serializes to the same bytes."""
+    material = "\0".join(
+        [
+            request.id,
+            request.body_text,
+            request.body_html or "",
+            *(a.ref.attachment_id for a in attachments),
+            attachment_id_of(forwarded or b""),
+        ]
+    )
+    digest = hashlib.sha256(material.encode()).hexdigest()
+    pending: list[EmailMessage] = [message]
+    index = 0
+    while pending:
+        part = pending.pop(0)
+        # A forwarded message keeps its own boundaries: it is sent as it was received.
+        if part.get_content_maintype() != "multipart":
+            continue
+        part.set_boundary(f"=_mailsync_{digest[:32]}_{index}")
+        index += 1
+        pending.extend(part.iter_parts())  # type: ignore[arg-type]
 
 
 def _verify(data: bytes, names: list[str], message_id: str, references: tuple[str, ...]) -> None:

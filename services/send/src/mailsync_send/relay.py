@@ -6,6 +6,7 @@ the message data was being transferred is also *ambiguous*: the server may have 
 """
 
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -15,11 +16,14 @@ from mailsync_shared.storage.documents import Security
 
 @dataclass(frozen=True)
 class SmtpAccount:
+    """Where to relay and how to log in: a password (PLAIN/LOGIN) or an OAuth access token."""
+
     host: str
     port: int
     security: Security
     username: str
-    password: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,19 @@ class RelayResult:
 class RelayError(Exception):
     """The message was not relayed; `permanent` says whether trying again can help."""
 
-    def __init__(self, reason: str, *, permanent: bool, ambiguous: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        ambiguous: bool = False,
+        auth_refused: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.ambiguous = ambiguous
+        self.auth_refused = auth_refused
 
 
 def is_permanent_code(code: int) -> bool:
@@ -53,6 +65,12 @@ def classify(error: BaseException, *, during_data: bool = False) -> RelayError:
         replies = [classify(refusal) for refusal in error.recipients]
         reason = "; ".join(r.reason for r in replies) or "every recipient was refused"
         return RelayError(reason, permanent=all(r.permanent for r in replies) and bool(replies))
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        return RelayError(
+            "login refused: " + reply_text(error.code, error.message),
+            permanent=is_permanent_code(error.code),
+            auth_refused=True,
+        )
     if isinstance(error, aiosmtplib.SMTPResponseException):
         subject = getattr(error, "recipient", None) or getattr(error, "sender", None)
         prefix = f"{subject}: " if subject else ""
@@ -91,15 +109,20 @@ async def relay(
     recipients: tuple[str, ...],
     data: bytes,
     command_timeout: float,
+    before_data: Callable[[], Awaitable[None]] | None = None,
 ) -> RelayResult:
-    """Submit `data` to `recipients`; raise `RelayError` unless at least one was accepted."""
+    """Submit `data` to `recipients`; raise `RelayError` unless at least one was accepted.
+
+    `before_data` runs after the recipients were accepted and before DATA: from then on the
+    server may hold the message even if no reply comes back.
+    """
     client = _client(account, command_timeout)
     accepted: list[str] = []
     refused: dict[str, str] = {}
     during_data = False
     try:
         await client.connect()
-        await client.login(account.username, account.password)
+        await _login(client, account)
         await client.mail(envelope_from)
         refusals: list[aiosmtplib.SMTPRecipientRefused] = []
         for recipient in recipients:
@@ -112,6 +135,8 @@ async def relay(
                 accepted.append(recipient)
         if not accepted:
             raise aiosmtplib.SMTPRecipientsRefused(refusals)
+        if before_data is not None:
+            await before_data()
         during_data = True
         response = await client.data(data)
     except Exception as error:
@@ -121,6 +146,14 @@ async def relay(
     return RelayResult(
         accepted=tuple(accepted), refused=refused, reply=reply_text(response.code, response.message)
     )
+
+
+async def _login(client: aiosmtplib.SMTP, account: SmtpAccount) -> None:
+    if account.access_token is not None:
+        # A server without XOAUTH2 refuses the command (5xx): a permanent failure.
+        await client.auth_xoauth2(account.username, account.access_token)
+    else:
+        await client.login(account.username, account.password or "")
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

@@ -1,12 +1,22 @@
-"""Carrying out one send request, so that a retry or a redelivery never sends it twice.
+"""Carrying out one send request, so that a retry, a redelivery or a crash never sends it twice.
 
-1. Compose the message (a pure function of the request) and store its bytes.
-2. Claim the request (`queued` -> `sending`, one more attempt) with an atomic write.
-3. A request recovered from `sending` first looks for its Message-ID in the Sent folder: if the
-   message is there, the server took it and it is only recorded.
-4. Relay it; record `sent` at once, the narrowest window between acceptance and our record.
-5. Report: save the copy in Sent (unless it is there), publish `email.sent`, set `reported_at`.
+1. A `queued` request waits (`next_attempt_at`, handed on later by the scheduler) until its
+   `send_at` has come and its mailbox has a free slot in the current minute.
+2. Compose the message (a pure function of the request and its stored attachments).
+3. Claim the request (`queued` -> `sending`, one more attempt) with an atomic write.
+4. A request recovered from `sending` first looks for its Message-ID in the Sent folder: if
+   the message is there, the server took it and it is only recorded. If it is not, it is sent
+   again when that is certainly safe: the data never started (`data_started_at` unset), or the
+   provider files sent mail itself. When we file the copy ourselves (`append_to_sent`) and the
+   data had started, the folder cannot tell, and the request ends `unknown` rather than risk a
+   second delivery.
+5. Relay it, marking `data_started_at` just before DATA; record `sent` at once, the narrowest
+   window between acceptance and our record.
+6. Report: save the copy in Sent (unless it is there), publish `email.sent`, set `reported_at`.
    A redelivered request that is `sent` but not reported repeats only this step.
+
+Transient failures are not slept on: the request goes back to the scheduler with the time of
+its next attempt.
 """
 
 import logging
@@ -16,9 +26,9 @@ from typing import Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_send.compose import ComposedMessage, ComposeError, compose
+from mailsync_send.compose import Attachment, ComposedMessage, ComposeError, compose
 from mailsync_send.hosts import UnsafeHostError, check_public_host
-from mailsync_send.outbox import Outbox
+from mailsync_send.rate_limit import SendSlots
 from mailsync_send.relay import RelayError, RelayResult, SmtpAccount, relay
 from mailsync_send.sent_folder import ImapAccount, SentFolder, SentFolderError
 from mailsync_send.settings import Settings
@@ -28,9 +38,12 @@ from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendF
 from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.ids import stable_id
 from mailsync_shared.messaging import EventPublisher, PermanentError
+from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
+from mailsync_shared.send_outbox import SendOutbox
+from mailsync_shared.storage.attachments import load_attachment
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, ServerAccount
-from mailsync_shared.storage.raw_messages import store_raw
+from mailsync_shared.storage.raw_messages import load_raw, store_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 SOURCE = "/mailsync/send"
@@ -45,24 +58,21 @@ class Done:
     result: str
 
 
-@dataclass(frozen=True)
-class RetryLater:
-    """Ask again after `delay` seconds."""
-
-    delay: float
-    reason: str
-
-
-Outcome = Done | RetryLater
-
-
 class AccountError(Exception):
     """The mailbox's stored account cannot be used as it is."""
 
+    def __init__(self, reason: str, *, permanent: bool = True) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Credentials:
+    password: str | None = None
+    access_token: str | None = None
+
 
 def password_of(account: ServerAccount, cipher: CredentialCipher) -> str:
-    if account.auth != "password":
-        raise AccountError(f"{account.auth} authentication is not supported yet")
     if not account.secret_encrypted:
         raise AccountError("the mailbox has no stored password")
     try:
@@ -106,17 +116,23 @@ class Sender:
         publisher: EventPublisher,
         cipher: CredentialCipher,
         settings: Settings,
+        tokens: TokenCache | None = None,
     ) -> None:
         self._db = db
         self._publisher = publisher
         self._cipher = cipher
         self._settings = settings
+        self._tokens = tokens or TokenCache(timeout=settings.token_timeout_seconds)
+        self._slots = SendSlots()
 
-    async def handle(self, workspace_id: str, request_id: str) -> Outcome:
-        store = WorkspaceStore(self._db, workspace_id)
-        outbox = Outbox(
+    def outbox(self, store: WorkspaceStore) -> SendOutbox:
+        return SendOutbox(
             store, claim_timeout=timedelta(seconds=self._settings.claim_timeout_seconds)
         )
+
+    async def handle(self, workspace_id: str, request_id: str) -> Done:
+        store = WorkspaceStore(self._db, workspace_id)
+        outbox = self.outbox(store)
         request = await outbox.get(request_id)
         if request is None:
             raise PermanentError(f"send request {request_id} does not exist in {workspace_id}")
@@ -127,32 +143,46 @@ class Sender:
             return Done("already sent")
 
         mailbox = await self._mailbox(store, request.mailbox_id)
-        owner = mailbox.address if mailbox else request.from_.address
-        try:
-            composed = compose(request, mailbox_address=owner)
-        except ComposeError as error:
-            return await self._give_up(store, outbox, request, "failed", str(error))
         if request.state == "sent":
+            composed = await self._compose(store, request, mailbox)
+            if isinstance(composed, str):
+                return Done(f"sent, but cannot be recomposed: {composed}")
             return await self._report(store, outbox, request, mailbox, composed)
         if mailbox is None or mailbox.status.state == "disconnected":
             reason = "the sending mailbox is not connected"
             return await self._give_up(store, outbox, request, "failed", reason)
 
-        if request.state == "sending" and request.claimed_until is not None:
-            remaining = (request.claimed_until - utcnow()).total_seconds()
-            if remaining > 0:
-                return RetryLater(min(remaining, 60.0) + 1.0, "another attempt holds it")
+        now = utcnow()
+        if request.state == "queued":
+            due = max(
+                (t for t in (request.send_at, request.next_attempt_at) if t is not None),
+                default=None,
+            )
+            if due is not None and due > now:
+                if request.next_attempt_at != due:
+                    await outbox.defer(request, due)
+                return Done("scheduled")
+            limit = mailbox.send_rate_per_minute or self._settings.send_rate_per_minute
+            next_window = await self._slots.take(store, mailbox.id, limit=limit, now=now)
+            if next_window is not None:
+                await outbox.defer(request, next_window)
+                return Done("rate limited")
+        elif request.claimed_until is not None and request.claimed_until > now:
+            return Done("held by another attempt")
+
+        composed = await self._compose(store, request, mailbox)
+        if isinstance(composed, str):
+            return await self._give_up(store, outbox, request, "failed", composed)
         recovering = request.state == "sending"
         claimed = await outbox.claim(request)
         if claimed is None:
-            return RetryLater(1.0, "another attempt holds it")
+            return Done("moved on by another attempt")
         request = claimed
 
         raw_id = await store_raw(store, composed.data)
         if recovering:
             try:
-                folder = await self._sent_folder(mailbox)
-                delivered = await folder.contains_message_id(composed.message_id)
+                delivered = await self._in_sent_folder(mailbox, composed.message_id)
             except (SentFolderError, AccountError, UnsafeHostError, OSError) as error:
                 failure = RelayError(
                     f"cannot check the Sent folder: {error}", permanent=False, ambiguous=True
@@ -164,9 +194,17 @@ class Sender:
                 if sent is None:
                     return Done("moved on by another attempt")
                 return await self._report(store, outbox, sent, mailbox, composed)
+            if request.data_started_at is not None and mailbox.append_to_sent:
+                reason = (
+                    "the attempt ended while the message was being transferred, and this "
+                    "mailbox's Sent folder cannot tell whether the server took it; not sent "
+                    "again to avoid a duplicate"
+                )
+                return await self._give_up(store, outbox, request, "unknown", reason)
+            await outbox.forget_data_start(request)
 
         try:
-            result = await self._relay(mailbox, composed)
+            result = await self._relay(store, outbox, request, mailbox, composed)
         except RelayError as error:
             logger.warning(
                 "send attempt failed",
@@ -186,53 +224,135 @@ class Sender:
         document = await store.mailboxes.find_one({"_id": mailbox_id})
         return None if document is None else MailboxDocument.from_document(document)
 
+    async def _compose(
+        self,
+        store: WorkspaceStore,
+        request: SendRequestDocument,
+        mailbox: MailboxDocument | None,
+    ) -> ComposedMessage | str:
+        """The message, or why it cannot be composed (which no retry will change)."""
+        attachments: list[Attachment] = []
+        for ref in request.attachments:
+            data = await load_attachment(store, ref.attachment_id)
+            if data is None:
+                return f"attachment {ref.filename!r} is not stored"
+            attachments.append(Attachment(ref, data))
+        forwarded = None
+        if request.forward_of is not None:
+            forwarded = await load_raw(store, request.forward_of.raw_id)
+            if forwarded is None:
+                return "the forwarded message is not stored"
+        owner = mailbox.address if mailbox else request.from_.address
+        aliases = [a.address for a in mailbox.aliases if a.verified] if mailbox else []
+        try:
+            return compose(
+                request,
+                mailbox_address=owner,
+                verified_aliases=aliases,
+                attachments=attachments,
+                forwarded=forwarded,
+                max_attachments_bytes=self._settings.max_attachments_bytes,
+            )
+        except ComposeError as error:
+            return str(error)
+
+    async def _credentials(self, account: ServerAccount, *, fresh: bool = False) -> Credentials:
+        if account.auth == "password":
+            return Credentials(password=password_of(account, self._cipher))
+        try:
+            grant = grant_of(account, self._cipher)
+            if fresh:
+                self._tokens.invalidate(grant)
+            return Credentials(access_token=await self._tokens.access_token(grant))
+        except OAuthError as error:
+            raise AccountError(error.reason, permanent=error.permanent) from error
+
+    async def _in_sent_folder(self, mailbox: MailboxDocument, message_id: str) -> bool:
+        folder = await self._sent_folder(mailbox)
+        return await folder.contains_message_id(message_id)
+
     async def _sent_folder(self, mailbox: MailboxDocument) -> SentFolder:
         account = mailbox.imap
         await check_public_host(
             account.host, account.port, allow_private=self._settings.allow_private_hosts
         )
+        credentials = await self._credentials(account)
         return SentFolder(
             ImapAccount(
                 account.host,
                 account.port,
                 account.security,
                 account.username,
-                password_of(account, self._cipher),
+                password=credentials.password,
+                access_token=credentials.access_token,
             ),
             timeout=self._settings.imap_timeout_seconds,
         )
 
-    async def _relay(self, mailbox: MailboxDocument, composed: ComposedMessage) -> RelayResult:
+    async def _relay(
+        self,
+        store: WorkspaceStore,
+        outbox: SendOutbox,
+        request: SendRequestDocument,
+        mailbox: MailboxDocument,
+        composed: ComposedMessage,
+    ) -> RelayResult:
         account = mailbox.smtp
         try:
-            password = password_of(account, self._cipher)
             await check_public_host(
                 account.host, account.port, allow_private=self._settings.allow_private_hosts
             )
-        except (AccountError, UnsafeHostError) as error:
+        except UnsafeHostError as error:
             raise RelayError(str(error), permanent=True) from error
         except OSError as error:
             raise RelayError(str(error), permanent=False) from error
-        return await relay(
-            SmtpAccount(account.host, account.port, account.security, account.username, password),
-            envelope_from=composed.envelope_from,
-            recipients=composed.recipients,
-            data=composed.data,
-            command_timeout=self._settings.smtp_timeout_seconds,
-        )
 
-    def _backoff(self, attempts: int) -> float:
+        async def data_starts() -> None:
+            await outbox.mark_data_started(request)
+
+        # An access token may be refused before it expires (revoked, rotated): refresh once.
+        for fresh in (False, True):
+            try:
+                credentials = await self._credentials(account, fresh=fresh)
+            except AccountError as error:
+                raise RelayError(str(error), permanent=error.permanent) from error
+            try:
+                return await relay(
+                    SmtpAccount(
+                        account.host,
+                        account.port,
+                        account.security,
+                        account.username,
+                        password=credentials.password,
+                        access_token=credentials.access_token,
+                    ),
+                    envelope_from=composed.envelope_from,
+                    recipients=composed.recipients,
+                    data=composed.data,
+                    command_timeout=self._settings.smtp_timeout_seconds,
+                    before_data=data_starts,
+                )
+            except RelayError as error:
+                if fresh or not error.auth_refused or account.auth != "xoauth2":
+                    raise
+                logger.info(
+                    "access token refused, refreshing",
+                    extra={"workspace_id": store.workspace_id, "send_request_id": request.id},
+                )
+        raise AssertionError("unreachable")
+
+    def backoff(self, attempts: int) -> float:
         delay = self._settings.retry_backoff_seconds * 2 ** max(attempts - 1, 0)
         return float(min(delay, self._settings.retry_backoff_max_seconds))
 
     async def _failed(
         self,
         store: WorkspaceStore,
-        outbox: Outbox,
+        outbox: SendOutbox,
         request: SendRequestDocument,
         error: RelayError,
-    ) -> Outcome:
-        """Retry a transient failure while attempts remain; otherwise stop for good."""
+    ) -> Done:
+        """Schedule a retry of a transient failure while attempts remain; else stop for good."""
         exhausted = request.attempts >= self._settings.max_attempts
         if error.permanent or exhausted:
             state: Literal["failed", "unknown"] = (
@@ -242,21 +362,22 @@ class Sender:
             if exhausted and not error.permanent:
                 reason = f"gave up after {request.attempts} attempts: {reason}"
             return await self._give_up(store, outbox, request, state, reason)
+        retry_at = utcnow() + timedelta(seconds=self.backoff(request.attempts))
         if error.ambiguous:
-            await outbox.release(request, error.reason)
+            await outbox.release(request, error.reason, retry_at=retry_at)
         else:
-            await outbox.requeue(request, error.reason)
+            await outbox.requeue(request, error.reason, retry_at=retry_at)
         await self._publish_failure(store, request, error.reason, permanent=False)
-        return RetryLater(self._backoff(request.attempts), error.reason)
+        return Done("retry scheduled")
 
     async def _give_up(
         self,
         store: WorkspaceStore,
-        outbox: Outbox,
+        outbox: SendOutbox,
         request: SendRequestDocument,
         state: Literal["failed", "unknown"],
         reason: str,
-    ) -> Outcome:
+    ) -> Done:
         finished = await outbox.finish_unsent(request, state, reason)
         if finished is None:
             return Done("moved on by another attempt")
@@ -289,11 +410,11 @@ class Sender:
     async def _report(
         self,
         store: WorkspaceStore,
-        outbox: Outbox,
+        outbox: SendOutbox,
         request: SendRequestDocument,
         mailbox: MailboxDocument | None,
         composed: ComposedMessage,
-    ) -> Outcome:
+    ) -> Done:
         """Save the Sent copy and publish `email.sent` for a request the server accepted."""
         raw_id = request.raw_id or await store_raw(store, composed.data)
         if mailbox is not None and mailbox.append_to_sent:
@@ -315,7 +436,7 @@ class Sender:
 
     async def _save_sent_copy(
         self,
-        outbox: Outbox,
+        outbox: SendOutbox,
         request: SendRequestDocument,
         mailbox: MailboxDocument,
         composed: ComposedMessage,

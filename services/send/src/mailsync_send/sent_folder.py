@@ -28,11 +28,14 @@ class SentFolderError(Exception):
 
 @dataclass(frozen=True)
 class ImapAccount:
+    """Where the Sent folder is and how to log in: a password or an OAuth access token."""
+
     host: str
     port: int
     security: Security
     username: str
-    password: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
 
 
 def _connect(account: ImapAccount, timeout: float) -> IMAPClient:
@@ -46,7 +49,10 @@ def _connect(account: ImapAccount, timeout: float) -> IMAPClient:
     )
     if account.security == "starttls":
         client.starttls(context)
-    client.login(account.username, account.password)
+    if account.access_token is not None:
+        client.oauth2_login(account.username, account.access_token)
+    else:
+        client.login(account.username, account.password or "")
     return client
 
 

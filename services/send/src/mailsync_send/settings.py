@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from mailsync_shared.settings import SecretSettings
+from mailsync_shared.storage.attachments import MAX_ATTACHMENTS_BYTES
 
 
 class Settings(SecretSettings):
@@ -13,6 +14,9 @@ class Settings(SecretSettings):
     )
     imap_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout of each IMAP command (Sent folder copy, checks)."
+    )
+    token_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout of an OAuth token refresh (XOAUTH2 mailboxes)."
     )
     claim_timeout_seconds: float = Field(
         default=300.0,
@@ -31,7 +35,34 @@ class Settings(SecretSettings):
     retry_backoff_max_seconds: float = Field(
         default=60.0, ge=0, description="Upper bound of the delay between retries."
     )
-    prefetch: int = Field(default=16, ge=1, description="Send requests handled at once.")
+    send_rate_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Messages per minute one mailbox sends, unless the mailbox sets its own. 30 is "
+            "Microsoft 365's per-mailbox limit, the lowest of the common providers; requests "
+            "over it wait for the next minute, none is dropped."
+        ),
+    )
+    max_attachments_bytes: int = Field(
+        default=MAX_ATTACHMENTS_BYTES,
+        ge=0,
+        description="Total size of a request's attachments, the forwarded message included.",
+    )
+    scheduler_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often due requests (scheduled, retried, deferred) are handed on.",
+    )
+    redispatch_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "A request untouched this long while it should be moving (its `SendRequested` was "
+            "lost, or its report never went out) is handed to the sender again."
+        ),
+    )
+    prefetch: int = Field(default=32, ge=1, description="Send requests handled at once.")
     allow_private_hosts: bool = Field(
         default=False,
         description=(

@@ -118,6 +118,7 @@ async def capture_contacts(
         workspace_domains=await repository.workspace_domains(),
         company_domains=frozenset(companies),
         existing_addresses=frozenset(active - created_earlier),
+        mailbox_addresses=frozenset((await repository.mailbox_addresses()).values()),
     )
 
     new_contacts: list[NewContact] = []

@@ -168,6 +168,7 @@ async def evaluate(
         free_mail_domains=free_mail_domains(),
         workspace_domains=await repository.workspace_domains(),
         company_domains=await repository.all_company_domains(),
+        mailbox_addresses=frozenset((await repository.mailbox_addresses()).values()),
     )
     outcomes: dict[str, Outcome] = {}
     count = 0

@@ -4,7 +4,9 @@ Rules are checked in this order for each participant; the first that decides win
 name is recorded with the decision:
 
 1. `invalid_address`: no domain to judge.
-2. `owner_address`: the mailbox owner is never a contact of their own workspace.
+2. `owner_address`: the mailbox owner, and the owner of any other mailbox connected to
+   the workspace, is never a contact of it. (So both copies of mail between two connected
+   colleagues decide the same, whichever is handled first.)
 3. `existing_contact`: an address already on a contact creates nothing new.
 4. `blocked_address` / `blocked_domain`: the workspace's block list (`@domain` entries also
    block subdomains).
@@ -69,6 +71,7 @@ class CaptureContext:
     workspace_domains: frozenset[str] = frozenset()
     company_domains: frozenset[str] = frozenset()
     existing_addresses: frozenset[str] = frozenset()
+    mailbox_addresses: frozenset[str] = frozenset()
     blocked_addresses: frozenset[str] = field(init=False)
     blocked_domains: frozenset[str] = field(init=False)
 
@@ -138,7 +141,7 @@ def decide(message: MailMessage, address: str, context: CaptureContext) -> Decis
     domain = domain_of(address)
     if not domain:
         return Decision("skipped", "invalid_address")
-    if address == message.owner_address.lower():
+    if address == message.owner_address.lower() or address in context.mailbox_addresses:
         return Decision("skipped", "owner_address")
     if address in context.existing_addresses:
         return Decision("existing", "existing_contact")

@@ -43,7 +43,18 @@ class ServerAccount(BaseModel):
     security: Security = "tls"
     username: str
     auth: Literal["password", "xoauth2"] = "password"
-    secret_encrypted: str | None = Field(default=None, description="Fernet token.")
+    secret_encrypted: str | None = Field(
+        default=None,
+        description="Fernet token of the password, or of the OAuth refresh token for `xoauth2`.",
+    )
+    token_endpoint: str | None = Field(
+        default=None, description="`xoauth2`: the OAuth 2.0 token endpoint that refreshes tokens."
+    )
+    client_id: str | None = Field(default=None, description="`xoauth2`: the OAuth client id.")
+    client_secret_encrypted: str | None = Field(
+        default=None, description="`xoauth2`: Fernet token of the client secret, if it has one."
+    )
+    scope: str | None = Field(default=None, description="`xoauth2`: scope asked for on refresh.")
 
 
 class SyncPolicy(BaseModel):
@@ -75,11 +86,26 @@ class FolderCheckpoint(BaseModel):
     )
 
 
+class FolderGap(BaseModel):
+    """A folder whose server holds messages (inside the window) that were never logged."""
+
+    folder: str
+    server: int = Field(description="Messages in the folder inside the window, up to `last_uid`.")
+    logged: int = Field(description="Of those, how many are on a logged message.")
+    missing: int = Field(description="server - logged: found on the server, not logged.")
+
+
 class MailboxStatus(BaseModel):
     state: MailboxState = "connecting"
     reason: str | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     last_synced_at: datetime | None = None
+    gaps: list[FolderGap] = Field(
+        default_factory=list, description="Folders with unlogged mail at the last reconciliation."
+    )
+    reconciled_at: datetime | None = Field(
+        default=None, description="When server and log were last compared."
+    )
 
 
 class Lease(BaseModel):
@@ -87,9 +113,22 @@ class Lease(BaseModel):
     until: datetime
 
 
+class MailboxAlias(BaseModel):
+    """Another address the mailbox may send as; only a verified one is used as From."""
+
+    address: str
+    name: str = ""
+    verified: bool = False
+    verified_at: datetime | None = None
+
+
 class MailboxDocument(StoredDocument):
     address: str
     display_name: str = ""
+    aliases: list[MailboxAlias] = Field(default_factory=list)
+    send_rate_per_minute: int | None = Field(
+        default=None, description="Messages per minute sent through it; None: the service's."
+    )
     owner_user_id: str | None = None
     imap: ServerAccount
     smtp: ServerAccount
@@ -101,6 +140,13 @@ class MailboxDocument(StoredDocument):
     lease: Lease | None = None
     connected_at: datetime = Field(default_factory=utcnow)
     disconnected_at: datetime | None = None
+
+    def can_send_as(self, address: str) -> bool:
+        """Whether From may be `address`: the mailbox's own address or a verified alias."""
+        wanted = address.strip().lower()
+        return wanted == self.address.strip().lower() or any(
+            alias.verified and alias.address.strip().lower() == wanted for alias in self.aliases
+        )
 
 
 class ContactDocument(StoredDocument):
@@ -199,6 +245,22 @@ class ThreadDocument(StoredDocument):
     message_count: int = 0
 
 
+class AttachmentRef(BaseModel):
+    """A file sent with a request; its bytes are in the `attachments` collection."""
+
+    attachment_id: str = Field(description="Id from `store_attachment` (sha256 of the bytes).")
+    filename: str
+    content_type: str = "application/octet-stream"
+    size: int = Field(ge=0)
+
+
+class ForwardOf(BaseModel):
+    """The message a request forwards; its raw bytes are attached as `message/rfc822`."""
+
+    raw_id: str
+    message_id: str = ""
+
+
 class SendRequestDocument(StoredDocument):
     mailbox_id: str
     idempotency_key: str
@@ -229,3 +291,22 @@ class SendRequestDocument(StoredDocument):
     published_at: datetime | None = Field(
         default=None, description="When `SendRequested` was confirmed by the broker."
     )
+    attachments: list[AttachmentRef] = Field(default_factory=list)
+    forward_of: ForwardOf | None = None
+    send_at: datetime | None = Field(
+        default=None, description="Not sent before this time; None sends at once."
+    )
+    next_attempt_at: datetime | None = Field(
+        default=None,
+        description="While `queued`: when the scheduler hands it to the sender next (a retry, "
+        "a scheduled send, or a send deferred by the mailbox's rate limit).",
+    )
+    dispatched_at: datetime | None = Field(
+        default=None, description="When the scheduler last handed it to the sender."
+    )
+    data_started_at: datetime | None = Field(
+        default=None,
+        description="Set just before the message data goes to the server in the current "
+        "attempt; a crashed attempt without it certainly did not deliver.",
+    )
+    cancelled_at: datetime | None = None

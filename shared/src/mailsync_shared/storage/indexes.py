@@ -9,7 +9,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_shared.storage.client import Document
 
 INDEXES: dict[str, list[IndexModel]] = {
-    "api_keys": [IndexModel([("key_hash", ASCENDING)], unique=True, name="key_hash_unique")],
+    "api_keys": [
+        IndexModel([("key_hash", ASCENDING)], unique=True, name="key_hash_unique"),
+        IndexModel([("workspace_id", ASCENDING), ("created_at", DESCENDING)], name="ws_created"),
+    ],
+    "users": [
+        IndexModel(
+            [("workspace_id", ASCENDING), ("email", ASCENDING)], unique=True, name="ws_email_unique"
+        ),
+    ],
     "mailboxes": [
         IndexModel([("workspace_id", ASCENDING), ("address", ASCENDING)], name="ws_address"),
         IndexModel([("lease.until", ASCENDING)], name="lease_until"),
@@ -84,6 +92,15 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("workspace_id", ASCENDING), ("idempotency_key", ASCENDING)],
             unique=True,
             name="ws_idempotency_key_unique",
+        ),
+        IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
+        IndexModel([("state", ASCENDING), ("claimed_until", ASCENDING)], name="state_claim"),
+        IndexModel([("state", ASCENDING), ("updated_at", ASCENDING)], name="state_updated"),
+    ],
+    "send_slots": [
+        IndexModel(
+            [("workspace_id", ASCENDING), ("mailbox_id", ASCENDING), ("window", ASCENDING)],
+            name="ws_mailbox_window",
         ),
     ],
 }

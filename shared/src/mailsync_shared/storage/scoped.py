@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.results import DeleteResult, InsertOneResult, UpdateResult
+from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
 
 from mailsync_shared.storage.client import Document
 
@@ -84,6 +84,13 @@ class WorkspaceCollection:
 
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
         return await self._collection.insert_one(self._stamp(document))
+
+    async def insert_many(
+        self, documents: Sequence[Mapping[str, Any]], *, ordered: bool = True
+    ) -> InsertManyResult:
+        return await self._collection.insert_many(
+            [self._stamp(document) for document in documents], ordered=ordered
+        )
 
     async def update_one(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
@@ -183,3 +190,39 @@ class SystemCollections:
             )
             .to_list()
         )
+
+    async def send_requests_to_dispatch(
+        self, now: datetime, stale_before: datetime, limit: int = 200
+    ) -> list[Document]:
+        """Send requests of any workspace the send service's scheduler should hand on now.
+
+        Due ones (`queued` with `next_attempt_at` reached, `sending` whose claim ran out) and
+        ones that look lost (`queued` or `sent`-but-unreported, untouched since `stale_before`
+        and not handed on since). Each comes with `_id`, `workspace_id`, `state` and
+        `next_attempt_at`.
+        """
+        not_recently = {"$or": [{"dispatched_at": None}, {"dispatched_at": {"$lte": stale_before}}]}
+        projection = {"_id": 1, "workspace_id": 1, "state": 1, "next_attempt_at": 1}
+        queries: list[dict[str, Any]] = [
+            {"state": "queued", "next_attempt_at": {"$lte": now}},
+            {"state": "sending", "claimed_until": {"$lte": now}, **not_recently},
+            {
+                "state": "queued",
+                "next_attempt_at": None,
+                "updated_at": {"$lte": stale_before},
+                **not_recently,
+            },
+            {
+                "state": "sent",
+                "reported_at": None,
+                "updated_at": {"$lte": stale_before},
+                **not_recently,
+            },
+        ]
+        found: dict[str, Document] = {}
+        for query in queries:
+            for document in await (
+                self._db["send_requests"].find(query, projection=projection, limit=limit).to_list()
+            ):
+                found.setdefault(str(document["_id"]), document)
+        return list(found.values())

@@ -40,3 +40,10 @@ class ApiKeyDocument(SystemDocument):
     prefix: str = Field(description="First characters of the key, to tell keys apart.")
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+    name: str = Field(default="", description="What the key is for, chosen by its creator.")
+    user_id: str | None = Field(
+        default=None, description="The person the key acts for; None for a system's key."
+    )
+    scopes: list[str] | None = Field(
+        default=None, description="What the key may do; None: every scope (a person's token)."
+    )
