@@ -1,6 +1,6 @@
 """Linking a thread's participants to contacts, companies and open deals."""
 
-from mailsync_associate.linking import Links, counterpart_addresses, link_records
+from mailsync_shared.association.linking import Links, counterpart_addresses, link_records
 from mailsync_shared.contracts.records import LinkReason
 from mailsync_shared.storage.documents import CompanyDocument, ContactDocument, DealDocument
 

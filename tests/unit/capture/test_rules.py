@@ -1,6 +1,6 @@
 """Capture rules: each rule decides the participants it is meant for, in order."""
 
-from mailsync_capture.rules import (
+from mailsync_shared.capture_policy.rules import (
     CaptureContext,
     decide,
     decide_all,
@@ -186,3 +186,15 @@ def test_display_name_ignores_addresses_and_quotes() -> None:
     assert display_name(Address(address="a@b.test", name=' "Ann Client" ')) == "Ann Client"
     assert display_name(Address(address="a@b.test", name="a@b.test")) == ""
     assert display_name(Address(address="a@b.test")) == ""
+
+
+def test_owner_of_another_connected_mailbox_is_never_captured() -> None:
+    to_colleague = message(to=("sam@acme.test",))
+    rules = context(policy="sent_and_received")
+    with_mailboxes = CaptureContext(
+        rules=rules.rules,
+        free_mail_domains=rules.free_mail_domains,
+        mailbox_addresses=frozenset({OWNER, "sam@acme.test"}),
+    )
+    assert decide(to_colleague, "sam@acme.test", with_mailboxes).rule == "owner_address"
+    assert decide(to_colleague, "sam@acme.test", rules).rule == "internal_domain"

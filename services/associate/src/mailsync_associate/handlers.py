@@ -7,7 +7,7 @@ from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_associate.events import email_logged, thread_associated
-from mailsync_associate.logbook import log_message
+from mailsync_associate.logbook import Skipped, log_message
 from mailsync_associate.repository import AssociateRepository
 from mailsync_associate.serial import PerKeyLock
 from mailsync_shared.contracts.mail import MailMessage, MessageCaptured
@@ -31,6 +31,16 @@ def register_handlers(
         repository = AssociateRepository(WorkspaceStore(db, workspace_id))
         async with workspaces.hold(workspace_id):
             logged = await log_message(repository, message, replied_thread_id=replied_thread_id)
+            if isinstance(logged, Skipped):
+                logger.info(
+                    "message outside the client-only scope counted",
+                    extra={
+                        "workspace_id": workspace_id,
+                        "mailbox_id": message.mailbox_id,
+                        "message_id": message.message_id,
+                    },
+                )
+                return
             if logged.publish:
                 await publisher.publish(email_logged(workspace_id, logged))
                 if logged.links_changed:

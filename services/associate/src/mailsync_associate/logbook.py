@@ -10,19 +10,30 @@ with the same ids as before, so consumers can drop a duplicate.
 
 A message already logged and published (a redelivery, or another copy such as the Sent
 folder copy of a message sent through Mailsync) only gains the copy's mailbox and source.
+
+A new message seen in a client-only mailbox whose thread and participants match no record
+is not stored at all, only counted (`mailsync_shared.association.scope`).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from mailsync_associate.body import body_text
-from mailsync_associate.linking import Links, counterpart_addresses, link_records
 from mailsync_associate.repository import AssociateRepository
-from mailsync_associate.threading import ThreadRule, aware, choose_thread
+from mailsync_associate.threading import ThreadChoice, ThreadRule, aware, choose_thread
+from mailsync_shared.association.linking import counterpart_addresses, link_records
+from mailsync_shared.association.records import thread_links
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.ids import stable_id
 from mailsync_shared.storage.documents import MessageDocument, ThreadDocument
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A client-only mailbox's message that matched no record: counted, not stored."""
+
+    message: MailMessage
 
 
 @dataclass(frozen=True)
@@ -37,17 +48,6 @@ class Logged:
     rule: ThreadRule | None = None
 
 
-def thread_links(thread: ThreadDocument | None) -> Links:
-    if thread is None:
-        return Links()
-    return Links(
-        contact_ids=tuple(thread.contact_ids),
-        company_ids=tuple(thread.company_ids),
-        deal_ids=tuple(thread.deal_ids),
-        reasons=tuple(thread.link_reasons),
-    )
-
-
 def message_moment(message: MailMessage) -> datetime:
     """When the message happened, for ordering: its `Date`, else now."""
     return aware(message.date) if message.date is not None else utcnow()
@@ -58,11 +58,14 @@ async def log_message(
     message: MailMessage,
     *,
     replied_thread_id: str | None = None,
-) -> Logged:
+) -> Logged | Skipped:
     """Store the message (or one more copy of it), thread it and link the thread."""
     stored = await repository.message(message.message_id)
     if stored is None:
         choice = await choose_thread(message, repository, replied_thread_id=replied_thread_id)
+        if await _outside_scope(repository, message, choice):
+            await repository.record_skipped(message)
+            return Skipped(message)
         thread_id = choice.thread_id or stable_id(
             "thread", repository.workspace_id, message.message_id
         )
@@ -87,6 +90,30 @@ async def log_message(
     return await _finish(repository, message, stored, None, None)
 
 
+async def _outside_scope(
+    repository: AssociateRepository, message: MailMessage, choice: ThreadChoice
+) -> bool:
+    """True for a client-only mailbox's message that no record matches."""
+    if message.send_request_id is not None:
+        return False
+    if await repository.mailbox_scope(message.mailbox_id) != "client_only":
+        return False
+    participants = [p.address for p in message.participants()]
+    owners = [message.owner_address]
+    for thread_id in [*([choice.thread_id] if choice.thread_id else []), *choice.merge]:
+        thread = await repository.thread(thread_id)
+        if thread is None:
+            continue
+        if thread.contact_ids or thread.company_ids or thread.deal_ids:
+            return False
+        participants += thread.participants
+        owners += await repository.mailbox_addresses(thread.mailbox_ids)
+    addresses = counterpart_addresses(participants, owners)
+    contacts, companies, deals = await repository.records_for(addresses)
+    links = link_records(addresses, contacts, companies, deals)
+    return not (links.contact_ids or links.company_ids or links.deal_ids)
+
+
 async def _new_document(
     repository: AssociateRepository, message: MailMessage, thread_id: str
 ) -> MessageDocument:
@@ -102,6 +129,9 @@ async def _new_document(
         from_=message.from_,
         to=list(message.to),
         cc=list(message.cc),
+        bcc=list(message.bcc),
+        owner_address=message.owner_address.lower(),
+        automation=message.automation,
         subject=message.subject,
         date=message.date,
         body_text=body_text(raw) if raw is not None else "",

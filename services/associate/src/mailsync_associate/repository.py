@@ -11,8 +11,10 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from mailsync_associate.linking import Links, candidate_domains
 from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
+from mailsync_shared.association.linking import Links
+from mailsync_shared.association.records import links_update, mailbox_addresses, records_for
+from mailsync_shared.association.scope import record_skipped
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.storage.documents import (
     CompanyDocument,
@@ -146,8 +148,11 @@ class AssociateRepository:
     async def merge_thread(self, source_id: str, into: str) -> None:
         """Fold thread `source_id` into thread `into`: messages move, lists and links join."""
         source = await self.thread(source_id)
+        target = await self.thread(into)
         if source is None:
             return
+        # A person's links are kept as they set them: automatic links do not join them.
+        keep_links = target is not None and target.manually_linked and not source.manually_linked
         await self._store.messages.update_many(
             {"thread_id": source_id}, {"$set": {"thread_id": into}}
         )
@@ -162,10 +167,15 @@ class AssociateRepository:
                     ("participants", source.participants),
                     ("mailbox_ids", source.mailbox_ids),
                     ("provider_thread_ids", source.provider_thread_ids),
-                    ("contact_ids", source.contact_ids),
-                    ("company_ids", source.company_ids),
-                    ("deal_ids", source.deal_ids),
-                    ("link_reasons", [r.model_dump(mode="python") for r in source.link_reasons]),
+                    ("contact_ids", [] if keep_links else source.contact_ids),
+                    ("company_ids", [] if keep_links else source.company_ids),
+                    ("deal_ids", [] if keep_links else source.deal_ids),
+                    (
+                        "link_reasons",
+                        []
+                        if keep_links
+                        else [r.model_dump(mode="python") for r in source.link_reasons],
+                    ),
                 )
                 if values
             }
@@ -224,64 +234,32 @@ class AssociateRepository:
 
     async def set_links(self, thread_id: str, links: Links) -> ThreadDocument:
         updated = await self._store.threads.find_one_and_update(
-            {"_id": thread_id},
-            {
-                "$set": {
-                    "contact_ids": list(links.contact_ids),
-                    "company_ids": list(links.company_ids),
-                    "deal_ids": list(links.deal_ids),
-                    "link_reasons": [r.model_dump(mode="python") for r in links.reasons],
-                }
-            },
+            {"_id": thread_id, "manually_linked": {"$ne": True}}, {"$set": links_update(links)}
         )
         if updated is None:
-            raise LookupError(f"thread {thread_id} vanished while linking it")
+            # Gone, or a person linked it meanwhile: their links stand.
+            current = await self.thread(thread_id)
+            if current is None:
+                raise LookupError(f"thread {thread_id} vanished while linking it")
+            return current
         return ThreadDocument.from_document(updated)
 
-    # -- records --------------------------------------------------------------------------------
+    # -- records and scope -----------------------------------------------------------------------
 
     async def mailbox_addresses(self, mailbox_ids: Sequence[str]) -> list[str]:
-        if not mailbox_ids:
-            return []
-        found = await self._store.mailboxes.find(
-            {"_id": {"$in": list(mailbox_ids)}}, projection={"address": 1}
-        )
-        return [str(document["address"]).lower() for document in found if "address" in document]
+        return await mailbox_addresses(self._store, mailbox_ids)
 
     async def records_for(
         self, addresses: Sequence[str]
     ) -> tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]:
-        """Contacts, companies and open deals that might match the addresses."""
-        if not addresses:
-            return [], [], []
-        contacts = [
-            ContactDocument.from_document(d)
-            for d in await self._store.contacts.find({"emails": {"$in": list(addresses)}})
-        ]
-        company_ids = sorted({c.company_id for c in contacts if c.company_id})
-        domains = candidate_domains(addresses)
-        company_filters: list[dict[str, Any]] = [{"domains": {"$in": domains}}] if domains else []
-        if company_ids:
-            company_filters.append({"_id": {"$in": company_ids}})
-        companies = (
-            [
-                CompanyDocument.from_document(d)
-                for d in await self._store.companies.find({"$or": company_filters})
-            ]
-            if company_filters
-            else []
+        """Active contacts, companies and open deals that might match the addresses."""
+        return await records_for(self._store, addresses)
+
+    async def mailbox_scope(self, mailbox_id: str) -> str:
+        document = await self._store.mailboxes.find_one(
+            {"_id": mailbox_id}, projection={"sync.scope": 1}
         )
-        deal_filters: list[dict[str, Any]] = []
-        if contacts:
-            deal_filters.append({"contact_ids": {"$in": [c.id for c in contacts]}})
-        if companies:
-            deal_filters.append({"company_id": {"$in": [c.id for c in companies]}})
-        deals = (
-            [
-                DealDocument.from_document(d)
-                for d in await self._store.deals.find({"status": "open", "$or": deal_filters})
-            ]
-            if deal_filters
-            else []
-        )
-        return contacts, companies, deals
+        return str(((document or {}).get("sync") or {}).get("scope") or "all")
+
+    async def record_skipped(self, message: MailMessage) -> None:
+        await record_skipped(self._store, message.mailbox_id, message.message_id)

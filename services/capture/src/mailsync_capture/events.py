@@ -1,6 +1,6 @@
 """The events capture publishes, with ids that stay the same when a delivery is repeated."""
 
-from mailsync_capture.capturing import CaptureResult, NewContact
+from mailsync_shared.capture_policy.capturing import CaptureResult, NewContact
 from mailsync_shared.contracts.mail import (
     CapturedContact,
     CapturedMessage,
@@ -27,7 +27,8 @@ def contact_captured(fetched: MessageFetched, new: NewContact) -> ContactCapture
             message_id=fetched.data.message_id,
         ),
     )
-    return event.model_copy(update={"id": stable_id("contact-captured", new.contact.id)})
+    event_id = stable_id("contact-captured", new.contact.id, fetched.data.message_id)
+    return event.model_copy(update={"id": event_id})
 
 
 def message_captured(fetched: MessageFetched, result: CaptureResult) -> MessageCaptured:

@@ -6,10 +6,10 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_capture.capturing import capture_contacts
 from mailsync_capture.events import contact_captured, message_captured
-from mailsync_capture.repository import CaptureRepository
-from mailsync_capture.rules import free_mail_domains
+from mailsync_shared.capture_policy.capturing import capture_contacts
+from mailsync_shared.capture_policy.repository import CaptureRepository
+from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
