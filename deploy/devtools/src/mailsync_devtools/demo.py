@@ -36,7 +36,19 @@ INITECH_ENG = Person("peter.gibbons@initech.test", "Peter Gibbons")
 FREELANCER = Person("maria.lopez@gmail.com", "Maria Lopez")
 NEWSLETTER = Person("news@saasweekly.test", "SaaS Weekly")
 COLLEAGUE = Person("sam@acme.test", "Sam Patel")
-PEOPLE = (GLOBEX_CTO, GLOBEX_BUYER, INITECH_PM, INITECH_ENG, FREELANCER, NEWSLETTER, COLLEAGUE)
+NOTIFIER = Person("no-reply@billing.stripe-like.test", "Billing")
+UMBRELLA_CFO = Person("alice.wong@umbrella.test", "Alice Wong")
+PEOPLE = (
+    GLOBEX_CTO,
+    GLOBEX_BUYER,
+    INITECH_PM,
+    INITECH_ENG,
+    FREELANCER,
+    NEWSLETTER,
+    COLLEAGUE,
+    NOTIFIER,
+    UMBRELLA_CFO,
+)
 
 
 @dataclass
@@ -128,6 +140,49 @@ CONVERSATIONS = [
             "List-Unsubscribe": "<mailto:unsubscribe@saasweekly.test>",
             "Precedence": "bulk",
         },
+    ),
+    Conversation(
+        "Globex SSO setup questions",
+        GLOBEX_CTO,
+        _turns(
+            "Dana,\n\nOur IT team asks whether SAML SSO works with Okta and whether SCIM "
+            "provisioning is included in the pilot.\n\nHank",
+            "Hi Hank,\n\nYes to both: Okta SAML is supported and SCIM is included. I'll send "
+            "the setup guide.\n\nDana",
+            "Thanks, forwarded to IT.\n\nHank",
+        ),
+    ),
+    Conversation(
+        "Umbrella Corp: security questionnaire",
+        UMBRELLA_CFO,
+        _turns(
+            "Hello Dana,\n\nBefore we evaluate, could you complete our vendor security "
+            "questionnaire (attached)?\n\nAlice Wong\nCFO, Umbrella",
+            "Hi Alice,\n\nCompleted questionnaire attached, plus our SOC 2 report under "
+            "NDA.\n\nDana",
+            "Thank you, our security team will review this week.\n\nAlice",
+            "Great, happy to set up a call with our security lead if useful.\n\nDana",
+        ),
+    ),
+    Conversation(
+        "Your invoice INV-20931 is paid",
+        NOTIFIER,
+        [(False, "Payment of 1,200.00 received for invoice INV-20931. No reply needed.")],
+        headers={"Auto-Submitted": "auto-generated"},
+    ),
+    Conversation(
+        "Your invoice INV-20977 is paid",
+        NOTIFIER,
+        [(False, "Payment of 340.00 received for invoice INV-20977. No reply needed.")],
+        headers={"Auto-Submitted": "auto-generated"},
+    ),
+    Conversation(
+        "Initech onboarding schedule",
+        INITECH_ENG,
+        _turns(
+            "Hi Dana,\n\nCan we move the second onboarding session to Wednesday 3pm?\n\nPeter",
+            "Sure, moved. Calendar invite updated.\n\nDana",
+        ),
     ),
     Conversation(
         "Internal: Q3 pipeline review",
