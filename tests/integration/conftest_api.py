@@ -6,8 +6,11 @@ The api gets its own database so other suites' session fixtures cannot drop it m
 """
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +19,16 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_api.app import create_app
+from mailsync_api.route_table import api_routes as app_routes
 from mailsync_api.settings import Settings
+from mailsync_shared.contracts.mail import Address
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import (
+    MailboxDocument,
+    MessageDocument,
+    ServerAccount,
+    ThreadDocument,
+)
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, create_account
@@ -103,3 +114,91 @@ async def other_ws_fixture(api: httpx.AsyncClient, api_db: AsyncDatabase[Documen
 async def ready_account(infra: Infra, domain: str, local: str) -> MailAccount:
     """A fresh Dovecot account that already accepts its login."""
     return await asyncio.to_thread(create_account, infra, domain, local)
+
+
+async def invite(
+    api: httpx.AsyncClient, ws: ApiWorkspace, role: str, email: str | None = None
+) -> dict[str, str]:
+    """A person of `ws` with `role`; returns their user id and personal token."""
+    response = await api.post(
+        "/v1/users",
+        json={"email": email or f"{role}-{uuid.uuid4().hex[:8]}@acme.test", "role": role},
+        headers=ws.auth,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return {"id": body["id"], "token": body["token"]}
+
+
+async def system_key(api: httpx.AsyncClient, ws: ApiWorkspace, scopes: list[str]) -> str:
+    response = await api.post(
+        "/v1/api-keys",
+        json={"name": "system " + ",".join(scopes), "scopes": scopes},
+        headers=ws.auth,
+    )
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def api_routes(settings: Settings) -> list[tuple[str, str]]:
+    """Every (method, path template) the app serves through FastAPI, enumerated from its routes."""
+    routes = app_routes(create_app(settings))
+    assert len(routes) > 20, "route enumeration found too few routes"
+    return routes
+
+
+def mailbox_document(ws_id: str, address: str, **fields: Any) -> MailboxDocument:
+    """A mailbox stored directly, for tests that need one without a mail server."""
+    account = ServerAccount(host="127.0.0.1", port=1, username=address, secret_encrypted=None)
+    return MailboxDocument(
+        workspace_id=ws_id, address=address, imap=account, smtp=account, **fields
+    )
+
+
+async def insert_mail(
+    ws: ApiWorkspace,
+    mailbox_ids: list[str],
+    *,
+    subject: str,
+    at: datetime,
+    participants: tuple[str, str] = ("owner@acme.test", "ann@client.test"),
+    contact_ids: list[str] | None = None,
+    private: bool = False,
+    body: str = "the body",
+) -> ThreadDocument:
+    """A thread with one received message, seen in `mailbox_ids`."""
+    owner, client = participants
+    thread = ThreadDocument(
+        workspace_id=ws.id,
+        subject=subject,
+        participants=[owner, client],
+        mailbox_ids=mailbox_ids,
+        contact_ids=contact_ids or [],
+        private=private,
+        first_message_at=at,
+        last_message_at=at,
+        message_count=1,
+    )
+    message = MessageDocument(
+        workspace_id=ws.id,
+        message_id=f"<{thread.id}@client.test>",
+        thread_id=thread.id,
+        mailbox_ids=mailbox_ids,
+        direction="received",
+        from_=Address(address=client, name="Ann"),
+        to=[Address(address=owner)],
+        subject=subject,
+        date=at,
+        body_text=body,
+        raw_id=f"raw-{thread.id}",
+    )
+    thread.message_ids = [message.message_id]
+    await ws.store.threads.insert_one(thread.to_document())
+    await ws.store.messages.insert_one(message.to_document())
+    await ws.store.raw_messages.insert_one({"_id": message.raw_id, "size": 1, "data": b"x"})
+    return thread

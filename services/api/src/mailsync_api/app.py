@@ -9,22 +9,30 @@ from typing import Any
 from fastapi import FastAPI
 from faststream.rabbit import RabbitBroker
 
+from mailsync_api.body_limits import BodyLimitMiddleware
 from mailsync_api.context import ApiContext
 from mailsync_api.problems import document_problems, install_problem_handlers
 from mailsync_api.request_context import RequestIdMiddleware
 from mailsync_api.routes import (
+    api_keys,
+    associations,
+    capture_rules,
     companies,
     contacts,
     deals,
+    exports,
     health,
+    imports,
     mailboxes,
     send_requests,
     threads,
+    users,
     workspaces,
 )
 from mailsync_api.routes.events import events_router, public_events_document
 from mailsync_api.settings import Settings
 from mailsync_shared.contracts.outbound import SendRequested
+from mailsync_shared.contracts.records import ContactCaptured, ThreadAssociated
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import connect, database
@@ -43,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     context = ApiContext(
         settings=settings,
         broker=broker,
-        publisher=EventPublisher(broker, [SendRequested]),
+        publisher=EventPublisher(broker, [SendRequested, ContactCaptured, ThreadAssociated]),
         client=client,
         db=database(client, settings),
         cipher=CredentialCipher(settings.secret_key),
@@ -66,21 +74,34 @@ def create_app(settings: Settings) -> FastAPI:
         version=API_VERSION,
         description=(
             "Email sync for CRMs: connect mailboxes, keep records, read timelines, reply from "
-            "the user's own address. Authenticate with `Authorization: Bearer <api key>`."
+            "the user's own address. Authenticate with `Authorization: Bearer <key>`: a person's "
+            "personal token (acting with their role) or a system's API key (acting with its "
+            "scopes); `docs/permissions.md` lists what each route needs."
         ),
         lifespan=lifespan,
     )
     app.state.context = context
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_request_bytes,
+        by_prefix=[("/v1/imports/", settings.max_import_bytes)],
+    )
     app.add_middleware(RequestIdMiddleware)
     install_problem_handlers(app)
     for router in (
         health.router,
         workspaces.router,
+        users.router,
+        api_keys.router,
         contacts.router,
         companies.router,
         deals.router,
+        imports.router,
+        exports.router,
         mailboxes.router,
         threads.router,
+        associations.router,
+        capture_rules.router,
         send_requests.router,
     ):
         app.include_router(router)

@@ -1,5 +1,6 @@
 """Typed dependencies for route handlers."""
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,14 +10,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_api.api_keys import hash_api_key
 from mailsync_api.context import ApiContext
 from mailsync_api.pagination import PageParams, page_params
+from mailsync_api.permissions import PERMISSIONS, Rule
+from mailsync_api.principal import Principal, principal_of
 from mailsync_api.problems import ProblemError
 from mailsync_api.settings import Settings
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
+from mailsync_shared.storage.workspaces import ApiKeyDocument
 
-_bearer = HTTPBearer(auto_error=False, description="An API key of the workspace (`msk_...`).")
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key or personal token of the workspace (`msk_...`)."
+)
 
 
 def get_context(request: Request) -> ApiContext:
@@ -55,23 +61,71 @@ def _unauthorized(detail: str) -> ProblemError:
     )
 
 
-async def get_workspace(
+def route_rule(request: Request) -> Rule:
+    """The permission rule of the matched route; routes missing from the table are refused."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    rule = PERMISSIONS.get((request.method, path)) if isinstance(path, str) else None
+    if rule is None:
+        raise ProblemError(403, "this route has no permission rule", kind="forbidden")
+    return rule
+
+
+async def get_principal(
     request: Request,
     db: DbDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> WorkspaceStore:
-    """The caller's workspace, from `Authorization: Bearer <api key>`."""
+) -> Principal:
+    """Who is calling, from `Authorization: Bearer <key>`, checked against the route's rule."""
+    rule = route_rule(request)
     if credentials is None or not credentials.credentials:
-        raise _unauthorized("send an API key as `Authorization: Bearer <key>`")
+        raise _unauthorized("send an API key or personal token as `Authorization: Bearer <key>`")
     key = await SystemCollections(db).api_keys.find_one(
         {"key_hash": hash_api_key(credentials.credentials), "revoked_at": None}
     )
     if key is None:
         raise _unauthorized("the API key is not valid")
-    workspace_id: str = key["workspace_id"]
-    request.state.workspace_id = workspace_id
-    return WorkspaceStore(db, workspace_id)
+    principal = await principal_of(db, ApiKeyDocument.from_document(key))
+    if principal is None:
+        raise _unauthorized("the API key is not valid")
+    request.state.workspace_id = principal.workspace_id
+    if not principal.allows(rule):
+        raise ProblemError(
+            403,
+            f"needs the role {rule.role} or an API key with the scope {rule.scope}",
+            kind="forbidden",
+            role=principal.role,
+            scopes=sorted(principal.scopes),
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_workspace(db: DbDep, principal: PrincipalDep) -> WorkspaceStore:
+    """The caller's workspace; every query through it is scoped to that workspace."""
+    return WorkspaceStore(db, principal.workspace_id)
 
 
 WorkspaceDep = Annotated[WorkspaceStore, Depends(get_workspace)]
 PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def require_operator(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Operator-only routes: open when no `MAILSYNC_OPERATOR_TOKEN` is set (local use)."""
+    if route_rule(request).access != "operator":
+        raise ProblemError(403, "not an operator route", kind="forbidden")
+    expected = settings.operator_token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise _unauthorized("this route needs the operator token")
+
+
+OperatorDep = Annotated[None, Depends(require_operator)]

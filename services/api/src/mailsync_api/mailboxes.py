@@ -12,6 +12,7 @@ from mailsync_api.mail_servers import (
     require_public_host,
     verify_login,
 )
+from mailsync_api.oauth_servers import check_xoauth2_server, oauth_account
 from mailsync_api.problems import ProblemError, conflict, invalid, not_found
 from mailsync_api.schemas.mailboxes import MailboxIn, ServerIn
 from mailsync_api.settings import Settings
@@ -39,7 +40,7 @@ def _login(server: ServerIn) -> Login:
         port=server.port,
         security=server.security,
         username=server.username,
-        password=server.password.get_secret_value(),
+        password=server.password.get_secret_value() if server.password else "",
     )
 
 
@@ -49,6 +50,9 @@ async def _check_server(kind: ServerKind, server: ServerIn, settings: Settings) 
             await require_public_host(server.host, server.port)
         except HostNotAllowedError as error:
             raise invalid(f"body.{kind}.host", str(error)) from error
+    if server.auth == "xoauth2":
+        await check_xoauth2_server(kind, server, settings)
+        return
     try:
         await verify_login(kind, _login(server), settings.mail_server_timeout)
     except MailServerError as error:
@@ -64,17 +68,23 @@ async def _check_server(kind: ServerKind, server: ServerIn, settings: Settings) 
 
 
 def _account(server: ServerIn, cipher: CredentialCipher) -> ServerAccount:
+    if server.auth == "xoauth2":
+        return oauth_account(server, cipher)
     return ServerAccount(
         host=server.host,
         port=server.port,
         security=server.security,
         username=server.username,
-        secret_encrypted=cipher.encrypt(server.password.get_secret_value()),
+        secret_encrypted=cipher.encrypt(_login(server).password),
     )
 
 
 async def connect_mailbox(
-    store: WorkspaceStore, body: MailboxIn, settings: Settings, cipher: CredentialCipher
+    store: WorkspaceStore,
+    body: MailboxIn,
+    settings: Settings,
+    cipher: CredentialCipher,
+    owner_user_id: str | None = None,
 ) -> MailboxDocument:
     """Check both servers accept the login, then store the mailbox for ingest to pick up."""
     if await store.mailboxes.find_one({"address": body.address, **ACTIVE}) is not None:
@@ -92,11 +102,13 @@ async def connect_mailbox(
             workspace_id=store.workspace_id,
             address=body.address,
             display_name=body.display_name,
+            owner_user_id=owner_user_id,
             imap=_account(body.imap, cipher),
             smtp=_account(body.smtp, cipher),
             sync=SyncPolicy(scope=body.sync.scope, backfill_days=body.sync.backfill_days),
             visibility=body.visibility,
             append_to_sent=body.append_to_sent,
+            send_rate_per_minute=body.send_rate_per_minute,
         )
     )
     await store.mailboxes.insert_one(mailbox.to_document())

@@ -124,7 +124,8 @@ async def _problem_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     detail = error.detail if isinstance(error.detail, str) else None
-    return problem_response(request, error.status_code, detail, headers=error.headers)
+    kind = "body-too-large" if error.status_code == 413 else None
+    return problem_response(request, error.status_code, detail, kind=kind, headers=error.headers)
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

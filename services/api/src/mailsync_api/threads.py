@@ -1,5 +1,6 @@
 """Reading threads with their messages, and the timelines of records."""
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -46,6 +47,33 @@ async def load_thread(store: WorkspaceStore, thread_id: str) -> ThreadDocument:
     if document is None:
         raise not_found("thread")
     return ThreadDocument.from_document(document)
+
+
+def search_filter(
+    *,
+    unassigned: bool,
+    participant: str | None,
+    subject: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    """Threads by participant address, words of the subject and the date of the last message.
+
+    Every value is used as data: the subject through an escaped pattern, never as an operator.
+    """
+    filter_: dict[str, Any] = dict(UNASSIGNED) if unassigned else {}
+    if participant is not None:
+        filter_["participants"] = participant.lower()
+    if subject is not None:
+        filter_["subject"] = {"$regex": re.escape(subject), "$options": "i"}
+    window: dict[str, datetime] = {}
+    if since is not None:
+        window["$gte"] = since
+    if until is not None:
+        window["$lt"] = until
+    if window:
+        filter_["last_message_at"] = window
+    return filter_
 
 
 async def thread_page(

@@ -14,7 +14,7 @@ from mailsync_api.schemas.records import CompanyIn, CompanyOut, CompanyPatch, Co
 from mailsync_api.schemas.threads import ThreadOut
 
 router = APIRouter(
-    prefix="/v1/companies", tags=["companies"], responses=problem_responses(401, 404, 422)
+    prefix="/v1/companies", tags=["companies"], responses=problem_responses(401, 403, 404, 422)
 )
 
 CompanyId = Annotated[RecordId, Path(description="Id of the company.")]

@@ -14,7 +14,7 @@ from mailsync_api.schemas.records import ContactIn, ContactOut, ContactPatch, Co
 from mailsync_api.schemas.threads import ThreadOut
 
 router = APIRouter(
-    prefix="/v1/contacts", tags=["contacts"], responses=problem_responses(401, 404, 422)
+    prefix="/v1/contacts", tags=["contacts"], responses=problem_responses(401, 403, 404, 422)
 )
 
 ContactId = Annotated[RecordId, Path(description="Id of the contact.")]

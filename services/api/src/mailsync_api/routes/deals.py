@@ -15,7 +15,9 @@ from mailsync_api.schemas.records import DealIn, DealOut, DealPatch, DealUpsert
 from mailsync_api.schemas.threads import ThreadOut
 from mailsync_shared.storage.scoped import WorkspaceStore
 
-router = APIRouter(prefix="/v1/deals", tags=["deals"], responses=problem_responses(401, 404, 422))
+router = APIRouter(
+    prefix="/v1/deals", tags=["deals"], responses=problem_responses(401, 403, 404, 422)
+)
 
 DealId = Annotated[RecordId, Path(description="Id of the deal.")]
 

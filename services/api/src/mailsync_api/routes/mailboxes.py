@@ -2,29 +2,48 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 
 from mailsync_api import mailboxes
-from mailsync_api.dependencies import CipherDep, SettingsDep, WorkspaceDep
+from mailsync_api.dependencies import CipherDep, PrincipalDep, SettingsDep, WorkspaceDep
 from mailsync_api.mailbox_summary import sync_summary
-from mailsync_api.problems import problem_responses
+from mailsync_api.principal import Principal
+from mailsync_api.problems import ProblemError, problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.mailboxes import MailboxIn, MailboxOut, MailboxPatch, SyncSummary
+from mailsync_api.synced_data import SyncedDataRemoved, remove_synced_data
 from mailsync_shared.storage.documents import MailboxDocument
+from mailsync_shared.storage.scoped import WorkspaceStore
 
 router = APIRouter(
-    prefix="/v1/mailboxes", tags=["mailboxes"], responses=problem_responses(401, 404, 422)
+    prefix="/v1/mailboxes", tags=["mailboxes"], responses=problem_responses(401, 403, 404, 422)
 )
 
 MailboxId = Annotated[RecordId, Path(description="Id of the mailbox.")]
 
 
+async def _managed(store: WorkspaceStore, principal: Principal, mailbox_id: str) -> None:
+    """Members manage the mailboxes they connected; admins manage every mailbox."""
+    mailbox = await mailboxes.load_mailbox(store, mailbox_id)
+    if not principal.is_admin and mailbox.owner_user_id != principal.user_id:
+        raise ProblemError(
+            403, "only the mailbox's owner or an admin may change it", kind="not-mailbox-owner"
+        )
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
 async def connect_mailbox(
-    body: MailboxIn, store: WorkspaceDep, settings: SettingsDep, cipher: CipherDep
+    body: MailboxIn,
+    store: WorkspaceDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    cipher: CipherDep,
 ) -> MailboxOut:
-    """Connect a mailbox: both logins are tried first, passwords are stored encrypted."""
-    return MailboxOut.of(await mailboxes.connect_mailbox(store, body, settings, cipher))
+    """Connect the caller's mailbox: both logins are tried first, passwords stored encrypted."""
+    mailbox = await mailboxes.connect_mailbox(
+        store, body, settings, cipher, owner_user_id=principal.user_id
+    )
+    return MailboxOut.of(mailbox)
 
 
 @router.get("")
@@ -42,9 +61,10 @@ async def get_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
 
 @router.patch("/{mailbox_id}")
 async def update_mailbox(
-    mailbox_id: MailboxId, body: MailboxPatch, store: WorkspaceDep
+    mailbox_id: MailboxId, body: MailboxPatch, store: WorkspaceDep, principal: PrincipalDep
 ) -> MailboxOut:
     """Change a mailbox's settings: display name, sync window, visibility, Sent copies."""
+    await _managed(store, principal, mailbox_id)
     changes = body.model_dump(exclude_unset=True)
     return MailboxOut.of(await mailboxes.update_settings(store, mailbox_id, changes))
 
@@ -54,8 +74,11 @@ async def update_mailbox(
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(409),
 )
-async def resync_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
+async def resync_mailbox(
+    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep
+) -> MailboxOut:
     """Sync the mailbox again from the start of its window; nothing is logged twice."""
+    await _managed(store, principal, mailbox_id)
     return MailboxOut.of(await mailboxes.request_resync(store, mailbox_id))
 
 
@@ -66,6 +89,26 @@ async def get_sync_summary(mailbox_id: MailboxId, store: WorkspaceDep) -> SyncSu
 
 
 @router.post("/{mailbox_id}/disconnect")
-async def disconnect_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
+async def disconnect_mailbox(
+    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep
+) -> MailboxOut:
     """Stop syncing and erase the credentials; mail already logged stays on the records."""
+    await _managed(store, principal, mailbox_id)
     return MailboxOut.of(await mailboxes.disconnect(store, mailbox_id))
+
+
+@router.delete("/{mailbox_id}/synced-data", responses=problem_responses(409))
+async def delete_synced_data(
+    mailbox_id: MailboxId,
+    store: WorkspaceDep,
+    confirm: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=320,
+            description="The mailbox's address, to confirm; nothing is deleted without it.",
+        ),
+    ],
+) -> SyncedDataRemoved:
+    """Erase the mail synced from a disconnected mailbox and report what was removed."""
+    return await remove_synced_data(store, mailbox_id, confirm)

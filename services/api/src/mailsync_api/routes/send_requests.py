@@ -4,15 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from mailsync_api import sending
-from mailsync_api.dependencies import PublisherDep, WorkspaceDep
+from mailsync_api import outbound, sending
+from mailsync_api.dependencies import PublisherDep, SettingsDep, WorkspaceDep
 from mailsync_api.problems import not_found, problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.send_requests import ComposeIn, SendRequestOut
 from mailsync_shared.storage.documents import SendRequestDocument
 
 router = APIRouter(
-    prefix="/v1/send-requests", tags=["sending"], responses=problem_responses(401, 404, 422)
+    prefix="/v1/send-requests", tags=["sending"], responses=problem_responses(401, 403, 404, 422)
 )
 
 
@@ -21,11 +21,15 @@ router = APIRouter(
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"description": "The request made earlier with the same idempotency key."},
-        **problem_responses(409),
+        **problem_responses(409, 413),
     },
 )
 async def compose(
-    body: ComposeIn, store: WorkspaceDep, publisher: PublisherDep, response: Response
+    body: ComposeIn,
+    store: WorkspaceDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> SendRequestOut:
     """Send a new message from one of the workspace's mailboxes; it goes out shortly after."""
     if body.idempotency_key is not None:
@@ -33,9 +37,13 @@ async def compose(
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
             return SendRequestOut.of(earlier)
-    request, created = await sending.submit(
-        store, publisher, await sending.compose_request(store, body)
+    built = await outbound.with_options(
+        store,
+        body,
+        await sending.compose_request(store, body),
+        attachments_limit=settings.max_attachments_bytes,
     )
+    request, created = await sending.submit(store, publisher, built)
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)
 
@@ -44,7 +52,7 @@ async def compose(
 async def get_send_request(
     send_request_id: Annotated[RecordId, Path()], store: WorkspaceDep
 ) -> SendRequestOut:
-    """A send request and how far it got: queued, sending, sent, failed."""
+    """A send request and how far it got: queued, sending, sent, failed, unknown, cancelled."""
     document = await store.send_requests.find_one({"_id": send_request_id})
     if document is None:
         raise not_found("send request")

@@ -3,18 +3,19 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import AwareDatetime
 
-from mailsync_api import sending
-from mailsync_api.dependencies import PageDep, PublisherDep, WorkspaceDep
+from mailsync_api import outbound, sending
+from mailsync_api.dependencies import PageDep, PublisherDep, SettingsDep, WorkspaceDep
 from mailsync_api.pagination import Page
-from mailsync_api.problems import not_found, problem_responses
+from mailsync_api.problems import invalid, not_found, problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.send_requests import ReplyIn, SendRequestOut
 from mailsync_api.schemas.threads import ThreadOut
-from mailsync_api.threads import UNASSIGNED, load_thread, render_threads, thread_page
+from mailsync_api.threads import load_thread, render_threads, search_filter, thread_page
 
 router = APIRouter(
-    prefix="/v1/threads", tags=["threads"], responses=problem_responses(401, 404, 422)
+    prefix="/v1/threads", tags=["threads"], responses=problem_responses(401, 403, 404, 422)
 )
 
 ThreadId = Annotated[RecordId, Path(description="Id of the thread.")]
@@ -27,9 +28,31 @@ async def list_threads(
     unassigned: Annotated[
         bool, Query(description="Only threads linked to no contact, company or deal.")
     ] = False,
+    participant: Annotated[
+        str | None,
+        Query(max_length=320, description="An address that took part, e.g. `ann@client.test`."),
+    ] = None,
+    subject: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Text in the subject.")
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Last message at or after this time.")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="Last message before this time.")
+    ] = None,
 ) -> Page[ThreadOut]:
-    """Threads, most recent first, each with its messages oldest first."""
-    return await thread_page(store, UNASSIGNED if unassigned else {}, page)
+    """Threads, most recent first, each with its messages oldest first; filters combine."""
+    if since is not None and until is not None and since >= until:
+        raise invalid("query.until", "must be after `since`")
+    filter_ = search_filter(
+        unassigned=unassigned,
+        participant=participant,
+        subject=subject,
+        since=since,
+        until=until,
+    )
+    return await thread_page(store, filter_, page)
 
 
 @router.get("/{thread_id}")
@@ -46,7 +69,7 @@ async def get_thread(thread_id: ThreadId, store: WorkspaceDep) -> ThreadOut:
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"description": "The request made earlier with the same idempotency key."},
-        **problem_responses(409),
+        **problem_responses(409, 413),
     },
 )
 async def reply_to_thread(
@@ -54,6 +77,7 @@ async def reply_to_thread(
     body: ReplyIn,
     store: WorkspaceDep,
     publisher: PublisherDep,
+    settings: SettingsDep,
     response: Response,
 ) -> SendRequestOut:
     """Reply to the thread's last message from the user's own address; sent shortly after."""
@@ -63,8 +87,14 @@ async def reply_to_thread(
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
             return SendRequestOut.of(earlier)
-    request, created = await sending.submit(
-        store, publisher, await sending.reply_request(store, thread, body)
+    built = await outbound.with_options(
+        store,
+        body,
+        await sending.reply_request(store, thread, body),
+        extra_cc=body.cc,
+        extra_bcc=body.bcc,
+        attachments_limit=settings.max_attachments_bytes,
     )
+    request, created = await sending.submit(store, publisher, built)
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)

@@ -4,38 +4,51 @@ import logging
 
 from fastapi import APIRouter, status
 
-from mailsync_api.api_keys import display_prefix, hash_api_key, new_api_key
-from mailsync_api.dependencies import DbDep, WorkspaceDep
+from mailsync_api.dependencies import DbDep, OperatorDep, WorkspaceDep
 from mailsync_api.problems import not_found, problem_responses
 from mailsync_api.schemas.workspaces import CreatedWorkspace, WorkspaceIn, WorkspaceOut
 from mailsync_api.stored import as_stored
-from mailsync_shared.storage.scoped import SystemCollections
-from mailsync_shared.storage.workspaces import ApiKeyDocument, WorkspaceDocument
+from mailsync_api.users import UserDocument, create_user
+from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
+from mailsync_shared.storage.workspaces import WorkspaceDocument
 
 router = APIRouter(prefix="/v1", tags=["workspaces"])
 
 logger = logging.getLogger(__name__)
 
 
-@router.post("/workspaces", status_code=status.HTTP_201_CREATED, responses=problem_responses(422))
-async def create_workspace(body: WorkspaceIn, db: DbDep) -> CreatedWorkspace:
-    """Create a workspace and its first API key; the key is shown only in this answer."""
-    system = SystemCollections(db)
+@router.post(
+    "/workspaces", status_code=status.HTTP_201_CREATED, responses=problem_responses(401, 422)
+)
+async def create_workspace(
+    body: WorkspaceIn, db: DbDep, _operator: OperatorDep
+) -> CreatedWorkspace:
+    """Create a workspace and its owner; the owner's key is shown only in this answer.
+
+    Needs the operator token when the api runs with `MAILSYNC_OPERATOR_TOKEN`.
+    """
     workspace = as_stored(WorkspaceDocument(name=body.name, domains=body.domains))
-    key = new_api_key()
-    await system.workspaces.insert_one(workspace.to_document())
-    await system.api_keys.insert_one(
-        ApiKeyDocument(
-            key_hash=hash_api_key(key), workspace_id=workspace.id, prefix=display_prefix(key)
-        ).to_document()
+    await SystemCollections(db).workspaces.insert_one(workspace.to_document())
+    owner = body.owner
+    user, key = await create_user(
+        db,
+        WorkspaceStore(db, workspace.id),
+        UserDocument(
+            workspace_id=workspace.id,
+            email=owner.email if owner else None,
+            name=owner.name if owner else "",
+            role="owner",
+        ),
     )
     logger.info("workspace created", extra={"workspace_id": workspace.id})
-    return CreatedWorkspace(**WorkspaceOut.of(workspace).model_dump(), api_key=key)
+    return CreatedWorkspace(
+        **WorkspaceOut.of(workspace).model_dump(), api_key=key, owner_user_id=user.id
+    )
 
 
-@router.get("/workspace", responses=problem_responses(401))
+@router.get("/workspace", responses=problem_responses(401, 403))
 async def get_workspace(store: WorkspaceDep, db: DbDep) -> WorkspaceOut:
-    """The workspace of the API key in use."""
+    """The workspace of the key in use."""
     document = await SystemCollections(db).workspaces.find_one({"_id": store.workspace_id})
     if document is None:
         raise not_found("workspace")

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -11,9 +12,11 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from mailsync_api.schemas.common import EmailAddress, Input, Name, no_line_breaks
+from mailsync_api.schemas.mailbox_aliases import AliasOut
 from mailsync_shared.storage.documents import MailboxDocument, Security, ServerAccount, Visibility
 
 HostName = Annotated[
@@ -25,6 +28,25 @@ UserName = Annotated[
     str, StringConstraints(min_length=1, max_length=320), AfterValidator(no_line_breaks)
 ]
 SyncScope = Literal["all", "client_only"]
+OAuthText = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(no_line_breaks)
+]
+
+
+def token_endpoint_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+TokenEndpoint = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048),
+    AfterValidator(no_line_breaks),
+    AfterValidator(token_endpoint_url),
+]
+RatePerMinute = Annotated[int, Field(ge=1, le=10_000)]
 
 
 class ServerIn(Input):
@@ -37,14 +59,51 @@ class ServerIn(Input):
         default="tls", description="`tls` (implicit TLS), `starttls`, or `none` (plaintext)."
     )
     username: UserName
-    password: SecretStr = Field(min_length=1, max_length=1024)
+    auth: Literal["password", "xoauth2"] = Field(
+        default="password",
+        description="`password` (PLAIN/LOGIN), or `xoauth2` with an OAuth 2.0 refresh token.",
+    )
+    password: SecretStr | None = Field(
+        default=None, min_length=1, max_length=1024, description="Required for `password`."
+    )
+    refresh_token: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="`xoauth2`: the refresh token; stored encrypted, never returned.",
+    )
+    token_endpoint: TokenEndpoint | None = Field(
+        default=None, description="`xoauth2`: the provider's OAuth 2.0 token endpoint."
+    )
+    client_id: OAuthText | None = Field(default=None, description="`xoauth2`: the client id.")
+    client_secret: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="`xoauth2`: the client secret, if the client has one; stored encrypted.",
+    )
+    scope: OAuthText | None = Field(default=None, description="`xoauth2`: scope to ask for.")
 
-    @field_validator("password")
+    @field_validator("password", "refresh_token", "client_secret")
     @classmethod
-    def _single_line(cls, value: SecretStr) -> SecretStr:
-        if any(char in value.get_secret_value() for char in "\r\n\x00"):
+    def _single_line(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(char in value.get_secret_value() for char in "\r\n\x00"):
             raise ValueError("must not contain line breaks (CR, LF) or NUL")
         return value
+
+    @model_validator(mode="after")
+    def _credentials_for_auth(self) -> "ServerIn":
+        if self.auth == "password" and self.password is None:
+            raise ValueError("`password` is required with `auth: password`")
+        if self.auth == "xoauth2":
+            missing = [
+                name
+                for name in ("refresh_token", "token_endpoint", "client_id")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"`auth: xoauth2` needs {', '.join(missing)}")
+        return self
 
 
 class SyncIn(Input):
@@ -57,7 +116,33 @@ class SyncIn(Input):
 
 
 class MailboxIn(Input):
-    model_config = Input.model_config | ConfigDict(hide_input_in_errors=True)
+    model_config = Input.model_config | ConfigDict(
+        hide_input_in_errors=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "address": "olga@acme.test",
+                    "display_name": "Olga Owner",
+                    "imap": {
+                        "host": "imap.acme.test",
+                        "port": 993,
+                        "security": "tls",
+                        "username": "olga@acme.test",
+                        "password": "app-password",
+                    },
+                    "smtp": {
+                        "host": "smtp.acme.test",
+                        "port": 465,
+                        "security": "tls",
+                        "username": "olga@acme.test",
+                        "password": "app-password",
+                    },
+                    "sync": {"scope": "all", "backfill_days": 30},
+                    "visibility": "metadata",
+                }
+            ]
+        },
+    )
 
     address: EmailAddress
     display_name: Name = ""
@@ -68,13 +153,25 @@ class MailboxIn(Input):
     append_to_sent: bool = Field(
         default=True, description="Put a copy of mail sent through Mailsync in the Sent folder."
     )
+    send_rate_per_minute: RatePerMinute | None = Field(
+        default=None, description="Messages it sends per minute at most; null: the service's."
+    )
 
 
 class MailboxPatch(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [{"visibility": "subject", "sync": {"scope": "all", "backfill_days": 90}}]
+        }
+    )
+
     display_name: Name | None = None
     sync: SyncIn | None = None
     visibility: Visibility | None = None
     append_to_sent: bool | None = None
+    send_rate_per_minute: RatePerMinute | None = Field(
+        default=None, description="Messages it sends per minute at most; null: the service's."
+    )
 
 
 class ServerOut(BaseModel):
@@ -121,11 +218,16 @@ class MailboxOut(BaseModel):
     id: str
     address: str
     display_name: str
+    owner_user_id: str | None = Field(
+        description="The person who connected it; null when a system's API key did."
+    )
     imap: ServerOut
     smtp: ServerOut
     sync: SyncOut
     visibility: Visibility
     append_to_sent: bool
+    aliases: list[AliasOut] = Field(default_factory=list)
+    send_rate_per_minute: int | None = None
     status: StatusOut
     folders: list[FolderProgress]
     connected_at: datetime
@@ -137,11 +239,14 @@ class MailboxOut(BaseModel):
             id=document.id,
             address=document.address,
             display_name=document.display_name,
+            owner_user_id=document.owner_user_id,
             imap=ServerOut.of(document.imap),
             smtp=ServerOut.of(document.smtp),
             sync=SyncOut(scope=document.sync.scope, backfill_days=document.sync.backfill_days),
             visibility=document.visibility,
             append_to_sent=document.append_to_sent,
+            aliases=[AliasOut.of(alias) for alias in document.aliases],
+            send_rate_per_minute=document.send_rate_per_minute,
             status=StatusOut(**document.status.model_dump()),
             folders=[
                 FolderProgress(

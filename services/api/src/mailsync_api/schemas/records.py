@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from mailsync_api.schemas.common import (
     DomainName,
@@ -23,6 +23,14 @@ DealStatus = Literal["open", "won", "lost"]
 
 
 class ContactIn(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Ann Client", "emails": ["ann@client.test"], "external_id": "crm-1"}
+            ]
+        }
+    )
+
     name: Name = ""
     emails: Emails = Field(min_length=1, max_length=50, description="Lower-cased on the way in.")
     company_id: RecordId | None = None
@@ -32,6 +40,10 @@ class ContactIn(Input):
 
 
 class ContactPatch(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={"examples": [{"name": "Ann Smith"}]}
+    )
+
     name: Name | None = None
     emails: Emails | None = Field(default=None, min_length=1, max_length=50)
     company_id: RecordId | None = None
@@ -39,6 +51,10 @@ class ContactPatch(Input):
 
 
 class ContactUpsert(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={"examples": [{"name": "Ann Client", "emails": ["ann@client.test"]}]}
+    )
+
     name: Name = ""
     emails: Emails = Field(min_length=1, max_length=50)
     company_id: RecordId | None = None
@@ -67,18 +83,34 @@ class ContactOut(BaseModel):
 
 
 class CompanyIn(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Client Ltd", "domains": ["client.test"], "external_id": "crm-co-1"}
+            ]
+        }
+    )
+
     name: Name = Field(min_length=1)
     domains: Domains = Field(default_factory=list, max_length=50)
     external_id: ExternalId | None = None
 
 
 class CompanyPatch(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={"examples": [{"domains": ["client.test", "client-group.test"]}]}
+    )
+
     name: Name | None = Field(default=None, min_length=1)
     domains: Domains | None = Field(default=None, max_length=50)
     external_id: ExternalId | None = None
 
 
 class CompanyUpsert(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={"examples": [{"name": "Client Ltd", "domains": ["client.test"]}]}
+    )
+
     name: Name = Field(min_length=1)
     domains: Domains = Field(default_factory=list, max_length=50)
 
@@ -102,6 +134,12 @@ class CompanyOut(BaseModel):
 
 
 class DealIn(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Renewal 2026", "stage": "proposal", "value": 12000}]
+        }
+    )
+
     name: Name = Field(min_length=1)
     stage: Name = Field(default="open", min_length=1, description="Pipeline stage.")
     status: DealStatus = "open"
@@ -112,6 +150,10 @@ class DealIn(Input):
 
 
 class DealPatch(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={"examples": [{"stage": "negotiation"}]}
+    )
+
     name: Name | None = Field(default=None, min_length=1)
     stage: Name | None = Field(default=None, min_length=1)
     status: DealStatus | None = None
@@ -122,6 +164,12 @@ class DealPatch(Input):
 
 
 class DealUpsert(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Renewal 2026", "stage": "proposal", "value": 12000}]
+        }
+    )
+
     name: Name = Field(min_length=1)
     stage: Name = Field(default="open", min_length=1)
     status: DealStatus = "open"

@@ -5,7 +5,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from mailsync_api.schemas.common import AddressIn, AddressOut, HeaderText, Input, RecordId
+from mailsync_api.schemas.attachments import SentAttachmentOut
+from mailsync_api.schemas.common import AddressIn, AddressOut, HeaderText, RecordId
+from mailsync_api.schemas.outbound import SendOptions
 from mailsync_shared.storage.documents import SendRequestDocument, SendState
 
 IdempotencyKey = Annotated[
@@ -20,17 +22,42 @@ _IDEMPOTENCY = (
 )
 
 
-class ReplyIn(Input):
+class ReplyIn(SendOptions):
+    model_config = SendOptions.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"body_text": "Thanks Ann, Tuesday works for me.", "idempotency_key": "reply-42"}
+            ]
+        }
+    )
+
     body_text: BodyText
     body_html: BodyText | None = None
     mailbox_id: RecordId | None = Field(
         default=None, description="Mailbox to send from; by default the thread's own."
     )
     reply_all: bool = Field(default=False, description="Copy everyone on the last message.")
+    cc: list[AddressIn] = Field(
+        default_factory=list, max_length=100, description="Copied besides the reply's own Cc."
+    )
+    bcc: list[AddressIn] = Field(default_factory=list, max_length=100)
     idempotency_key: IdempotencyKey | None = Field(default=None, description=_IDEMPOTENCY)
 
 
-class ComposeIn(Input):
+class ComposeIn(SendOptions):
+    model_config = SendOptions.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "mailbox_id": "5f0c6d2e8b7a4c1d9e3f2a1b0c9d8e7f",
+                    "to": [{"address": "ann@client.test", "name": "Ann"}],
+                    "subject": "Our proposal",
+                    "body_text": "Hello Ann, ...",
+                }
+            ]
+        }
+    )
+
     mailbox_id: RecordId
     to: list[AddressIn] = Field(min_length=1, max_length=100)
     cc: list[AddressIn] = Field(default_factory=list, max_length=100)
@@ -63,6 +90,17 @@ class SendRequestOut(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
+    attachments: list[SentAttachmentOut] = Field(default_factory=list)
+    forward_of: str | None = Field(
+        default=None, description="`Message-ID` of the message forwarded as an attachment."
+    )
+    send_at: datetime | None = Field(default=None, description="Not sent before this time.")
+    next_attempt_at: datetime | None = Field(
+        default=None,
+        description="While `queued`: when it is tried next (scheduled, retried, rate limited).",
+    )
+    sent_at: datetime | None = None
+    cancelled_at: datetime | None = None
 
     @classmethod
     def of(cls, document: SendRequestDocument) -> "SendRequestOut":
@@ -91,4 +129,10 @@ class SendRequestOut(BaseModel):
             error=document.error,
             created_at=document.created_at,
             updated_at=document.updated_at,
+            attachments=[SentAttachmentOut.of(ref) for ref in document.attachments],
+            forward_of=document.forward_of.message_id if document.forward_of else None,
+            send_at=document.send_at,
+            next_attempt_at=document.next_attempt_at,
+            sent_at=document.sent_at,
+            cancelled_at=document.cancelled_at,
         )

@@ -3,16 +3,36 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from mailsync_api.schemas.common import DomainName, Input, Name, unique
+from mailsync_api.schemas.common import DomainName, EmailAddress, Input, Name, unique
 from mailsync_shared.storage.workspaces import WorkspaceDocument
 
 
+class OwnerIn(Input):
+    email: EmailAddress | None = None
+    name: Name = ""
+
+
 class WorkspaceIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Acme",
+                    "domains": ["acme.test"],
+                    "owner": {"email": "olga@acme.test", "name": "Olga Owner"},
+                }
+            ]
+        }
+    )
+
     name: Name = Field(min_length=1)
     domains: Annotated[list[DomainName], AfterValidator(unique)] = Field(
         default_factory=list, max_length=50, description="The workspace's own mail domains."
+    )
+    owner: OwnerIn | None = Field(
+        default=None, description="The person who owns the workspace; the key is theirs."
     )
 
 
@@ -33,4 +53,7 @@ class WorkspaceOut(BaseModel):
 
 
 class CreatedWorkspace(WorkspaceOut):
-    api_key: str = Field(description="Shown only in this answer; keep it secret.")
+    api_key: str = Field(
+        description="The owner's personal token; shown only in this answer, keep it secret."
+    )
+    owner_user_id: str

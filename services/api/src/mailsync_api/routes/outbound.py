@@ -1,0 +1,81 @@
+"""Forwarding from a thread, and following or cancelling send requests."""
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from mailsync_api import outbound, sending
+from mailsync_api.dependencies import PageDep, PublisherDep, SettingsDep, WorkspaceDep
+from mailsync_api.pagination import Page, paginate
+from mailsync_api.problems import problem_responses
+from mailsync_api.schemas.common import RecordId
+from mailsync_api.schemas.forwards import ForwardIn
+from mailsync_api.schemas.send_requests import SendRequestOut
+from mailsync_api.threads import load_thread
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import SendRequestDocument, SendState
+
+router = APIRouter(prefix="/v1", tags=["sending"], responses=problem_responses(401, 403, 404, 422))
+
+
+@router.post(
+    "/threads/{thread_id}/forward",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"description": "The request made earlier with the same idempotency key."},
+        **problem_responses(409, 413),
+    },
+)
+async def forward_from_thread(
+    thread_id: Annotated[RecordId, Path(description="Id of the thread.")],
+    body: ForwardIn,
+    store: WorkspaceDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+    response: Response,
+) -> SendRequestOut:
+    """Forward a message of the thread, attached whole, with a note; sent shortly after."""
+    thread = await load_thread(store, thread_id)
+    if body.idempotency_key is not None:
+        earlier = await sending.replay(store, publisher, body.idempotency_key)
+        if earlier is not None:
+            response.status_code = status.HTTP_200_OK
+            return SendRequestOut.of(earlier)
+    built = await outbound.forward_request(
+        store, thread, body, attachments_limit=settings.max_attachments_bytes
+    )
+    request, created = await sending.submit(store, publisher, built)
+    response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    return SendRequestOut.of(request)
+
+
+@router.post("/send-requests/{send_request_id}/cancel", responses=problem_responses(409))
+async def cancel_send_request(
+    send_request_id: Annotated[RecordId, Path()], store: WorkspaceDep
+) -> SendRequestOut:
+    """Cancel a request that has not started sending (a scheduled one, say); nothing goes out."""
+    return SendRequestOut.of(await outbound.cancel_request(store, send_request_id))
+
+
+async def _render(documents: Sequence[Document]) -> list[SendRequestOut]:
+    return [SendRequestOut.of(SendRequestDocument.from_document(d)) for d in documents]
+
+
+@router.get("/send-requests")
+async def list_send_requests(
+    store: WorkspaceDep,
+    page: PageDep,
+    state: Annotated[SendState | None, Query(description="Only requests in this state.")] = None,
+    mailbox_id: Annotated[RecordId | None, Query(description="Only from this mailbox.")] = None,
+    thread_id: Annotated[RecordId | None, Query(description="Only on this thread.")] = None,
+) -> Page[SendRequestOut]:
+    """Send requests, newest first, with their state, attempts and the server's last answer."""
+    filter_ = {
+        name: value
+        for name, value in (("state", state), ("mailbox_id", mailbox_id), ("thread_id", thread_id))
+        if value is not None
+    }
+    return await paginate(
+        store.send_requests, filter_, page, sort_field="created_at", render=_render
+    )
