@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
-from bench import backfill, send
+from bench import backfill, live, send
 from bench.context import REPO, BenchContext
 from bench.report import Figure, table, write
 
@@ -17,6 +17,7 @@ Suite = Callable[[BenchContext], Awaitable[list[Figure]]]
 SUITES: dict[str, Suite] = {
     "backfill": backfill.run,
     "send": send.run,
+    "live": live.run,
 }
 
 

@@ -8,20 +8,23 @@ confirmed), so a slow end-to-end figure points at the stage that holds it back.
 
 import asyncio
 import os
-import socket
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from bench.context import DATABASE, BenchContext
-from bench.mailbox import CLIENTS, create_filled_mailbox, raw_fetch_rate
+from bench.mailbox import (
+    CLIENTS,
+    create_filled_mailbox,
+    free_port,
+    isolated_stack,
+    own_vhost,
+    raw_fetch_rate,
+)
 from bench.report import Figure
 from bench.store import raw_write_rate
 from mailsync_devtools.stack import Service, running_stack
@@ -41,46 +44,23 @@ async def run(context: BenchContext) -> list[Figure]:
         raw_fetch_rate, context.imap_host, context.imap_port, owner, password
     )
     print("backfill: raw store write rate", flush=True)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
-    await client.drop_database(DATABASE)
-    await client.close()
-    store = await raw_write_rate(context.mongodb_url, DATABASE, count)
+    store = await raw_write_rate(context.mongodb_url, f"{DATABASE}_store", count)
     print("backfill: ingest alone (own broker vhost and database)", flush=True)
     ingest = await _ingest_alone_rate(context, owner, password, count)
     slowest_raw = min(fetch, store)
     figures = [Figure("ingest_backfill_msgs_per_s", ingest, "msg/s", slowest_raw)]
     if os.environ.get("BENCH_END_TO_END", "1") != "0":
         print("backfill: end to end through ingest, capture and associate", flush=True)
-        with running_stack(context.service_env, context.log_dir):
-            _, backfill = await _end_to_end_rate(context, owner, password, count)
+        with isolated_stack(context, "backfill") as stack:
+            _, backfill = await _end_to_end_rate(
+                context, stack.api_url, stack.database, owner, password, count
+            )
         figures.insert(0, Figure("backfill_msgs_per_s", backfill, "msg/s", slowest_raw))
     return [
         *figures,
         Figure("imap_fetch_msgs_per_s", fetch, "msg/s"),
         Figure("store_write_msgs_per_s", store, "msg/s"),
     ]
-
-
-@contextmanager
-def _own_vhost(rabbitmq_url: str) -> Iterator[str]:
-    """A fresh RabbitMQ vhost (management API) for one measurement; its AMQP URL."""
-    parts = urlsplit(rabbitmq_url)
-    vhost = f"mailsync-bench-{uuid.uuid4().hex[:8]}"
-    management = os.environ.get(
-        "MAILSYNC_RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672"
-    )
-    auth = (parts.username or "guest", parts.password or "guest")
-    httpx.put(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=10).raise_for_status()
-    httpx.put(
-        f"{management}/api/permissions/{vhost}/{auth[0]}",
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-        auth=auth,
-        timeout=10,
-    ).raise_for_status()
-    try:
-        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
-    finally:
-        httpx.delete(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=30)
 
 
 async def _ingest_alone_rate(context: BenchContext, owner: str, password: str, count: int) -> float:
@@ -109,13 +89,13 @@ async def _ingest_alone_rate(context: BenchContext, owner: str, password: str, c
         sync=SyncPolicy(backfill_days=30),
     )
     try:
-        with _own_vhost(rabbitmq_url) as vhost_url:
+        with own_vhost(rabbitmq_url) as vhost_url:
             env = {
                 **context.service_env,
                 "MAILSYNC_RABBITMQ_URL": vhost_url,
                 "MAILSYNC_MONGODB_DATABASE": database,
             }
-            alone = Service("ingest", _free_port())
+            alone = Service("ingest", free_port())
             with running_stack(env, context.log_dir / "ingest-alone", (alone,)):
                 started = time.perf_counter()
                 await mailboxes.insert_one(mailbox.to_document())
@@ -131,12 +111,6 @@ async def _ingest_alone_rate(context: BenchContext, owner: str, password: str, c
         await client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _ingested(mailboxes: Any, workspace_id: str) -> int:
     """Messages ingest has published and checkpointed for the workspace's mailbox."""
     document = await mailboxes.find_one({"workspace_id": workspace_id}, {"folders": 1})
@@ -145,7 +119,7 @@ async def _ingested(mailboxes: Any, workspace_id: str) -> int:
 
 
 async def _end_to_end_rate(
-    context: BenchContext, owner: str, password: str, count: int
+    context: BenchContext, api_url: str, database: str, owner: str, password: str, count: int
 ) -> tuple[float, float]:
     """(ingest alone, end to end) in messages per second, from the mailbox's connection."""
     server = {
@@ -155,10 +129,10 @@ async def _end_to_end_rate(
         "password": password,
     }
     client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
-    messages = client[DATABASE]["messages"]
-    mailboxes = client[DATABASE]["mailboxes"]
+    messages = client[database]["messages"]
+    mailboxes = client[database]["mailboxes"]
     limit = float(os.environ.get("BENCH_E2E_TIMEOUT", "900"))
-    async with httpx.AsyncClient(base_url=context.api_url, timeout=60) as api:
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
         workspace = (await api.post("/v1/workspaces", json={"name": "Bench"})).json()
         api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
         for index, address in enumerate(CLIENTS):

@@ -7,20 +7,26 @@ APPEND round trip measured in the same run: the part of the latency no pipeline 
 
 import asyncio
 import imaplib
+import json
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
+import aio_pika
 import httpx
 
 from bench.context import BenchContext
+from bench.mailbox import isolated_stack
 from bench.report import Figure
 from mailsync_devmail.accounts import add_account
-from mailsync_devtools.stack import running_stack
+from mailsync_shared.contracts.mail import MessageFetched
+from mailsync_shared.topology import WORK_EXCHANGE
 
 CLIENT = "live-client@customer.test"
 POLL_SECONDS = 0.01
@@ -50,20 +56,53 @@ async def run(context: BenchContext) -> list[Figure]:
     password = uuid.uuid4().hex
     add_account(context.users_file, owner, password)
     print(f"live: {samples} messages appended one at a time, IDLE on", flush=True)
-    with running_stack(context.service_env, context.log_dir):
-        latencies, appends = await _measure(context, owner, password, samples)
+    with isolated_stack(context, "live") as stack:
+        async with _fetched_times(stack.rabbitmq_url) as fetched_at:
+            latencies, appends, started = await _measure(
+                context, stack.api_url, owner, password, samples
+            )
+    ingest = [
+        (fetched_at[message_id] - at) * 1000
+        for message_id, at in started.items()
+        if message_id in fetched_at
+    ]
     return [
         Figure("live_latency_p50_ms", percentile(latencies, 0.5), "ms", percentile(appends, 0.5)),
         Figure("live_latency_p99_ms", percentile(latencies, 0.99), "ms", percentile(appends, 0.99)),
+        Figure("live_ingest_p50_ms", percentile(ingest, 0.5), "ms", percentile(appends, 0.5)),
+        Figure("live_ingest_p99_ms", percentile(ingest, 0.99), "ms", percentile(appends, 0.99)),
         Figure("imap_append_p50_ms", percentile(appends, 0.5), "ms"),
     ]
 
 
+@asynccontextmanager
+async def _fetched_times(rabbitmq_url: str) -> AsyncIterator[dict[str, float]]:
+    """When each Message-ID was published by ingest (MessageFetched seen on the work exchange):
+    the ingest share of the latency, from a temporary queue of the benchmark's own."""
+    seen: dict[str, float] = {}
+    connection = await aio_pika.connect_robust(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(WORK_EXCHANGE.name, routing_key=f"{MessageFetched.event_type}.*")
+
+        async def note(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                event = MessageFetched.model_validate(json.loads(message.body))
+                seen.setdefault(event.data.message_id, time.perf_counter())
+
+        await queue.consume(note)
+        yield seen
+    finally:
+        await connection.close()
+
+
 async def _measure(
-    context: BenchContext, owner: str, password: str, samples: int
-) -> tuple[list[float], list[float]]:
+    context: BenchContext, api_url: str, owner: str, password: str, samples: int
+) -> tuple[list[float], list[float], dict[str, float]]:
+    """Latencies and APPEND round trips in ms, and when each message's APPEND started."""
     server = {"host": context.imap_host, "security": "none", "username": owner}
-    async with httpx.AsyncClient(base_url=context.api_url, timeout=30) as api:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
         workspace = (await api.post("/v1/workspaces", json={"name": "Live bench"})).json()
         api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
         contact = (
@@ -84,10 +123,12 @@ async def _measure(
         imap = await asyncio.to_thread(_imap_login, context, owner, password)
         latencies: list[float] = []
         appends: list[float] = []
+        started_at: dict[str, float] = {}
         try:
             for index in range(samples):
                 mail = _message(owner, index)
                 started = time.perf_counter()
+                started_at[str(mail["Message-ID"])] = started
                 await asyncio.to_thread(imap.append, "INBOX", None, None, mail.as_bytes())
                 appends.append((time.perf_counter() - started) * 1000)
                 await _until_on_timeline(api, contact["id"], mail["Message-ID"])
@@ -98,7 +139,7 @@ async def _measure(
         f"  live: p50 {percentile(latencies, 0.5):.0f} ms, max {max(latencies):.0f} ms",
         flush=True,
     )
-    return latencies, appends
+    return latencies, appends, started_at
 
 
 def _imap_login(context: BenchContext, owner: str, password: str) -> imaplib.IMAP4:

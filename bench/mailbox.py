@@ -1,16 +1,28 @@
-"""A benchmark mailbox on the local Dovecot, filled with realistic client mail."""
+"""A benchmark mailbox on the local Dovecot, filled with realistic client mail, and the
+services that sync it, isolated from anything else running on the machine (a RabbitMQ vhost,
+a database and HTTP ports of their own)."""
 
+import os
 import smtplib
+import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import httpx
 from imapclient import IMAPClient
+from pymongo import MongoClient
 
+from bench.context import DATABASE, BenchContext
 from mailsync_devmail.accounts import add_account
+from mailsync_devtools.stack import SERVICES, Service, running_stack
 
 CLIENTS = [f"client{index}@customer{index % 7}.test" for index in range(20)]
 PARAGRAPH = (
@@ -58,3 +70,65 @@ def raw_fetch_rate(host: str, port: int, owner: str, password: str, batch: int =
             fetched += len(client.fetch(uids[offset : offset + batch], ["BODY.PEEK[]"]))
         elapsed = time.perf_counter() - started
     return fetched / elapsed
+
+
+@contextmanager
+def own_vhost(rabbitmq_url: str) -> Iterator[str]:
+    """A fresh RabbitMQ vhost (management API) for one measurement; its AMQP URL."""
+    parts = urlsplit(rabbitmq_url)
+    vhost = f"mailsync-bench-{uuid.uuid4().hex[:8]}"
+    management = os.environ.get(
+        "MAILSYNC_RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672"
+    )
+    auth = (parts.username or "guest", parts.password or "guest")
+    httpx.put(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=10).raise_for_status()
+    httpx.put(
+        f"{management}/api/permissions/{vhost}/{auth[0]}",
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+        auth=auth,
+        timeout=10,
+    ).raise_for_status()
+    try:
+        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+    finally:
+        httpx.delete(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class IsolatedStack:
+    api_url: str
+    database: str
+    rabbitmq_url: str
+
+
+@contextmanager
+def isolated_stack(context: BenchContext, name: str) -> Iterator[IsolatedStack]:
+    """The five services on free ports with their own vhost and database.
+
+    Started with the same commands as `mailsync_devtools.stack`, only the ports differ, so a
+    benchmark never shares queues, data or ports with a test run on the same machine.
+    """
+    database = f"{DATABASE}_{name}"
+    client: MongoClient[dict[str, object]] = MongoClient(context.mongodb_url)
+    client.drop_database(database)
+    rabbitmq_url = os.environ.get("MAILSYNC_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    services = tuple(Service(service.name, free_port()) for service in SERVICES)
+    try:
+        with own_vhost(rabbitmq_url) as vhost_url:
+            env = {
+                **context.service_env,
+                "MAILSYNC_RABBITMQ_URL": vhost_url,
+                "MAILSYNC_MONGODB_DATABASE": database,
+            }
+            with running_stack(env, context.log_dir / name, services):
+                api = next(service for service in services if service.name == "api")
+                yield IsolatedStack(f"http://127.0.0.1:{api.port}", database, vhost_url)
+    finally:
+        client.drop_database(database)
+        client.close()

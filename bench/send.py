@@ -1,9 +1,11 @@
 """Send: messages per second from the api's request to the SMTP server's 250, and duplicates.
 
-Requests go through `POST /v1/send-requests`, the send service relays them to the local SMTP
-server, which delivers into Dovecot. The rate is counted from the first request to the last
-`sent_at` (the moment the 250 was recorded). The baseline is raw aiosmtplib submission to the
-same server in the same run, one connection per message as the service uses. Afterwards every
+Requests go through `POST /v1/send-requests` of a running api; the send service relays them to
+the local SMTP server, which delivers into Dovecot. Both run on free ports with a RabbitMQ
+vhost and a database of their own, so nothing else on the machine consumes or competes. The
+rate is counted from the first request to the last `sent_at` (recorded once the server
+answered 250). The baseline is raw aiosmtplib submission to the same server in the same run,
+at the same concurrency, each worker keeping one authenticated connection. Afterwards every
 recipient's INBOX is read: a Message-ID delivered more than once is a duplicate (must be 0).
 """
 
@@ -12,24 +14,32 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import make_msgid
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiosmtplib
 import httpx
 from imapclient import IMAPClient
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.context import DATABASE, BenchContext
 from bench.report import Figure
 from mailsync_devmail.accounts import add_accounts
-from mailsync_devtools.stack import running_stack
+from mailsync_devtools.stack import SERVICES, free_ports, running_stack
 from mailsync_shared.storage.client import Document
 
-CONCURRENCY = 32
-POST_CONCURRENCY = 8
+# Connections to the SMTP server at once: the raw baseline's workers, and the send service's
+# connections for the one benchmark mailbox.
+CONCURRENCY = 16
+POST_CONCURRENCY = 16
 RECIPIENTS = 10
+STACK = tuple(service for service in SERVICES if service.name in ("api", "send"))
 
 
 async def run(context: BenchContext) -> list[Figure]:
@@ -42,19 +52,28 @@ async def run(context: BenchContext) -> list[Figure]:
 
     print(f"send: raw SMTP submission of {count} messages", flush=True)
     baseline = await _raw_rate(context, owner, passwords[owner], recipients, count)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
-    await client.drop_database(DATABASE)
     print(f"send: {count} send requests through the api and the send service", flush=True)
-    env = {
-        **context.service_env,
-        "MAILSYNC_SEND_RATE_PER_MINUTE": str(count * 100),
-        "MAILSYNC_REDISPATCH_AFTER_SECONDS": "10",
-    }
-    with running_stack(env, context.log_dir):
-        rate, delivered_ids = await _pipeline_rate(
-            context, client, owner, passwords[owner], recipients, count
-        )
-    await client.close()
+    database = f"{DATABASE}_send_{run_id}"
+    client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
+    rabbitmq_url = os.environ.get("MAILSYNC_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    try:
+        with _own_vhost(rabbitmq_url, f"mailsync-bench-send-{run_id}") as vhost_url:
+            env = {
+                **context.service_env,
+                "MAILSYNC_RABBITMQ_URL": vhost_url,
+                "MAILSYNC_MONGODB_DATABASE": database,
+                "MAILSYNC_SMTP_CONNECTIONS_PER_MAILBOX": str(CONCURRENCY),
+                "MAILSYNC_REDISPATCH_AFTER_SECONDS": "10",
+            }
+            log_dir = context.log_dir / "send"
+            with running_stack(env, log_dir, STACK, ports=free_ports(STACK)) as running:
+                api_url = next(item.url for item in running if item.service.name == "api")
+                rate, delivered_ids = await _pipeline_rate(
+                    api_url, client[database], context, owner, passwords[owner], recipients, count
+                )
+    finally:
+        await client.drop_database(database)
+        await client.close()
     inboxes = await asyncio.to_thread(_message_ids, context, recipients, passwords, delivered_ids)
     duplicates = sum(n - 1 for n in Counter(inboxes).values() if n > 1)
     missing = len(set(delivered_ids) - set(inboxes))
@@ -65,6 +84,27 @@ async def run(context: BenchContext) -> list[Figure]:
         Figure("smtp_submit_per_s", baseline, "msg/s"),
         Figure("send_duplicates", float(duplicates), "messages"),
     ]
+
+
+@contextmanager
+def _own_vhost(rabbitmq_url: str, vhost: str) -> Iterator[str]:
+    """A fresh RabbitMQ vhost (management API) for the measurement; its AMQP URL."""
+    parts = urlsplit(rabbitmq_url)
+    management = os.environ.get(
+        "MAILSYNC_RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672"
+    )
+    auth = (parts.username or "guest", parts.password or "guest")
+    httpx.put(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=10).raise_for_status()
+    try:
+        httpx.put(
+            f"{management}/api/permissions/{vhost}/{auth[0]}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            auth=auth,
+            timeout=10,
+        ).raise_for_status()
+        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+    finally:
+        httpx.delete(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=30)
 
 
 def _message(owner: str, to: str, index: int) -> EmailMessage:
@@ -85,17 +125,15 @@ async def _raw_rate(
         queue.put_nowait(index)
 
     async def worker() -> None:
+        smtp = aiosmtplib.SMTP(
+            hostname=context.smtp_host, port=context.smtp_port, start_tls=False, use_tls=False
+        )
+        await smtp.connect()
+        await smtp.login(owner, password)
         while not queue.empty():
             index = queue.get_nowait()
-            await aiosmtplib.send(
-                _message(owner, recipients[index % len(recipients)], index),
-                hostname=context.smtp_host,
-                port=context.smtp_port,
-                username=owner,
-                password=password,
-                start_tls=False,
-                use_tls=False,
-            )
+            await smtp.send_message(_message(owner, recipients[index % len(recipients)], index))
+        await smtp.quit()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
@@ -103,16 +141,17 @@ async def _raw_rate(
 
 
 async def _pipeline_rate(
+    api_url: str,
+    db: AsyncDatabase[Document],
     context: BenchContext,
-    client: AsyncMongoClient[Document],
     owner: str,
     password: str,
     recipients: list[str],
     count: int,
 ) -> tuple[float, list[str]]:
-    requests = client[DATABASE]["send_requests"]
+    requests = db["send_requests"]
     server = {"host": context.imap_host, "security": "none", "username": owner}
-    async with httpx.AsyncClient(base_url=context.api_url, timeout=60) as api:
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
         workspace = (await api.post("/v1/workspaces", json={"name": "Send bench"})).json()
         api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
         response = await api.post(
@@ -132,6 +171,10 @@ async def _pipeline_rate(
         )
         response.raise_for_status()
         mailbox_id = response.json()["id"]
+        # The benchmark measures throughput, not the provider's per-mailbox limit.
+        await db["mailboxes"].update_one(
+            {"_id": mailbox_id}, {"$set": {"send_rate_per_minute": 100_000}}
+        )
         pending: asyncio.Queue[int] = asyncio.Queue()
         for index in range(count):
             pending.put_nowait(index)
@@ -154,34 +197,31 @@ async def _pipeline_rate(
                     await asyncio.sleep(0.1 * (attempt + 1))
                 answer.raise_for_status()
 
+        started_at = datetime.now(UTC)
         started = time.perf_counter()
         await asyncio.gather(*(post() for _ in range(POST_CONCURRENCY)))
+        posted = time.perf_counter() - started
+        print(f"  send: {count} requests posted in {posted:.1f} s", flush=True)
         scope = {"workspace_id": workspace["id"]}
+        settled_states = {"state": {"$in": ["sent", "failed", "unknown"]}}
         last_report = time.perf_counter()
-        while True:
-            done = await requests.count_documents({**scope, "state": {"$ne": "queued"}})
-            settled = await requests.count_documents(
-                {**scope, "state": {"$in": ["sent", "failed", "unknown"]}}
-            )
-            if settled >= count:
-                break
+        while (settled := await requests.count_documents({**scope, **settled_states})) < count:
             now = time.perf_counter()
             if now - last_report > 5:
-                print(f"  send: {settled}/{count} settled ({done} picked up)", flush=True)
+                print(f"  send: {settled}/{count} settled", flush=True)
                 last_report = now
-            if now - started > 600:
+            if now - started > 900:
                 raise RuntimeError(f"send stalled at {settled}/{count}")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
         documents = await requests.find(
-            {**scope, "state": "sent"}, projection={"message_id": 1, "sent_at": 1, "created_at": 1}
+            {**scope, "state": "sent"}, projection={"message_id": 1, "sent_at": 1}
         ).to_list()
     failed = count - len(documents)
     if failed:
         print(f"send: {failed} requests did not end `sent`", flush=True)
-    first = min(d["created_at"] for d in documents)
-    last = max(d["sent_at"] for d in documents)
-    elapsed = max((last - first).total_seconds(), 1e-3)
-    return len(documents) / elapsed, [str(d["message_id"]) for d in documents]
+    last = max(document["sent_at"].replace(tzinfo=UTC) for document in documents)
+    elapsed = max((last - started_at).total_seconds(), 1e-3)
+    return len(documents) / elapsed, [str(document["message_id"]) for document in documents]
 
 
 def _message_ids(

@@ -1,19 +1,28 @@
 """Helpers for the ingest integration tests: mailbox documents, a spy on MessageFetched,
 read-only snapshots of IMAP folders, and the ingest worker run in-process."""
 
+import asyncio
+import contextlib
 import imaplib
 import json
+import os
 import re
+import smtplib
+import socket
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 from faststream.rabbit import RabbitBroker
 from pydantic import SecretStr
 from pymongo.asynchronous.database import AsyncDatabase
@@ -28,7 +37,7 @@ from mailsync_shared.storage.documents import MailboxDocument, ServerAccount, Sy
 from mailsync_shared.topology import WORK_EXCHANGE, declare_topology
 from tests.conftest import TEST_DATABASE
 from tests.support.infra import Infra
-from tests.support.mail import MailAccount, imap_login
+from tests.support.mail import MailAccount, build_message, imap_login
 
 _FETCH_PREFIX = re.compile(rb"UID (\d+) FLAGS \(([^)]*)\)")
 
@@ -111,6 +120,10 @@ async def fetched_spy(infra: Infra, workspace_id: str) -> AsyncIterator[FetchedS
     connection = await aio_pika.connect_robust(infra.rabbitmq_url)
     try:
         channel = await connection.channel()
+        # The session's vhost may be fresh: the exchange exists once any service started.
+        await channel.declare_exchange(
+            WORK_EXCHANGE.name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(
             WORK_EXCHANGE.name, routing_key=f"{MessageFetched.event_type}.{workspace_id}"
@@ -162,3 +175,137 @@ def snapshot(infra: Infra, account: MailAccount, folder: str) -> dict[int, tuple
         return result
     finally:
         client.logout()
+
+
+def fill_inbox(infra: Infra, account: MailAccount, count: int, sender: str) -> list[str]:
+    """`count` messages delivered into INBOX over one LMTP session; their Message-IDs."""
+    message_ids: list[str] = []
+    with smtplib.LMTP(infra.imap_host, infra.lmtp_port) as lmtp:
+        for number in range(count):
+            message = build_message(
+                sender=sender,
+                to=[account.address],
+                subject=f"Message {number}",
+                body=f"Body of message {number}\n" * 20,
+            )
+            lmtp.send_message(message, to_addrs=[account.address])
+            message_ids.append(str(message["Message-ID"]))
+    return message_ids
+
+
+def doveadm(infra: Infra, *arguments: str) -> str:
+    """Run doveadm against the local Dovecot (its own config file, not the system one)."""
+    done = subprocess.run(
+        ["doveadm", "-c", str(infra.dovecot_config), *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return done.stdout
+
+
+def folder_status(infra: Infra, account: MailAccount, folder: str = "INBOX") -> dict[str, int]:
+    output = doveadm(
+        infra, "mailbox", "status", "-u", account.address, "messages uidvalidity uidnext", folder
+    )
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", output)}
+
+
+def unique_published(spy: FetchedSpy) -> dict[str, MessageFetched]:
+    """The spy's events by their stable id (one per folder copy and UIDVALIDITY)."""
+    return {event.id: event for event in spy.events}
+
+
+class FreezingProxy:
+    """A TCP proxy to the IMAP server whose open connections can be made to go silent: bytes
+    are dropped both ways while the sockets stay open, like a peer behind a dead NAT entry.
+    Connections opened after `freeze()` flow normally."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._frozen: set[int] = set()
+        self._generation = 0
+        self._server: asyncio.Server | None = None
+        self.connections = 0
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def freeze(self) -> None:
+        """Silence every connection open now."""
+        self._frozen.update(range(self._generation + 1))
+        self._generation += 1
+
+    async def __aenter__(self) -> "FreezingProxy":
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        generation = self._generation
+        self.connections += 1
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                while data := await source.read(65536):
+                    if generation in self._frozen:
+                        continue
+                    sink.write(data)
+                    await sink.drain()
+
+        try:
+            await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
+        finally:
+            for stream in (writer, upstream_writer):
+                stream.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def ingest_process(
+    service_env: dict[str, str], workspace_id: str, log: Path, **settings: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`python -m mailsync_ingest` leasing only this workspace's mailboxes; (process, port)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **service_env,
+        "MAILSYNC_HTTP_PORT": str(port),
+        "MAILSYNC_WORKSPACES": f'["{workspace_id}"]',
+        "MAILSYNC_POLL_INTERVAL_SECONDS": "0.2",
+        "MAILSYNC_IDLE_REFRESH_SECONDS": "5",
+        **{f"MAILSYNC_{name.upper()}": value for name, value in settings.items()},
+    }
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mailsync_ingest"], env=env, stdout=output, stderr=output
+        )
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+async def ready(port: int) -> bool:
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://127.0.0.1:{port}/health/ready", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200

@@ -1,21 +1,21 @@
 """`python -m mailsync_ingest` stopped and started again carries on from its checkpoints."""
 
-import os
 import signal
-import socket
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mailsync_shared.storage.documents import MailboxDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
-from tests.integration.conftest_ingest import append, fetched_spy, mailbox_document
+from tests.integration.conftest_ingest import (
+    append,
+    fetched_spy,
+    ingest_process,
+    mailbox_document,
+    ready,
+)
 from tests.support.infra import Infra
 from tests.support.mail import build_message, create_account, deliver
 from tests.support.polling import eventually
@@ -23,47 +23,6 @@ from tests.support.polling import eventually
 pytestmark = pytest.mark.integration
 
 CLIENT = "bob@client.test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def ingest_process(
-    service_env: dict[str, str], workspace_id: str, log: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        **service_env,
-        "MAILSYNC_HTTP_PORT": str(port),
-        "MAILSYNC_WORKSPACES": f'["{workspace_id}"]',
-        "MAILSYNC_POLL_INTERVAL_SECONDS": "0.2",
-        "MAILSYNC_CLAIM_INTERVAL_SECONDS": "0.3",
-        "MAILSYNC_IDLE_REFRESH_SECONDS": "5",
-    }
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mailsync_ingest"], env=env, stdout=output, stderr=output
-        )
-    try:
-        yield process, port
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-async def ready(port: int) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"http://127.0.0.1:{port}/health/ready", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
 
 
 def stop(process: subprocess.Popen[bytes]) -> int:

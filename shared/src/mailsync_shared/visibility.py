@@ -187,10 +187,13 @@ async def message_access(
     return access(viewer, shares, private=thread_private)
 
 
-async def visible_threads_filter(store: WorkspaceStore, viewer: Viewer) -> dict[str, Any]:
-    """A thread filter selecting what `viewer` may see at least at METADATA, for list reads.
+async def visible_threads_filter(
+    store: WorkspaceStore, viewer: Viewer, least: Access = Access.METADATA
+) -> dict[str, Any]:
+    """A thread filter selecting what `viewer` may see at least at `least`, for list reads.
 
-    Combine it with `$and` so pagination counts only visible threads.
+    Combine it with `$and` so pagination counts only visible threads. A search on a field
+    shown only above METADATA (the subject) passes that level, so it reveals nothing hidden.
     """
     owned: list[str] = []
     shared: list[str] = []
@@ -203,7 +206,7 @@ async def visible_threads_filter(store: WorkspaceStore, viewer: Viewer) -> dict[
         )
         if owns(viewer, share):
             owned.append(str(document["_id"]))
-        elif SHARED_AT[share.visibility] > Access.NOTHING:
+        elif SHARED_AT[share.visibility] >= max(least, Access.METADATA):
             shared.append(str(document["_id"]))
     return {
         "$or": [

@@ -4,8 +4,14 @@ A lease is `{owner, until}` on the mailbox document. Claiming is one atomic
 `find_one_and_update` on a mailbox whose lease is absent, expired or already ours; renewing and
 releasing match on the owner, so a worker can only extend or drop its own leases. A worker that
 dies stops renewing, and another one takes its mailboxes once the leases expire.
+
+Workers of one pool (same workspaces) split its mailboxes evenly: each records a heartbeat in
+`ingest_workers`, holds at most its fair share (connected mailboxes / live workers, rounded
+up) and hands the excess back, so adding a replica spreads the mailboxes within a lease round.
 """
 
+import json
+import math
 from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
@@ -20,6 +26,54 @@ from mailsync_shared.storage.documents import MailboxDocument
 CONNECTED = {"status.state": {"$ne": "disconnected"}}
 
 
+def pool_scope(workspaces: Collection[str], excluded: Collection[str]) -> Document:
+    """The mailboxes a worker pool may lease: of the given workspaces (all when none are
+    given), minus the excluded ones."""
+    condition: Document = {}
+    if workspaces:
+        condition["$in"] = sorted(set(workspaces) - set(excluded))
+    elif excluded:
+        condition["$nin"] = sorted(excluded)
+    return {"workspace_id": condition} if condition else {}
+
+
+def fair_share(mailboxes: int, workers: int) -> int:
+    """How many mailboxes one of `workers` live workers should hold (at least one)."""
+    return max(1, math.ceil(mailboxes / max(1, workers)))
+
+
+class PoolRoster:
+    """The live workers of one pool, from their heartbeats."""
+
+    def __init__(
+        self,
+        workers: AsyncCollection[Document],
+        *,
+        worker_id: str,
+        pool: Document,
+        ttl_seconds: float,
+    ) -> None:
+        self._workers = workers
+        self._worker_id = worker_id
+        self._pool = json.dumps(pool, sort_keys=True)
+        self._ttl = timedelta(seconds=ttl_seconds)
+
+    async def heartbeat(self) -> None:
+        await self._workers.update_one(
+            {"_id": self._worker_id},
+            {"$set": {"pool": self._pool, "seen_at": utcnow()}},
+            upsert=True,
+        )
+
+    async def alive(self) -> int:
+        return await self._workers.count_documents(
+            {"pool": self._pool, "seen_at": {"$gt": utcnow() - self._ttl}}
+        )
+
+    async def leave(self) -> None:
+        await self._workers.delete_one({"_id": self._worker_id})
+
+
 class LeaseBook:
     def __init__(
         self,
@@ -28,11 +82,20 @@ class LeaseBook:
         worker_id: str,
         lease_seconds: float,
         workspaces: Collection[str] = (),
+        exclude_workspaces: Collection[str] = (),
     ) -> None:
         self._mailboxes = mailboxes
         self.worker_id = worker_id
         self._duration = timedelta(seconds=lease_seconds)
-        self._scope: Document = {"workspace_id": {"$in": list(workspaces)}} if workspaces else {}
+        self._scope = pool_scope(workspaces, exclude_workspaces)
+
+    @property
+    def scope(self) -> Document:
+        return dict(self._scope)
+
+    async def connected(self) -> int:
+        """Connected mailboxes in this pool's scope."""
+        return await self._mailboxes.count_documents({**self._scope, **CONNECTED})
 
     def _lease(self) -> Document:
         return {"owner": self.worker_id, "until": utcnow() + self._duration}

@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from mailsync_ingest.folders import folder_key
 from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import FolderCheckpoint, MailboxState
+from mailsync_shared.storage.documents import FolderCheckpoint, FolderGap, MailboxState
 
 SYNCED_AT_EVERY = timedelta(seconds=60)
 
@@ -71,6 +71,15 @@ class MailboxRecord:
             return
         await self._update({"status.last_synced_at": now})
         self._synced_written_at = now
+
+    async def set_gaps(self, gaps: list[FolderGap]) -> None:
+        """Record the outcome of a reconciliation."""
+        await self._update(
+            {
+                "status.gaps": [gap.model_dump(mode="python") for gap in gaps],
+                "status.reconciled_at": utcnow(),
+            }
+        )
 
     async def save_folder(self, checkpoint: FolderCheckpoint) -> None:
         await self._update(

@@ -1,15 +1,21 @@
-"""From fetched bytes to a published `MessageFetched`: limit, store, extract headers, publish."""
+"""From fetched bytes to published `MessageFetched` events: limit, store, extract headers, publish.
 
+A batch is stored with one unordered insert and published with every confirm in flight at
+once, so the rate is bound by the broker and the store, not by round trips per message.
+"""
+
+import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailsync_ingest.headers import MessageContext, mail_message, synthetic_message_id
 from mailsync_ingest.imap_connection import FetchedMessage
-from mailsync_ingest.limits import Limits, inspect_message
+from mailsync_ingest.limits import Inspection, Limits, inspect_message
 from mailsync_shared.contracts.mail import MailMessage, MailSource, MessageFetched
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.storage.raw_messages import store_raw
+from mailsync_shared.storage.raw_messages import store_raw_many
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 SOURCE = "/mailsync/ingest"
@@ -33,9 +39,48 @@ class MessagePipeline:
     owner_address: str
 
     async def ingest(self, fetched: FetchedMessage, source: MailSource) -> MailMessage:
-        """Store the message's bytes and publish its header facts; returns what was published."""
-        inspection = inspect_message(fetched.body, self.limits)
-        raw_id = await store_raw(self.store, inspection.data)
+        """Store one message's bytes and publish its header facts; returns what was published."""
+        outcome = (await self.ingest_batch([(fetched, source)]))[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def ingest_batch(
+        self, items: Sequence[tuple[FetchedMessage, MailSource]]
+    ) -> list[MailMessage | BaseException]:
+        """Store a batch's bytes in one write, then publish every message with the confirms in
+        flight together; per message, what was published or why it was not.
+
+        A failed raw write fails the whole batch (nothing is published without its bytes).
+        """
+        inspections = [inspect_message(fetched.body, self.limits) for fetched, _ in items]
+        raw_ids = await store_raw_many(self.store, [inspection.data for inspection in inspections])
+        messages = [
+            self._message(fetched, source, raw_id, inspection)
+            for (fetched, source), raw_id, inspection in zip(
+                items, raw_ids, inspections, strict=True
+            )
+        ]
+        events = [
+            MessageFetched.create(
+                source=SOURCE,
+                workspace_id=self.store.workspace_id,
+                data=message,
+                subject=message.raw_id,
+            ).model_copy(update={"id": event_id(source)})
+            for message, (_, source) in zip(messages, items, strict=True)
+        ]
+        results = await asyncio.gather(
+            *(self.publisher.publish(event) for event in events), return_exceptions=True
+        )
+        return [
+            result if isinstance(result, BaseException) else message
+            for message, result in zip(messages, results, strict=True)
+        ]
+
+    def _message(
+        self, fetched: FetchedMessage, source: MailSource, raw_id: str, inspection: Inspection
+    ) -> MailMessage:
         context = MessageContext(self.mailbox_id, self.owner_address, source)
         try:
             message = mail_message(
@@ -60,10 +105,6 @@ class MessagePipeline:
                 "message over limits",
                 extra={**self._ids(), "uid": source.uid, "defects": list(inspection.defects)},
             )
-        event = MessageFetched.create(
-            source=SOURCE, workspace_id=self.store.workspace_id, data=message, subject=raw_id
-        ).model_copy(update={"id": event_id(source)})
-        await self.publisher.publish(event)
         return message
 
     def _without_headers(

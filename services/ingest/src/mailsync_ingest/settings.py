@@ -26,12 +26,26 @@ class Settings(SecretSettings):
             "Scaling per tenant: run one pool per set of workspaces."
         ),
     )
+    exclude_workspaces: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Workspaces this pool never leases (JSON list): the ones served by pools of their "
+            "own, so a shared pool and per-tenant pools split the mailboxes between them."
+        ),
+    )
     max_mailboxes: int = Field(default=200, ge=1, description="Mailboxes leased per worker.")
     lease_seconds: float = Field(
-        default=30.0, gt=0, description="How long a lease lasts unless renewed (renewed at 1/3)."
+        default=15.0,
+        gt=0,
+        description=(
+            "How long a lease lasts unless renewed (renewed every third of it); a killed "
+            "worker's mailboxes are taken over within this plus `claim_interval_seconds`."
+        ),
     )
     claim_interval_seconds: float = Field(
-        default=5.0, gt=0, description="How often the worker looks for unleased mailboxes."
+        default=1.0,
+        gt=0,
+        description="How often the worker looks for unleased mailboxes (newly connected ones).",
     )
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often to look for new mail when not using IDLE."
@@ -42,12 +56,30 @@ class Settings(SecretSettings):
         gt=0,
         le=25 * 60,
         description=(
-            "Longest single IDLE; then the other folders (Sent) are checked and IDLE is "
-            "re-issued, so mail filed in Sent shows within this time "
-            "(servers may drop an IDLE after 29 minutes)."
+            "The keepalive: longest single IDLE; then the other folders (Sent) are checked and "
+            "IDLE is re-issued, so mail filed in Sent shows within this time "
+            "(servers may drop an IDLE after 29 minutes). The server must answer the end of "
+            "an IDLE within the same time, so a silently dead connection is found within "
+            "twice this."
         ),
     )
     fetch_batch: int = Field(default=200, ge=1, description="Messages per UID FETCH.")
+    backfill_round_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Longest stretch of backfill (older mail) before every folder is checked for new "
+            "mail again; FETCHes inside a stretch are pipelined."
+        ),
+    )
+    reconcile_interval_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "How often a live mailbox compares the server's message count per folder (inside "
+            "the window) with what was logged, and records any gap."
+        ),
+    )
     imap_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Socket timeout of IMAP commands (detects dead peers)."
     )
@@ -56,6 +88,9 @@ class Settings(SecretSettings):
     )
     reconnect_max_seconds: float = Field(
         default=300.0, gt=0, description="Longest delay between reconnection attempts."
+    )
+    oauth_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout of a request to an OAuth token endpoint."
     )
     auth_retry_seconds: float = Field(
         default=900.0,

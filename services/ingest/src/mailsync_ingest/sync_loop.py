@@ -8,16 +8,16 @@ the mailbox document's `status.state`:
                             v
     +--------------> +------------+  credentials refused   +-------+
     |   reconnect    | connecting | ---------------------> | error | -- auth_retry_seconds --+
-    |   (jittered    +------------+  (or undecryptable)     +-------+                         |
-    |    backoff)          |                                   ^                              |
+    |   (jittered    +------------+  (undecryptable, or     +-------+                         |
+    |    backoff)          |          OAuth grant refused)     |                              |
     |                      | LIST (SPECIAL-USE): INBOX + \\Sent  |                              |
     |                      | (Gmail: All Mail); EXAMINE each     |                              |
     |                      v                                    |                              |
     |              +-------------+  every folder's window done  +------+                       |
     +-- network -- | backfilling | ---------------------------> | live | <-- IDLE on INBOX, or |
     |   error      +-------------+                              +------+     poll every        |
-    |                 ^   | one batch per folder per round,        |         poll_interval;    |
-    |                 +---+ new mail first, then older mail       |         fetch new mail    |
+    |                 ^   | per round: new mail, then older mail   |         poll_interval;    |
+    |                 +---+ for backfill_round_seconds             |         fetch new mail    |
     +-------------------------------------------------------------+                           |
     ^                                                                                          |
     +------------------------------------------------------------------------------------------+
@@ -38,20 +38,38 @@ Per folder the checkpoint (`MailboxDocument.folders[<folder key>]`) holds:
   (`UID SEARCH UID 1:<floor-1> SINCE <date>`), lowering the floor after each batch. A floor
   of None means the backfill is complete. `total`/`done` count the window for progress.
 
+Each round reads new mail first, then backfills for up to `backfill_round_seconds`, so mail
+arriving during a long backfill still shows within seconds. Batches are pipelined: the next
+UID FETCH runs while the current batch's bytes are stored (one unordered insert) and its
+events published (every confirm in flight at once).
+
 A checkpoint moves only after the broker confirmed every publish it covers, and after a crash
 the loop repeats at most the batch in flight: at-least-once, with stable event ids. Nothing
 here changes the mailbox: EXAMINE and BODY.PEEK[] only (see `imap_connection`).
 
+Where the server offers CONDSTORE (or QRESYNC) it is ENABLEd and each EXAMINE reports
+HIGHESTMODSEQ; a folder whose HIGHESTMODSEQ and UIDNEXT are what the checkpoint saw is
+skipped without a SEARCH. Flag changes and expunges are not mirrored: ingest logs mail, it
+does not track mailbox state.
+
 IDLE watches one folder per connection, so the loop IDLEs on INBOX for at most
-`idle_refresh_seconds` (well under the 29 minutes after which servers may drop it), then
-checks every folder and IDLEs again. A dead connection shows as a failing command and leads
-to a reconnect; a server without IDLE is polled every `poll_interval_seconds`.
+`idle_refresh_seconds` (the keepalive, far under the 29 minutes after which servers may drop
+an IDLE), then checks every folder and IDLEs again. Ending an IDLE must be answered within the
+keepalive too, so a connection that died silently (no FIN, no RST) is found within twice the
+keepalive and replaced; a failing command does the same. Mail that arrived after a round
+looked at INBOX but before IDLE started is seen from UIDNEXT, not waited for. A server
+without IDLE is polled every `poll_interval_seconds`. Reconnects back off with jitter.
+
+A live mailbox is reconciled every `reconcile_interval_seconds` (see `reconciliation`): the
+server's messages per folder against what was logged; gaps land in `status.gaps` and the log.
 """
 
 import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -63,15 +81,24 @@ from mailsync_ingest.imap_connection import (
     FetchedMessage,
     FolderState,
     ImapConnection,
+    Login,
 )
 from mailsync_ingest.mailbox_record import LeaseLostError, MailboxRecord
 from mailsync_ingest.messages import MessagePipeline
+from mailsync_ingest.reconciliation import (
+    FolderTally,
+    gaps,
+    logged_uids,
+    skipped_count,
+    up_to_checkpoint,
+)
 from mailsync_ingest.settings import Settings
 from mailsync_ingest.window import (
     backfill_criteria,
     backfill_window,
     batches,
     contiguous_done,
+    imap_date,
     new_mail_criteria,
     newer_than,
     newest_first,
@@ -79,6 +106,7 @@ from mailsync_ingest.window import (
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import MailSource
 from mailsync_shared.crypto import CredentialCipher, CredentialError
+from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
 from mailsync_shared.storage.documents import FolderCheckpoint, MailboxDocument, MailboxState
 
 logger = logging.getLogger(__name__)
@@ -129,15 +157,20 @@ class MailboxSync:
         record: MailboxRecord,
         pipeline: MessagePipeline,
         cipher: CredentialCipher,
+        tokens: TokenCache | None = None,
     ) -> None:
         self._mailbox = mailbox
         self._settings = settings
         self._record = record
         self._pipeline = pipeline
         self._cipher = cipher
+        self._tokens = tokens or TokenCache(timeout=settings.oauth_timeout_seconds)
         self._stopping = asyncio.Event()
         self._checkpoints = dict(mailbox.folders)
         self._ids = {"workspace_id": mailbox.workspace_id, "mailbox_id": mailbox.id}
+
+    def _running(self) -> bool:
+        return not self._stopping.is_set()
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then return from `run`."""
@@ -154,6 +187,24 @@ class MailboxSync:
             except LeaseLostError:
                 logger.info("lease lost; sync stops", extra=self._ids)
                 return
+            except OAuthError as error:
+                if error.permanent:
+                    reason = f"authorization refused: {error.reason}"
+                    logger.warning(
+                        "mailbox authorization refused", extra={**self._ids, "reason": reason}
+                    )
+                    if not await self._report("error", reason):
+                        return
+                    await self._pause(_jittered(self._settings.auth_retry_seconds))
+                    continue
+                delay = backoff.next_delay()
+                logger.warning(
+                    "access token not refreshed; retrying",
+                    extra={**self._ids, "error": error.reason, "retry_in": round(delay, 2)},
+                )
+                if not await self._report("connecting", error.reason):
+                    return
+                await self._pause(delay)
             except (AuthenticationRefusedError, CredentialError) as error:
                 reason = _auth_reason(error)
                 logger.warning("mailbox credentials refused", extra={**self._ids, "reason": reason})
@@ -186,17 +237,41 @@ class MailboxSync:
             logger.warning("status not recorded", extra=self._ids)
         return True
 
+    async def _login(self) -> Login:
+        """The account's credential: its password, or a (refreshed) XOAUTH2 access token."""
+        account = self._mailbox.imap
+        if account.auth == "xoauth2":
+            grant = grant_of(account, self._cipher)
+            return Login(account.username, access_token=await self._tokens.access_token(grant))
+        if account.secret_encrypted is None:
+            raise CredentialError("no IMAP credential stored")
+        return Login(account.username, password=self._cipher.decrypt(account.secret_encrypted))
+
+    async def _connect(self) -> ImapConnection:
+        login = await self._login()
+        try:
+            return await ImapConnection.open(
+                self._mailbox.imap,
+                login,
+                socket_timeout=self._settings.imap_timeout_seconds,
+                keepalive_seconds=self._settings.idle_refresh_seconds,
+            )
+        except AuthenticationRefusedError:
+            if login.access_token is None:
+                raise
+            # The cached token may have been revoked; refresh once before calling it refused.
+            self._tokens.invalidate(grant_of(self._mailbox.imap, self._cipher))
+            return await ImapConnection.open(
+                self._mailbox.imap,
+                await self._login(),
+                socket_timeout=self._settings.imap_timeout_seconds,
+                keepalive_seconds=self._settings.idle_refresh_seconds,
+            )
+
     async def _session(self, backoff: Backoff) -> None:
         """One connection's life: connect, plan folders, then sync rounds until stopped."""
         await self._record.set_status("connecting")
-        secret = self._mailbox.imap.secret_encrypted
-        if secret is None:
-            raise CredentialError("no IMAP credential stored")
-        connection = await ImapConnection.open(
-            self._mailbox.imap,
-            self._cipher.decrypt(secret),
-            socket_timeout=self._settings.imap_timeout_seconds,
-        )
+        connection = await self._connect()
         try:
             folders = choose_folders(await connection.list_folders(), gmail=connection.gmail)
             logger.info(
@@ -205,9 +280,12 @@ class MailboxSync:
                     **self._ids,
                     "folders": [f.name for f in folders],
                     "idle": connection.supports_idle,
+                    "condstore": connection.condstore,
                 },
             )
             syncs = [await self._prepare(connection, folder) for folder in folders]
+            loop = asyncio.get_running_loop()
+            reconcile_at = loop.time() + self._settings.reconcile_interval_seconds
             while not self._stopping.is_set():
                 backfilling = any(sync.backfilling for sync in syncs)
                 await self._record.set_status("backfilling" if backfilling else "live")
@@ -221,9 +299,54 @@ class MailboxSync:
                     continue
                 await self._record.set_status("live")
                 await self._record.mark_synced(changed=changed)
+                if loop.time() >= reconcile_at:
+                    await self._reconcile(connection, syncs)
+                    reconcile_at = loop.time() + self._settings.reconcile_interval_seconds
                 await self._wait_for_mail(connection, syncs)
         finally:
             await connection.close()
+
+    async def _reconcile(self, connection: ImapConnection, syncs: list[FolderSync]) -> None:
+        """Compare each folder's messages on the server with what was logged; record gaps."""
+        store = self._pipeline.store
+        tallies = []
+        for sync in syncs:
+            checkpoint = sync.checkpoint
+            await connection.examine(sync.folder.name)
+            uids: list[int] = []
+            if checkpoint.last_uid >= 1:
+                criteria = ["UID", f"1:{checkpoint.last_uid}"]
+                if checkpoint.backfill_since is not None:
+                    criteria += ["SINCE", imap_date(checkpoint.backfill_since)]
+                uids = await self._in_window(
+                    connection, await connection.search(criteria), checkpoint
+                )
+            logged = await logged_uids(store, self._mailbox.id, checkpoint)
+            tallies.append(
+                FolderTally(checkpoint, up_to_checkpoint(uids, checkpoint), frozenset(logged))
+            )
+        skipped = await skipped_count(store, self._mailbox.id, self._mailbox.sync.scope)
+        found = gaps(tallies, skipped)
+        await self._record.set_gaps(found)
+        counts = {t.checkpoint.name: len(t.server_uids) for t in tallies}
+        if found:
+            logger.warning(
+                "reconciliation found unlogged mail",
+                extra={**self._ids, "gaps": [gap.model_dump() for gap in found], "server": counts},
+            )
+        else:
+            logger.info("reconciliation: nothing missing", extra={**self._ids, "server": counts})
+
+    async def _in_window(
+        self, connection: ImapConnection, uids: list[int], checkpoint: FolderCheckpoint
+    ) -> list[int]:
+        """For a window that starts at an instant, drop messages received before it."""
+        since = checkpoint.backfill_since
+        if not uids or self._mailbox.sync.backfill_days is not None or since is None:
+            return uids
+        dates = await connection.internal_dates(uids)
+        earliest = since - CLOCK_SKEW
+        return [uid for uid in uids if uid in dates and _aware(dates[uid]) >= earliest]
 
     async def _prepare(self, connection: ImapConnection, folder: Folder) -> FolderSync:
         """The folder's checkpoint, planning its backfill when the folder is new to us."""
@@ -272,25 +395,32 @@ class MailboxSync:
         floor, since = checkpoint.backfill_floor, checkpoint.backfill_since
         criteria = None if floor is None or since is None else backfill_criteria(since, floor)
         uids = await connection.search(criteria) if criteria else []
-        if uids and self._mailbox.sync.backfill_days is None and since is not None:
-            dates = await connection.internal_dates(uids)
-            earliest = since - CLOCK_SKEW
-            uids = [uid for uid in uids if uid in dates and _aware(dates[uid]) >= earliest]
+        uids = await self._in_window(connection, uids, checkpoint)
         sync.backfill_queue = newest_first(uids, floor or 0)
         return sync.backfill_queue
 
     async def _sync_folder(self, connection: ImapConnection, sync: FolderSync) -> bool:
-        """One round for one folder: all new mail, then one batch of older mail."""
+        """One round for one folder: all new mail, then older mail for up to a round's time."""
         state = await connection.examine(sync.folder.name)
         if state.uidvalidity != sync.checkpoint.uidvalidity:
             self._checkpoints.pop(folder_key(sync.folder.name), None)
             fresh = await self._prepare(connection, sync.folder)
             sync.checkpoint, sync.backfill_queue = fresh.checkpoint, fresh.backfill_queue
             return True
+        if unchanged(sync.checkpoint, state):
+            return False
+        modseq_moved = state.highest_modseq not in (None, sync.checkpoint.highest_modseq)
+        if modseq_moved:
+            # Saved with the next checkpoint write; a crash before it only costs a re-check.
+            sync.checkpoint = sync.checkpoint.model_copy(
+                update={"highest_modseq": state.highest_modseq}
+            )
         changed = await self._fetch_new(connection, sync, state)
         if sync.backfilling and not self._stopping.is_set():
-            await self._backfill_batch(connection, sync)
+            await self._backfill(connection, sync)
             changed = True
+        elif modseq_moved and not changed:
+            await self._save(sync)
         return changed
 
     async def _fetch_new(
@@ -300,93 +430,144 @@ class MailboxSync:
         if state.uidnext is not None and state.uidnext - 1 <= last_uid:
             return False
         uids = newer_than(await connection.search(new_mail_criteria(last_uid)), last_uid)
-        for batch in batches(uids, self._settings.fetch_batch):
-            done = await self._publish(connection, sync, batch)
-            highest = contiguous_done(batch, done)
-            if highest is not None:
-                sync.checkpoint = sync.checkpoint.model_copy(update={"last_uid": highest})
-                await self._save(sync)
-            if len(done) < len(batch):
-                raise BatchIncompleteError(f"{len(batch) - len(done)} new messages not published")
-            if self._stopping.is_set():
-                break
+        planned = batches(uids, self._settings.fetch_batch)
+        more = self._running
+        async with aclosing(self._fetch_ahead(connection, planned, more)) as fetched_batches:
+            async for batch, fetched in fetched_batches:
+                done = await self._publish(sync, batch, fetched)
+                highest = contiguous_done(batch, done)
+                if highest is not None:
+                    sync.checkpoint = sync.checkpoint.model_copy(update={"last_uid": highest})
+                    await self._save(sync)
+                if len(done) < len(batch):
+                    raise BatchIncompleteError(
+                        f"{len(batch) - len(done)} new messages not published"
+                    )
         return bool(uids)
 
-    async def _backfill_batch(self, connection: ImapConnection, sync: FolderSync) -> None:
+    async def _backfill(self, connection: ImapConnection, sync: FolderSync) -> None:
+        """Older mail, newest first, for up to `backfill_round_seconds`; the next batch is
+        fetched while the current one is stored and published."""
         queue = await self._backfill_queue(connection, sync)
-        batch = queue[: self._settings.fetch_batch]
-        done = await self._publish(connection, sync, batch) if batch else set()
-        lowest = contiguous_done(batch, done)
-        published = 0 if lowest is None else batch.index(lowest) + 1
-        del queue[:published]
-        update: dict[str, object] = {"done": sync.checkpoint.done + published}
-        if not queue:
-            update["backfill_floor"] = None
-        elif lowest is not None:
-            update["backfill_floor"] = lowest
-        sync.checkpoint = sync.checkpoint.model_copy(update=update)
-        await self._save(sync)
-        if not batch:
+        size = self._settings.fetch_batch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.backfill_round_seconds
+        planned = [queue[start : start + size] for start in range(0, len(queue), size)]
+        if not planned:
+            sync.checkpoint = sync.checkpoint.model_copy(update={"backfill_floor": None})
+            await self._save(sync)
             return
-        logger.info(
-            "backfill progress",
-            extra={
-                **self._ids,
-                "folder": sync.folder.name,
-                "done": sync.checkpoint.done,
-                "total": sync.checkpoint.total,
-                "complete": sync.checkpoint.backfill_floor is None,
-            },
+
+        def more() -> bool:
+            return loop.time() < deadline and not self._stopping.is_set()
+
+        async with aclosing(self._fetch_ahead(connection, planned, more)) as fetched_batches:
+            async for batch, fetched in fetched_batches:
+                done = await self._publish(sync, batch, fetched)
+                lowest = contiguous_done(batch, done)
+                published = 0 if lowest is None else batch.index(lowest) + 1
+                del queue[:published]
+                update: dict[str, object] = {"done": sync.checkpoint.done + published}
+                if not queue:
+                    update["backfill_floor"] = None
+                elif lowest is not None:
+                    update["backfill_floor"] = lowest
+                sync.checkpoint = sync.checkpoint.model_copy(update=update)
+                await self._save(sync)
+                logger.info(
+                    "backfill progress",
+                    extra={
+                        **self._ids,
+                        "folder": sync.folder.name,
+                        "done": sync.checkpoint.done,
+                        "total": sync.checkpoint.total,
+                        "complete": sync.checkpoint.backfill_floor is None,
+                    },
+                )
+                if len(done) < len(batch):
+                    raise BatchIncompleteError(
+                        f"{len(batch) - len(done)} older messages not published"
+                    )
+
+    async def _fetch_ahead(
+        self,
+        connection: ImapConnection,
+        planned: list[list[int]],
+        more: Callable[[], bool] = lambda: True,
+    ) -> AsyncGenerator[tuple[list[int], list[FetchedMessage]], None]:
+        """Each planned batch with its messages; the next FETCH runs while the caller works.
+
+        The connection is only ever used by one command at a time: the fetch ahead is the
+        only IMAP command in flight while a batch is published, and it is awaited before the
+        generator closes.
+        """
+        if not planned:
+            return
+        ahead: asyncio.Future[list[FetchedMessage]] | None = asyncio.ensure_future(
+            connection.fetch(planned[0])
         )
-        if len(done) < len(batch):
-            raise BatchIncompleteError(f"{len(batch) - len(done)} older messages not published")
+        try:
+            for index, batch in enumerate(planned):
+                assert ahead is not None
+                fetched = await ahead
+                ahead = None
+                if index + 1 < len(planned) and more():
+                    ahead = asyncio.ensure_future(connection.fetch(planned[index + 1]))
+                yield batch, fetched
+                if ahead is None:
+                    return
+        finally:
+            if ahead is not None:
+                await asyncio.gather(ahead, return_exceptions=True)
 
     async def _publish(
-        self, connection: ImapConnection, sync: FolderSync, uids: list[int]
+        self, sync: FolderSync, uids: list[int], fetched: list[FetchedMessage]
     ) -> set[int]:
-        """Fetch and publish a batch; the UIDs that are done (published, or gone meanwhile)."""
-        fetched = await connection.fetch(uids)
+        """Store and publish a fetched batch; the UIDs that are done (published, or gone)."""
         by_uid = {message.uid: message for message in fetched}
-        gone = {uid for uid in uids if uid not in by_uid}
-        results = await asyncio.gather(
-            *(self._publish_one(sync, message) for message in fetched), return_exceptions=True
-        )
-        done = set(gone)
-        for message, result in zip(fetched, results, strict=True):
-            if isinstance(result, BaseException):
+        done = {uid for uid in uids if uid not in by_uid}
+        wanted = [by_uid[uid] for uid in uids if uid in by_uid]
+        if not wanted:
+            return done
+        items = [(message, self._source(sync, message.uid)) for message in wanted]
+        outcomes = await self._pipeline.ingest_batch(items)
+        for message, outcome in zip(wanted, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
                 logger.warning(
                     "message not published",
                     extra={
                         **self._ids,
                         "folder": sync.folder.name,
                         "uid": message.uid,
-                        "error": _describe(result),
+                        "error": _describe(outcome),
                     },
                 )
             else:
                 done.add(message.uid)
         return done
 
-    async def _publish_one(self, sync: FolderSync, message: FetchedMessage) -> None:
-        source = MailSource(
+    def _source(self, sync: FolderSync, uid: int) -> MailSource:
+        return MailSource(
             mailbox_id=self._mailbox.id,
             folder=sync.folder.name,
             folder_role=sync.folder.role,
             uidvalidity=sync.checkpoint.uidvalidity,
-            uid=message.uid,
+            uid=uid,
         )
-        await self._pipeline.ingest(message, source)
 
     async def _save(self, sync: FolderSync) -> None:
         await self._record.save_folder(sync.checkpoint)
         self._checkpoints[folder_key(sync.folder.name)] = sync.checkpoint
 
     async def _wait_for_mail(self, connection: ImapConnection, syncs: list[FolderSync]) -> None:
-        inbox = next((s.folder for s in syncs if s.folder.role in ("inbox", "all")), None)
+        inbox = next((s for s in syncs if s.folder.role in ("inbox", "all")), None)
         if not (self._settings.use_idle and connection.supports_idle and inbox):
             await self._pause(self._settings.poll_interval_seconds)
             return
-        await connection.examine(inbox.name)
+        state = await connection.examine(inbox.folder.name)
+        if state.uidnext is not None and state.uidnext - 1 > inbox.checkpoint.last_uid:
+            # Arrived after this round looked: IDLE reports only later changes, so go now.
+            return
         idle = asyncio.ensure_future(
             connection.wait_for_new_mail(self._settings.idle_refresh_seconds)
         )
@@ -405,6 +586,16 @@ class MailboxSync:
         """Sleep, but wake at once when asked to stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+def unchanged(checkpoint: FolderCheckpoint, state: FolderState) -> bool:
+    """CONDSTORE: nothing in the folder changed since the last round, so it can be skipped."""
+    return (
+        checkpoint.backfill_floor is None
+        and state.highest_modseq is not None
+        and state.highest_modseq == checkpoint.highest_modseq
+        and (state.uidnext is None or state.uidnext - 1 <= checkpoint.last_uid)
+    )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_ingest.leasing import LeaseBook
+from mailsync_ingest.leasing import LeaseBook, PoolRoster, fair_share
 from mailsync_ingest.limits import Limits
 from mailsync_ingest.mailbox_record import MailboxRecord
 from mailsync_ingest.messages import MessagePipeline
@@ -15,6 +15,7 @@ from mailsync_ingest.settings import Settings
 from mailsync_ingest.sync_loop import MailboxSync
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.oauth import TokenCache
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
@@ -29,6 +30,8 @@ class Running:
     sync: MailboxSync
     task: asyncio.Task[None]
     workspace_id: str
+    mailbox_id: str
+    handing_over: bool = False
 
 
 class IngestWorker:
@@ -45,6 +48,7 @@ class IngestWorker:
             worker_id=settings.worker_id,
             lease_seconds=settings.lease_seconds,
             workspaces=settings.workspaces,
+            exclude_workspaces=settings.exclude_workspaces,
         )
         self._limits = Limits(
             max_bytes=settings.max_message_bytes,
@@ -53,6 +57,14 @@ class IngestWorker:
             max_depth=settings.max_mime_depth,
             max_addresses=settings.max_addresses_per_header,
         )
+        self._roster = PoolRoster(
+            db["ingest_workers"],
+            worker_id=settings.worker_id,
+            pool=self._leases.scope,
+            ttl_seconds=settings.lease_seconds,
+        )
+        self._share = settings.max_mailboxes
+        self._tokens = TokenCache(timeout=settings.oauth_timeout_seconds)
         self._running: dict[str, Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -68,7 +80,11 @@ class IngestWorker:
         self._loop_task = asyncio.create_task(self._lease_loop(), name="ingest-lease-loop")
         logger.info(
             "ingest worker started",
-            extra={"worker_id": self._settings.worker_id, "workspaces": self._settings.workspaces},
+            extra={
+                "worker_id": self._settings.worker_id,
+                "workspaces": self._settings.workspaces,
+                "exclude_workspaces": self._settings.exclude_workspaces,
+            },
         )
 
     async def stop(self) -> None:
@@ -86,6 +102,8 @@ class IngestWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
         for mailbox_id in list(self._running):
             await self._drop(mailbox_id)
+        with contextlib.suppress(Exception):
+            await self._roster.leave()
         logger.info("ingest worker stopped", extra={"worker_id": self._settings.worker_id})
 
     async def _lease_loop(self) -> None:
@@ -110,13 +128,27 @@ class IngestWorker:
             await asyncio.sleep(max(0.05, min(next_renew, next_claim) - loop.time()))
 
     async def _claim(self) -> None:
-        while len(self._running) < self._settings.max_mailboxes:
+        while len(self._running) < min(self._settings.max_mailboxes, self._share):
             mailbox = await self._leases.claim(self.mailbox_ids)
             if mailbox is None:
                 return
             self._start_sync(mailbox)
 
+    async def _rebalance(self) -> None:
+        """Take this worker's fair share of the pool's mailboxes; hand back any excess."""
+        await self._roster.heartbeat()
+        self._share = fair_share(await self._leases.connected(), await self._roster.alive())
+        active = [item for item in self._running.values() if not item.handing_over]
+        for running in active[self._share :]:
+            running.handing_over = True
+            running.sync.request_stop()
+            logger.info(
+                "mailbox handed back for another worker",
+                extra={"mailbox_id": running.mailbox_id, "workspace_id": running.workspace_id},
+            )
+
     async def _renew(self) -> None:
+        await self._rebalance()
         held = self.mailbox_ids
         still_ours = await self._leases.renew(held)
         for mailbox_id in held - still_ours:
@@ -163,9 +195,10 @@ class IngestWorker:
                 owner_address=mailbox.address,
             ),
             cipher=self._cipher,
+            tokens=self._tokens,
         )
         task = asyncio.create_task(sync.run(), name=f"sync-{mailbox.id}")
-        self._running[mailbox.id] = Running(sync, task, mailbox.workspace_id)
+        self._running[mailbox.id] = Running(sync, task, mailbox.workspace_id, mailbox.id)
         logger.info(
             "mailbox leased",
             extra={"mailbox_id": mailbox.id, "workspace_id": mailbox.workspace_id},

@@ -43,7 +43,8 @@ async def store_attachment(
     """Store the bytes unless they are there already; the reference goes on the request."""
     if len(data) > limit:
         raise AttachmentTooLargeError(f"attachment is {len(data)} bytes; the limit is {limit}")
-    attachment_id = attachment_id_for(data)
+    # `_id` is unique across workspaces, so the same file in two workspaces needs two ids.
+    attachment_id = f"{store.workspace_id}:{attachment_id_for(data)}"
     await store.collection(ATTACHMENTS).update_one(
         {"_id": attachment_id},
         {"$setOnInsert": {"size": len(data), "data": Binary(data)}},
