@@ -1,9 +1,15 @@
 """Mailbox leases: each connected mailbox is synced by exactly one worker at a time.
 
-A lease is `{owner, until}` on the mailbox document. Claiming is one atomic
-`find_one_and_update` on a mailbox whose lease is absent, expired or already ours; renewing and
-releasing match on the owner, so a worker can only extend or drop its own leases. A worker that
-dies stops renewing, and another one takes its mailboxes once the leases expire.
+Who holds a mailbox is decided in `mailbox_lease_terms`: one document per term,
+`_id = <mailbox id>:<term>`, with its owner and expiry. A worker may claim only when the latest
+term has expired, and claims by inserting the next term; the unique `_id` lets exactly one of
+the workers that saw the same expired term win. A conditional update cannot decide it, because
+FerretDB v1 does not apply a filtered update atomically (several concurrent
+`find_one_and_update` calls on the same document can all match). Only a term's owner extends
+it; renewing also checks that no later term exists, so a worker that stalled past its lease
+learns it lost the mailbox. The mailbox's `lease` field is the readable copy for status and
+for finding candidates. A worker that dies stops renewing, and another one wins the next term
+once the lease has expired.
 
 Workers of one pool (same workspaces) split its mailboxes evenly: each records a heartbeat in
 `ingest_workers`, holds at most its fair share (connected mailboxes / live workers, rounded
@@ -16,8 +22,9 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.client import Document
@@ -78,6 +85,7 @@ class LeaseBook:
     def __init__(
         self,
         mailboxes: AsyncCollection[Document],
+        terms: AsyncCollection[Document],
         *,
         worker_id: str,
         lease_seconds: float,
@@ -85,6 +93,8 @@ class LeaseBook:
         exclude_workspaces: Collection[str] = (),
     ) -> None:
         self._mailboxes = mailboxes
+        self._terms = terms
+        self._held_terms: dict[str, int] = {}
         self.worker_id = worker_id
         self._duration = timedelta(seconds=lease_seconds)
         self._scope = pool_scope(workspaces, exclude_workspaces)
@@ -97,8 +107,31 @@ class LeaseBook:
         """Connected mailboxes in this pool's scope."""
         return await self._mailboxes.count_documents({**self._scope, **CONNECTED})
 
-    def _lease(self) -> Document:
-        return {"owner": self.worker_id, "until": utcnow() + self._duration}
+    def _until(self) -> Any:
+        return utcnow() + self._duration
+
+    async def _latest_term(self, mailbox_id: str) -> Document | None:
+        return await self._terms.find_one({"mailbox_id": mailbox_id}, sort=[("term", DESCENDING)])
+
+    async def _win_term(self, mailbox_id: str) -> int | None:
+        """The term we hold for the mailbox: still ours, or the next one if we win it."""
+        latest = await self._latest_term(mailbox_id)
+        if latest is not None and latest["until"] > utcnow():
+            return int(latest["term"]) if latest["owner"] == self.worker_id else None
+        term = 1 if latest is None else int(latest["term"]) + 1
+        try:
+            await self._terms.insert_one(
+                {
+                    "_id": f"{mailbox_id}:{term}",
+                    "mailbox_id": mailbox_id,
+                    "term": term,
+                    "owner": self.worker_id,
+                    "until": self._until(),
+                }
+            )
+        except DuplicateKeyError:
+            return None
+        return term
 
     async def claim(self, held: Collection[str]) -> MailboxDocument | None:
         """Lease one more mailbox that nobody holds, or None when there is none."""
@@ -112,27 +145,52 @@ class LeaseBook:
                 {"lease.owner": self.worker_id},
             ],
         }
-        document = await self._mailboxes.find_one_and_update(
-            claimable,
-            {"$set": {"lease": self._lease()}},
-            return_document=ReturnDocument.AFTER,
+        candidate = await self._mailboxes.find_one(claimable)
+        if candidate is None:
+            return None
+        mailbox_id = str(candidate["_id"])
+        term = await self._win_term(mailbox_id)
+        if term is None:
+            return None
+        self._held_terms[mailbox_id] = term
+        await self._mailboxes.update_one(
+            {"_id": mailbox_id},
+            {"$set": {"lease": {"owner": self.worker_id, "until": self._until(), "term": term}}},
         )
+        document = await self._mailboxes.find_one({"_id": mailbox_id})
         return None if document is None else MailboxDocument.from_document(document)
 
     async def renew(self, mailbox_ids: Collection[str]) -> set[str]:
         """Extend our leases; returns the mailboxes still ours and still connected."""
         if not mailbox_ids:
             return set()
-        ours: Document = {"_id": {"$in": list(mailbox_ids)}, "lease.owner": self.worker_id}
+        until = self._until()
+        held = {m: self._held_terms[m] for m in mailbox_ids if m in self._held_terms}
+        for mailbox_id, term in held.items():
+            await self._terms.update_one(
+                {"_id": f"{mailbox_id}:{term}", "owner": self.worker_id}, {"$set": {"until": until}}
+            )
+        latest: dict[str, int] = {}
+        async for document in self._terms.find({"mailbox_id": {"$in": list(held)}}):
+            mailbox_id = str(document["mailbox_id"])
+            latest[mailbox_id] = max(latest.get(mailbox_id, 0), int(document["term"]))
+        won = sorted(m for m, term in held.items() if latest.get(m) == term)
         await self._mailboxes.update_many(
-            {**ours, **CONNECTED}, {"$set": {"lease.until": self._lease()["until"]}}
+            {"_id": {"$in": won}, **CONNECTED}, {"$set": {"lease.until": until}}
         )
-        still: list[Any] = await self._mailboxes.distinct(
-            "_id", {**ours, **CONNECTED, "lease.until": {"$gt": utcnow()}}
-        )
-        return {str(mailbox_id) for mailbox_id in still}
+        still: list[Any] = await self._mailboxes.distinct("_id", {"_id": {"$in": won}, **CONNECTED})
+        kept = {str(mailbox_id) for mailbox_id in still}
+        for lost in set(mailbox_ids) - kept:
+            self._held_terms.pop(lost, None)
+        return kept
 
     async def release(self, mailbox_id: str) -> None:
+        term = self._held_terms.pop(mailbox_id, None)
+        if term is not None:
+            await self._terms.update_one(
+                {"_id": f"{mailbox_id}:{term}", "owner": self.worker_id},
+                {"$set": {"until": utcnow()}},
+            )
         await self._mailboxes.update_one(
             {"_id": mailbox_id, "lease.owner": self.worker_id}, {"$set": {"lease": None}}
         )

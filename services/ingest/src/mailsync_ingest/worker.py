@@ -42,9 +42,11 @@ class IngestWorker:
         self._db = db
         self._publisher = publisher
         self._cipher = CredentialCipher(settings.secret_key)
-        self._mailboxes = SystemCollections(db).mailboxes
+        system = SystemCollections(db)
+        self._mailboxes = system.mailboxes
         self._leases = LeaseBook(
             self._mailboxes,
+            system.mailbox_lease_terms,
             worker_id=settings.worker_id,
             lease_seconds=settings.lease_seconds,
             workspaces=settings.workspaces,

@@ -111,6 +111,7 @@ class MailboxStatus(BaseModel):
 class Lease(BaseModel):
     owner: str
     until: datetime
+    term: int = Field(default=0, description="The lease term won in `mailbox_lease_terms`.")
 
 
 class MailboxAlias(BaseModel):
@@ -248,7 +249,9 @@ class ThreadDocument(StoredDocument):
 class AttachmentRef(BaseModel):
     """A file sent with a request; its bytes are in the `attachments` collection."""
 
-    attachment_id: str = Field(description="Id from `store_attachment` (workspace and sha256 of the bytes).")
+    attachment_id: str = Field(
+        description="Id from `store_attachment` (workspace and sha256 of the bytes)."
+    )
     filename: str
     content_type: str = "application/octet-stream"
     size: int = Field(ge=0)

@@ -22,6 +22,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("workspace_id", ASCENDING), ("address", ASCENDING)], name="ws_address"),
         IndexModel([("lease.until", ASCENDING)], name="lease_until"),
     ],
+    "mailbox_lease_terms": [
+        IndexModel([("mailbox_id", ASCENDING), ("term", DESCENDING)], name="mailbox_term"),
+    ],
     "contacts": [
         IndexModel([("workspace_id", ASCENDING), ("emails", ASCENDING)], name="ws_emails"),
         IndexModel(

@@ -175,6 +175,7 @@ class SystemCollections:
         self.workspaces = db["workspaces"]
         self.api_keys = db["api_keys"]
         self.mailboxes = db["mailboxes"]
+        self.mailbox_lease_terms = db["mailbox_lease_terms"]
         self._db = db
 
     async def holders_of_pending_events(
