@@ -5,7 +5,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.raw_messages import load_raw, store_raw
+from mailsync_shared.storage.raw_messages import load_raw, store_raw, store_raw_many
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 pytestmark = pytest.mark.integration
@@ -44,3 +44,17 @@ async def test_raw_bytes_are_stored_once_and_scoped(mongo: AsyncDatabase[Documen
     assert await store.raw_messages.count({"_id": first}) == 1
     assert await load_raw(store, first) == data
     assert await load_raw(WorkspaceStore(mongo, "ws-raw-other"), first) is None
+
+
+async def test_the_same_bytes_in_two_workspaces_are_two_copies(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    data = b"Subject: shared\r\n\r\nthe same newsletter in two workspaces\r\n"
+    alpha = WorkspaceStore(mongo, "ws-raw-alpha")
+    beta = WorkspaceStore(mongo, "ws-raw-beta")
+    [alpha_id] = await store_raw_many(alpha, [data])
+    [beta_id] = await store_raw_many(beta, [data])
+    assert alpha_id != beta_id
+    assert await load_raw(alpha, alpha_id) == data
+    assert await load_raw(beta, beta_id) == data
+    assert await store_raw(beta, data) == beta_id

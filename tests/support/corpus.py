@@ -334,7 +334,7 @@ class _Builder:
                     "uidvalidity": 1,
                     "uid": number,
                 },
-                "raw_id": raw_id_for(raw),
+                "raw_id": raw_id_for(self.workspace_id, raw),
                 "size": len(raw),
                 "message_id": message_id,
                 "in_reply_to": [in_reply_to] if in_reply_to else [],

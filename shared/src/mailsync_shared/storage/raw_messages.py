@@ -1,4 +1,8 @@
-"""Raw RFC 5322 bytes, stored once per workspace and referenced by id on the bus."""
+"""Raw RFC 5322 bytes, stored once per workspace and referenced by id on the bus.
+
+A raw id hashes the workspace id with the bytes, so the same message in two workspaces is two
+documents: each workspace holds its own copy, and no `_id` collides across workspaces.
+"""
 
 import hashlib
 from collections.abc import Sequence
@@ -11,13 +15,16 @@ from mailsync_shared.storage.scoped import WorkspaceStore
 DUPLICATE_KEY = 11000
 
 
-def raw_id_for(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def raw_id_for(workspace_id: str, data: bytes) -> str:
+    digest = hashlib.sha256(workspace_id.encode())
+    digest.update(b"\0")
+    digest.update(data)
+    return digest.hexdigest()
 
 
 async def store_raw(store: WorkspaceStore, data: bytes) -> str:
     """Store the bytes unless they are already there; return their id."""
-    raw_id = raw_id_for(data)
+    raw_id = raw_id_for(store.workspace_id, data)
     await store.raw_messages.update_one(
         {"_id": raw_id},
         {"$setOnInsert": {"size": len(data), "data": Binary(data)}},
@@ -31,7 +38,7 @@ async def store_raw_many(store: WorkspaceStore, items: Sequence[bytes]) -> list[
 
     Bytes already stored are left as they are: their duplicate-key errors are expected.
     """
-    ids = [raw_id_for(data) for data in items]
+    ids = [raw_id_for(store.workspace_id, data) for data in items]
     unique = {raw_id: data for raw_id, data in zip(ids, items, strict=True)}
     if not unique:
         return ids
