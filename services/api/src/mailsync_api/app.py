@@ -16,6 +16,7 @@ from mailsync_api.request_context import RequestIdMiddleware
 from mailsync_api.routes import (
     api_keys,
     associations,
+    attachments,
     capture_rules,
     companies,
     contacts,
@@ -23,7 +24,9 @@ from mailsync_api.routes import (
     exports,
     health,
     imports,
+    mailbox_aliases,
     mailboxes,
+    outbound,
     send_requests,
     threads,
     users,
@@ -84,7 +87,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_request_bytes,
-        by_prefix=[("/v1/imports/", settings.max_import_bytes)],
+        by_prefix=[
+            ("/v1/imports/", settings.max_import_bytes),
+            ("/v1/attachments", settings.max_attachments_bytes),
+        ],
     )
     app.add_middleware(RequestIdMiddleware)
     install_problem_handlers(app)
@@ -103,6 +109,9 @@ def create_app(settings: Settings) -> FastAPI:
         associations.router,
         capture_rules.router,
         send_requests.router,
+        attachments.router,
+        outbound.router,
+        mailbox_aliases.router,
     ):
         app.include_router(router)
     app.include_router(events_router(public_events_document(settings.rabbitmq_url, API_VERSION)))

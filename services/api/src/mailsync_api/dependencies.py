@@ -19,6 +19,7 @@ from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.storage.workspaces import ApiKeyDocument
+from mailsync_shared.visibility import Viewer
 
 _bearer = HTTPBearer(
     auto_error=False, description="An API key or personal token of the workspace (`msk_...`)."
@@ -101,6 +102,14 @@ async def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_viewer(principal: PrincipalDep) -> Viewer:
+    """The caller as mailbox visibility sees them."""
+    return principal.viewer
+
+
+ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
 def get_workspace(db: DbDep, principal: PrincipalDep) -> WorkspaceStore:

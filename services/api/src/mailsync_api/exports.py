@@ -7,7 +7,7 @@ see is left out (private) or blanked (metadata, subject) exactly as on a timelin
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 
 from mailsync_api import records
@@ -15,6 +15,7 @@ from mailsync_api.problems import invalid
 from mailsync_api.records import COMPANIES, CONTACTS, DEALS, RecordKind
 from mailsync_api.schemas.records import CompanyOut, ContactOut, DealOut
 from mailsync_api.schemas.threads import MessageOut
+from mailsync_api.visible_mail import mail_view, visible_only
 from mailsync_shared.storage.documents import (
     CompanyDocument,
     ContactDocument,
@@ -23,15 +24,7 @@ from mailsync_shared.storage.documents import (
     ThreadDocument,
 )
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.visibility import (
-    Access,
-    MailboxShare,
-    Viewer,
-    access,
-    redact_message,
-    redact_thread,
-    visible_threads_filter,
-)
+from mailsync_shared.visibility import Access, Viewer, redact_message, redact_thread
 
 Dataset = Literal["contacts", "companies", "deals", "threads", "messages"]
 ExportFormat = Literal["csv", "json"]
@@ -136,23 +129,6 @@ async def _records(
         yield out.model_dump(mode="json")
 
 
-async def _shares(store: WorkspaceStore) -> dict[str, MailboxShare]:
-    documents = await store.mailboxes.find({}, projection={"owner_user_id": 1, "visibility": 1})
-    return {
-        document["_id"]: MailboxShare(
-            owner_user_id=document.get("owner_user_id"),
-            visibility=document.get("visibility", "metadata"),
-        )
-        for document in documents
-    }
-
-
-def _level(
-    viewer: Viewer, shares: Mapping[str, MailboxShare], mailbox_ids: Iterable[str], private: bool
-) -> Access:
-    return access(viewer, [shares[m] for m in mailbox_ids if m in shares], private=private)
-
-
 def _thread_row(thread: ThreadDocument) -> dict[str, Any]:
     row: dict[str, Any] = thread.model_dump(mode="json", include=set(COLUMNS["threads"]))
     row["id"] = thread.id
@@ -162,12 +138,11 @@ def _thread_row(thread: ThreadDocument) -> dict[str, Any]:
 async def _visible_threads(
     store: WorkspaceStore, viewer: Viewer, filter_: Mapping[str, Any]
 ) -> AsyncIterator[tuple[ThreadDocument, Access]]:
-    shares = await _shares(store)
-    visible = await visible_threads_filter(store, viewer)
-    query = {"$and": [dict(filter_), visible]} if filter_ else visible
+    view = await mail_view(store, viewer)
+    query = await visible_only(store, viewer, filter_)
     async for document in store.threads.iterate(query, sort=[("_id", 1)], batch_size=_BATCH):
         thread = ThreadDocument.from_document(document)
-        level = _level(viewer, shares, thread.mailbox_ids, thread.private)
+        level = view.of_thread(thread)
         if level is not Access.NOTHING:
             yield thread, level
 
@@ -184,7 +159,7 @@ async def _threads(
 async def _messages(
     store: WorkspaceStore, viewer: Viewer, filter_: Mapping[str, Any]
 ) -> AsyncIterator[dict[str, Any]]:
-    shares = await _shares(store)
+    view = await mail_view(store, viewer)
     batch: list[ThreadDocument] = []
 
     async def flush() -> AsyncIterator[dict[str, Any]]:
@@ -195,7 +170,7 @@ async def _messages(
         for document in documents:
             message = MessageDocument.from_document(document)
             thread = by_id[message.thread_id]
-            level = _level(viewer, shares, message.mailbox_ids, thread.private)
+            level = view.of_message(message, thread)
             row = MessageOut.of(message).model_dump(mode="json", by_alias=True)
             row["thread_id"] = message.thread_id
             redacted = redact_message(row, level)

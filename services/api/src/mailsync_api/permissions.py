@@ -98,9 +98,13 @@ PERMISSIONS: Mapping[tuple[str, str], Rule] = {
     ("GET", "/v1/mailboxes/{mailbox_id}/skipped"): READ,
     ("POST", "/v1/mailboxes/{mailbox_id}/disconnect"): WRITE,
     ("DELETE", "/v1/mailboxes/{mailbox_id}/synced-data"): ADMIN,
+    ("POST", "/v1/mailboxes/{mailbox_id}/aliases"): WRITE,
+    ("POST", "/v1/mailboxes/{mailbox_id}/aliases/{address}/verify"): ADMIN,
+    ("DELETE", "/v1/mailboxes/{mailbox_id}/aliases/{address}"): WRITE,
     ("GET", "/v1/threads"): READ,
     ("GET", "/v1/threads/{thread_id}"): READ,
     ("POST", "/v1/threads/{thread_id}/reply"): SEND,
+    ("POST", "/v1/threads/{thread_id}/forward"): SEND,
     ("GET", "/v1/threads/{thread_id}/suggestions"): READ,
     ("PUT", "/v1/threads/{thread_id}/links"): WRITE,
     ("POST", "/v1/threads/{thread_id}/private"): WRITE,
@@ -111,6 +115,9 @@ PERMISSIONS: Mapping[tuple[str, str], Rule] = {
     ("GET", "/v1/capture-decisions"): READ,
     ("POST", "/v1/send-requests"): SEND,
     ("GET", "/v1/send-requests/{send_request_id}"): READ,
+    ("GET", "/v1/send-requests"): READ,
+    ("POST", "/v1/send-requests/{send_request_id}/cancel"): SEND,
+    ("POST", "/v1/attachments"): SEND,
 }
 
 

@@ -23,6 +23,7 @@ from mailsync_shared.storage.documents import (
     StoredDocument,
 )
 from mailsync_shared.storage.scoped import WorkspaceCollection, WorkspaceStore
+from mailsync_shared.visibility import Viewer
 
 DocT = TypeVar("DocT", bound=StoredDocument)
 OutT = TypeVar("OutT")
@@ -133,11 +134,15 @@ async def page(
 
 
 async def timeline(
-    kind: RecordKind[DocT], store: WorkspaceStore, record_id: str, params: PageParams
+    kind: RecordKind[DocT],
+    store: WorkspaceStore,
+    viewer: Viewer,
+    record_id: str,
+    params: PageParams,
 ) -> Page[ThreadOut]:
-    """Threads linked to the record, most recent first, each with its messages oldest first."""
+    """Threads linked to the record that `viewer` may see, most recent first."""
     await load(kind, store, record_id)
-    return await thread_page(store, {kind.thread_field: record_id}, params)
+    return await thread_page(store, viewer, {kind.thread_field: record_id}, params)
 
 
 async def require_existing(

@@ -43,10 +43,9 @@ async def store_attachment(
     """Store the bytes unless they are there already; the reference goes on the request."""
     if len(data) > limit:
         raise AttachmentTooLargeError(f"attachment is {len(data)} bytes; the limit is {limit}")
-    # `_id` is unique across workspaces, so the same file in two workspaces needs two ids.
-    attachment_id = f"{store.workspace_id}:{attachment_id_for(data)}"
+    attachment_id = attachment_id_for(data)
     await store.collection(ATTACHMENTS).update_one(
-        {"_id": attachment_id},
+        {"_id": _document_id(store, attachment_id)},
         {"$setOnInsert": {"size": len(data), "data": Binary(data)}},
         upsert=True,
     )
@@ -58,6 +57,13 @@ async def store_attachment(
     )
 
 
+def _document_id(store: WorkspaceStore, attachment_id: str) -> str:
+    # `_id` is unique across workspaces: the same file stored by two workspaces is two documents.
+    return f"{store.workspace_id}:{attachment_id}"
+
+
 async def load_attachment(store: WorkspaceStore, attachment_id: str) -> bytes | None:
-    document = await store.collection(ATTACHMENTS).find_one({"_id": attachment_id})
+    document = await store.collection(ATTACHMENTS).find_one(
+        {"_id": _document_id(store, attachment_id)}
+    )
     return None if document is None else bytes(document["data"])

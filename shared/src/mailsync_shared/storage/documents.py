@@ -249,9 +249,7 @@ class ThreadDocument(StoredDocument):
 class AttachmentRef(BaseModel):
     """A file sent with a request; its bytes are in the `attachments` collection."""
 
-    attachment_id: str = Field(
-        description="Id from `store_attachment` (workspace and sha256 of the bytes)."
-    )
+    attachment_id: str = Field(description="Id from `store_attachment` (sha256 of the bytes).")
     filename: str
     content_type: str = "application/octet-stream"
     size: int = Field(ge=0)

@@ -17,7 +17,7 @@ from mailsync_api.schemas.associations import (
     ThreadPrivacyOut,
 )
 from mailsync_api.schemas.common import RecordId
-from mailsync_api.threads import load_thread
+from mailsync_api.threads import visible_thread
 from mailsync_api.users import USERS
 from mailsync_shared.association.manual import (
     UnknownRecordsError,
@@ -25,9 +25,8 @@ from mailsync_shared.association.manual import (
     suggestions,
 )
 from mailsync_shared.association.scope import skipped_unmatched
-from mailsync_shared.storage.documents import ThreadDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.visibility import Access, mailbox_shares, owns, thread_access
+from mailsync_shared.visibility import mailbox_shares, owns
 
 router = APIRouter(prefix="/v1", tags=["threads"], responses=problem_responses(401, 403, 404, 422))
 
@@ -45,16 +44,6 @@ async def actor_name(store: WorkspaceStore, principal: Principal) -> str:
     if user is None:
         return f"user {principal.user_id}"
     return str(user.get("email") or user.get("name") or f"user {principal.user_id}")
-
-
-async def visible_thread(
-    store: WorkspaceStore, principal: Principal, thread_id: str
-) -> ThreadDocument:
-    """The thread, when the caller may see at least its participants; else it is not found."""
-    thread = await load_thread(store, thread_id)
-    if await thread_access(store, principal.viewer, thread) is Access.NOTHING:
-        raise not_found("thread")
-    return thread
 
 
 def _unknown_records(error: UnknownRecordsError) -> ProblemError:
@@ -77,7 +66,7 @@ async def suggest_links(
     thread_id: ThreadId, store: WorkspaceDep, principal: PrincipalDep
 ) -> SuggestionsOut:
     """Contacts, companies and deals this thread might be about, strongest first, with why."""
-    thread = await visible_thread(store, principal, thread_id)
+    thread = await visible_thread(store, principal.viewer, thread_id)
     found = await suggestions(store, thread)
     return SuggestionsOut(
         thread_id=thread.id,
@@ -95,7 +84,7 @@ async def set_links(
     publisher: PublisherDep,
 ) -> ThreadLinksOut:
     """Link the thread to exactly these records; later mail and rule changes keep the links."""
-    await visible_thread(store, principal, thread_id)
+    await visible_thread(store, principal.viewer, thread_id)
     try:
         thread = await associate_manually(
             store,
@@ -116,7 +105,7 @@ async def set_links(
 async def _set_private(
     store: WorkspaceStore, principal: Principal, thread_id: str, private: bool
 ) -> ThreadPrivacyOut:
-    thread = await visible_thread(store, principal, thread_id)
+    thread = await visible_thread(store, principal.viewer, thread_id)
     shares = await mailbox_shares(store, thread.mailbox_ids)
     if not any(owns(principal.viewer, share) for share in shares):
         raise ProblemError(

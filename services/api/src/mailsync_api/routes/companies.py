@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from mailsync_api import records
-from mailsync_api.dependencies import PageDep, WorkspaceDep
+from mailsync_api.dependencies import PageDep, ViewerDep, WorkspaceDep
 from mailsync_api.pagination import Page
 from mailsync_api.problems import problem_responses
 from mailsync_api.records import COMPANIES
@@ -64,7 +64,7 @@ async def upsert_company(
 
 @router.get("/{company_id}/timeline")
 async def company_timeline(
-    company_id: CompanyId, store: WorkspaceDep, page: PageDep
+    company_id: CompanyId, store: WorkspaceDep, viewer: ViewerDep, page: PageDep
 ) -> Page[ThreadOut]:
     """Threads with this company, most recent first, each with its messages oldest first."""
-    return await records.timeline(COMPANIES, store, company_id, page)
+    return await records.timeline(COMPANIES, store, viewer, company_id, page)

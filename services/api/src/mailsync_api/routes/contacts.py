@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from mailsync_api import records
-from mailsync_api.dependencies import PageDep, WorkspaceDep
+from mailsync_api.dependencies import PageDep, ViewerDep, WorkspaceDep
 from mailsync_api.pagination import Page
 from mailsync_api.problems import problem_responses
 from mailsync_api.records import COMPANIES, CONTACTS
@@ -76,7 +76,7 @@ async def upsert_contact(
 
 @router.get("/{contact_id}/timeline")
 async def contact_timeline(
-    contact_id: ContactId, store: WorkspaceDep, page: PageDep
+    contact_id: ContactId, store: WorkspaceDep, viewer: ViewerDep, page: PageDep
 ) -> Page[ThreadOut]:
     """Threads with this contact, most recent first, each with its messages oldest first."""
-    return await records.timeline(CONTACTS, store, contact_id, page)
+    return await records.timeline(CONTACTS, store, viewer, contact_id, page)

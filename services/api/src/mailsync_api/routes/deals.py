@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response, status
 
 from mailsync_api import records
-from mailsync_api.dependencies import PageDep, WorkspaceDep
+from mailsync_api.dependencies import PageDep, ViewerDep, WorkspaceDep
 from mailsync_api.pagination import Page
 from mailsync_api.problems import problem_responses
 from mailsync_api.records import COMPANIES, CONTACTS, DEALS
@@ -74,6 +74,8 @@ async def upsert_deal(
 
 
 @router.get("/{deal_id}/timeline")
-async def deal_timeline(deal_id: DealId, store: WorkspaceDep, page: PageDep) -> Page[ThreadOut]:
+async def deal_timeline(
+    deal_id: DealId, store: WorkspaceDep, viewer: ViewerDep, page: PageDep
+) -> Page[ThreadOut]:
     """Threads linked to this deal, most recent first, each with its messages oldest first."""
-    return await records.timeline(DEALS, store, deal_id, page)
+    return await records.timeline(DEALS, store, viewer, deal_id, page)

@@ -6,15 +6,22 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from mailsync_api import outbound, sending
-from mailsync_api.dependencies import PageDep, PublisherDep, SettingsDep, WorkspaceDep
+from mailsync_api.dependencies import (
+    PageDep,
+    PublisherDep,
+    SettingsDep,
+    ViewerDep,
+    WorkspaceDep,
+)
 from mailsync_api.pagination import Page, paginate
 from mailsync_api.problems import problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.forwards import ForwardIn
 from mailsync_api.schemas.send_requests import SendRequestOut
-from mailsync_api.threads import load_thread
+from mailsync_api.threads import visible_thread
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument, SendState
+from mailsync_shared.visibility import Access
 
 router = APIRouter(prefix="/v1", tags=["sending"], responses=problem_responses(401, 403, 404, 422))
 
@@ -31,12 +38,13 @@ async def forward_from_thread(
     thread_id: Annotated[RecordId, Path(description="Id of the thread.")],
     body: ForwardIn,
     store: WorkspaceDep,
+    viewer: ViewerDep,
     publisher: PublisherDep,
     settings: SettingsDep,
     response: Response,
 ) -> SendRequestOut:
-    """Forward a message of the thread, attached whole, with a note; sent shortly after."""
-    thread = await load_thread(store, thread_id)
+    """Forward a message of the thread, attached whole, with a note; needs full access."""
+    thread = await visible_thread(store, viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
         earlier = await sending.replay(store, publisher, body.idempotency_key)
         if earlier is not None:

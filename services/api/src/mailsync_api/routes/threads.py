@@ -6,13 +6,20 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import AwareDatetime
 
 from mailsync_api import outbound, sending
-from mailsync_api.dependencies import PageDep, PublisherDep, SettingsDep, WorkspaceDep
+from mailsync_api.dependencies import (
+    PageDep,
+    PublisherDep,
+    SettingsDep,
+    ViewerDep,
+    WorkspaceDep,
+)
 from mailsync_api.pagination import Page
-from mailsync_api.problems import invalid, not_found, problem_responses
+from mailsync_api.problems import invalid, problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.send_requests import ReplyIn, SendRequestOut
 from mailsync_api.schemas.threads import ThreadOut
-from mailsync_api.threads import load_thread, render_threads, search_filter, thread_page
+from mailsync_api.threads import read_thread, search_filter, thread_page, visible_thread
+from mailsync_shared.visibility import Access
 
 router = APIRouter(
     prefix="/v1/threads", tags=["threads"], responses=problem_responses(401, 403, 404, 422)
@@ -24,6 +31,7 @@ ThreadId = Annotated[RecordId, Path(description="Id of the thread.")]
 @router.get("")
 async def list_threads(
     store: WorkspaceDep,
+    viewer: ViewerDep,
     page: PageDep,
     unassigned: Annotated[
         bool, Query(description="Only threads linked to no contact, company or deal.")
@@ -42,7 +50,7 @@ async def list_threads(
         AwareDatetime | None, Query(description="Last message before this time.")
     ] = None,
 ) -> Page[ThreadOut]:
-    """Threads, most recent first, each with its messages oldest first; filters combine."""
+    """Threads the caller may see, most recent first, messages oldest first; filters combine."""
     if since is not None and until is not None and since >= until:
         raise invalid("query.until", "must be after `since`")
     filter_ = search_filter(
@@ -52,16 +60,14 @@ async def list_threads(
         since=since,
         until=until,
     )
-    return await thread_page(store, filter_, page)
+    least = Access.METADATA if subject is None else Access.SUBJECT
+    return await thread_page(store, viewer, filter_, page, least)
 
 
 @router.get("/{thread_id}")
-async def get_thread(thread_id: ThreadId, store: WorkspaceDep) -> ThreadOut:
+async def get_thread(thread_id: ThreadId, store: WorkspaceDep, viewer: ViewerDep) -> ThreadOut:
     """One thread with its messages, oldest first, and why it is linked to each record."""
-    document = await store.threads.find_one({"_id": thread_id})
-    if document is None:
-        raise not_found("thread")
-    return (await render_threads(store, [document]))[0]
+    return await read_thread(store, viewer, thread_id)
 
 
 @router.post(
@@ -76,12 +82,13 @@ async def reply_to_thread(
     thread_id: ThreadId,
     body: ReplyIn,
     store: WorkspaceDep,
+    viewer: ViewerDep,
     publisher: PublisherDep,
     settings: SettingsDep,
     response: Response,
 ) -> SendRequestOut:
-    """Reply to the thread's last message from the user's own address; sent shortly after."""
-    thread = await load_thread(store, thread_id)
+    """Reply to the thread's last message from the user's own address; needs full access."""
+    thread = await visible_thread(store, viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
         earlier = await sending.replay(store, publisher, body.idempotency_key)
         if earlier is not None:

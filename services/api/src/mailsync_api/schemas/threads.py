@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from mailsync_api.schemas.common import AddressOut
 from mailsync_shared.storage.documents import MessageDocument, ThreadDocument
 
+AccessLevel = Literal["metadata", "subject", "everything"]
+ACCESS_DESCRIPTION = (
+    "How much the caller may see, from the mailboxes' visibility: `metadata` (participants "
+    "and dates; subject and body blank), `subject` (the body blank) or `everything`."
+)
+
 
 class MessageOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
@@ -22,6 +28,7 @@ class MessageOut(BaseModel):
     date: datetime | None
     body_text: str
     mailbox_ids: list[str]
+    access: AccessLevel = Field(default="everything", description=ACCESS_DESCRIPTION)
 
     @classmethod
     def of(cls, document: MessageDocument) -> "MessageOut":
@@ -59,7 +66,10 @@ class ThreadOut(BaseModel):
     first_message_at: datetime | None
     last_message_at: datetime | None
     message_count: int
-    messages: list[MessageOut] = Field(description="Oldest first.")
+    access: AccessLevel = Field(default="everything", description=ACCESS_DESCRIPTION)
+    messages: list[MessageOut] = Field(
+        description="Oldest first; a message the caller may not see is left out."
+    )
 
     @classmethod
     def of(cls, document: ThreadDocument, messages: list[MessageDocument]) -> "ThreadOut":
