@@ -84,6 +84,7 @@ class ApiWorkspace:
     id: str
     api_key: str
     store: WorkspaceStore
+    owner_user_id: str = ""
 
     @property
     def auth(self) -> dict[str, str]:
@@ -97,7 +98,10 @@ async def create_workspace(
     assert response.status_code == 201, response.text
     body = response.json()
     return ApiWorkspace(
-        id=body["id"], api_key=body["api_key"], store=WorkspaceStore(db, body["id"])
+        id=body["id"],
+        api_key=body["api_key"],
+        store=WorkspaceStore(db, body["id"]),
+        owner_user_id=body["owner_user_id"],
     )
 
 
@@ -158,6 +162,15 @@ def mailbox_document(ws_id: str, address: str, **fields: Any) -> MailboxDocument
     return MailboxDocument(
         workspace_id=ws_id, address=address, imap=account, smtp=account, **fields
     )
+
+
+async def owned_mailbox(
+    ws: ApiWorkspace, address: str = "owner@acme.test", **fields: Any
+) -> MailboxDocument:
+    """A stored mailbox of the person whose token `ws.auth` carries (the workspace's owner)."""
+    mailbox = mailbox_document(ws.id, address, **{"owner_user_id": ws.owner_user_id, **fields})
+    await ws.store.mailboxes.insert_one(mailbox.to_document())
+    return mailbox
 
 
 async def insert_mail(

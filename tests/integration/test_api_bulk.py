@@ -16,6 +16,7 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     insert_mail,
     invite,
     mailbox_document,
+    owned_mailbox,
     ws_fixture,
 )
 
@@ -93,10 +94,11 @@ async def test_json_import_of_deals_and_bodies_that_are_not_rows(
 async def test_threads_are_searched_by_participant_subject_and_date(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
-    march = await insert_mail(ws, ["mb-1"], subject="Pricing (draft)", at=T0)
+    mailbox = await owned_mailbox(ws)
+    march = await insert_mail(ws, [mailbox.id], subject="Pricing (draft)", at=T0)
     await insert_mail(
         ws,
-        ["mb-1"],
+        [mailbox.id],
         subject="Lunch",
         at=T0 + timedelta(days=10),
         participants=("owner@acme.test", "bob@other.test"),

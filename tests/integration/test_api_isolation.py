@@ -24,6 +24,7 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     insert_mail,
     mailbox_document,
     other_ws_fixture,
+    owned_mailbox,
     ws_fixture,
 )
 from tests.support.infra import Infra
@@ -87,6 +88,7 @@ async def seed(api: httpx.AsyncClient, ws: ApiWorkspace) -> dict[str, str]:
         "user_id": me["user"]["id"],
         "external_id": "ext-1",
         "confirm": "owner@secret.test",
+        "address": "owner@secret.test",
     }
 
 
@@ -180,8 +182,11 @@ async def test_operator_injection_in_any_json_field_is_refused_naming_the_field(
 async def test_operator_injection_in_query_strings_is_taken_literally(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
-    await insert_mail(ws, ["mb-1"], subject="Quarterly review", at=T0)
+    mailbox = await owned_mailbox(ws)
+    thread = await insert_mail(ws, [mailbox.id], subject="Quarterly review", at=T0)
     injection = '{"$ne": null}'
+    found = await api.get("/v1/threads", params={"subject": "quarterly"}, headers=ws.auth)
+    assert [item["id"] for item in found.json()["items"]] == [thread.id], "the thread is visible"
 
     for name in ("participant", "subject"):
         response = await api.get("/v1/threads", params={name: injection}, headers=ws.auth)

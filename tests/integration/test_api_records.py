@@ -15,6 +15,7 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     api_db_fixture,
     api_fixture,
     other_ws_fixture,
+    owned_mailbox,
     ws_fixture,
 )
 
@@ -34,6 +35,7 @@ async def create(
 
 async def insert_thread(
     ws: ApiWorkspace,
+    mailbox_id: str,
     *,
     subject: str,
     at: datetime,
@@ -46,6 +48,7 @@ async def insert_thread(
         workspace_id=ws.id,
         subject=subject,
         participants=["ann@client.test", "owner@acme.test"],
+        mailbox_ids=[mailbox_id],
         contact_ids=list(contact_ids),
         company_ids=list(company_ids),
         deal_ids=list(deal_ids),
@@ -70,7 +73,7 @@ async def insert_thread(
                 workspace_id=ws.id,
                 message_id=f"<{thread.id}.{index}@client.test>",
                 thread_id=thread.id,
-                mailbox_ids=["mb-1"],
+                mailbox_ids=[mailbox_id],
                 direction="sent" if sent_by_owner else "received",
                 from_=owner if sent_by_owner else client,
                 to=[client if sent_by_owner else owner],
@@ -247,21 +250,28 @@ async def test_companies_and_deals_link_only_to_records_of_the_same_workspace(
 async def test_timelines_show_linked_threads_newest_first_with_messages_oldest_first(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
+    mailbox = await owned_mailbox(ws)
     contact = await create(api, ws, "/v1/contacts", {"emails": ["ann@client.test"]})
     company = await create(api, ws, "/v1/companies", {"name": "Client", "domains": ["client.test"]})
     deal = await create(api, ws, "/v1/deals", {"name": "Renewal"})
     older = await insert_thread(
-        ws, subject="Pricing", at=T0, contact_ids=[contact["id"]], company_ids=[company["id"]]
+        ws,
+        mailbox.id,
+        subject="Pricing",
+        at=T0,
+        contact_ids=[contact["id"]],
+        company_ids=[company["id"]],
     )
     newer = await insert_thread(
         ws,
+        mailbox.id,
         subject="Contract",
         at=T0 + timedelta(days=1),
         contact_ids=[contact["id"]],
         deal_ids=[deal["id"]],
         messages=3,
     )
-    await insert_thread(ws, subject="Unrelated", at=T0 + timedelta(days=2))
+    await insert_thread(ws, mailbox.id, subject="Unrelated", at=T0 + timedelta(days=2))
 
     contact_timeline = (
         await api.get(f"/v1/contacts/{contact['id']}/timeline", headers=ws.auth)
@@ -285,10 +295,15 @@ async def test_timelines_show_linked_threads_newest_first_with_messages_oldest_f
 
 
 async def test_timeline_pages_with_a_cursor(api: httpx.AsyncClient, ws: ApiWorkspace) -> None:
+    mailbox = await owned_mailbox(ws)
     contact = await create(api, ws, "/v1/contacts", {"emails": ["ann@client.test"]})
     threads = [
         await insert_thread(
-            ws, subject=f"T{day}", at=T0 + timedelta(days=day), contact_ids=[contact["id"]]
+            ws,
+            mailbox.id,
+            subject=f"T{day}",
+            at=T0 + timedelta(days=day),
+            contact_ids=[contact["id"]],
         )
         for day in range(3)
     ]
@@ -314,9 +329,12 @@ async def test_timeline_pages_with_a_cursor(api: httpx.AsyncClient, ws: ApiWorks
 async def test_threads_can_be_read_and_listed_unassigned(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
+    mailbox = await owned_mailbox(ws)
     contact = await create(api, ws, "/v1/contacts", {"emails": ["ann@client.test"]})
-    linked = await insert_thread(ws, subject="Linked", at=T0, contact_ids=[contact["id"]])
-    loose = await insert_thread(ws, subject="Loose", at=T0)
+    linked = await insert_thread(
+        ws, mailbox.id, subject="Linked", at=T0, contact_ids=[contact["id"]]
+    )
+    loose = await insert_thread(ws, mailbox.id, subject="Loose", at=T0)
 
     unassigned = await api.get("/v1/threads", params={"unassigned": "true"}, headers=ws.auth)
     everything = await api.get("/v1/threads", headers=ws.auth)
@@ -332,10 +350,13 @@ async def test_threads_can_be_read_and_listed_unassigned(
 async def test_another_workspace_cannot_read_or_change_records_or_threads(
     api: httpx.AsyncClient, ws: ApiWorkspace, other_ws: ApiWorkspace
 ) -> None:
+    mailbox = await owned_mailbox(ws)
     contact = await create(api, ws, "/v1/contacts", {"emails": ["ann@client.test"]})
     company = await create(api, ws, "/v1/companies", {"name": "Client"})
     deal = await create(api, ws, "/v1/deals", {"name": "Renewal"})
-    thread = await insert_thread(ws, subject="Private", at=T0, contact_ids=[contact["id"]])
+    thread = await insert_thread(
+        ws, mailbox.id, subject="Private", at=T0, contact_ids=[contact["id"]]
+    )
 
     for path in (
         f"/v1/contacts/{contact['id']}",

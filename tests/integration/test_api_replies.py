@@ -73,7 +73,7 @@ async def insert_mailbox(ws: ApiWorkspace, secret_key: str, **overrides: Any) ->
         display_name=OWNER.name,
         imap=ServerAccount(**account),
         smtp=ServerAccount(**{**account, "port": 10587}),
-        **overrides,
+        **{"owner_user_id": ws.owner_user_id, **overrides},
     )
     await ws.store.mailboxes.insert_one(mailbox.to_document())
     return mailbox
