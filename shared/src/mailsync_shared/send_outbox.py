@@ -18,6 +18,14 @@ read the document before the first write, so a state filter alone lets two worke
 Sending and cancelling take the same claim, so a request is cancelled only if no attempt started.
 Every later transition is made by the claim's holder and still names the state it leaves.
 
+Starting an attempt also sets `data_started_at`: from then on the server may hold the message,
+so an attempt that vanished (a crash) is recovered as one that may have delivered. An attempt
+that failed before DATA knows it did not and clears it when it requeues the request.
+
+The MongoDB-wire server may refuse a write while another holds its lock (FerretDB on SQLite
+answers `database is locked`); such a write was not applied, so it is tried again
+(`retry_locked`) rather than leaving a request half-moved.
+
 A request stays in `sending` while an attempt owns it
 (`claimed_until`); one found there after the claim ran out was left by a crashed worker, or by an
 attempt whose connection dropped mid-message (then `claimed_until` is when to look again), and is
@@ -27,29 +35,52 @@ A `queued` request with `next_attempt_at` waits for the send service's scheduler
 to the sender once that time has come; so do requests whose `SendRequested` was lost.
 """
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 CLAIMS = "send_claims"
+LOCKED_RETRIES = 8
+
+T = TypeVar("T")
+
+
+def is_locked(error: OperationFailure) -> bool:
+    """The store refused the write because another held its lock; nothing was applied."""
+    text = str(error)
+    return "SQLITE_BUSY" in text or "database is locked" in text
+
+
+async def retry_locked(write: Callable[[], Awaitable[T]]) -> T:
+    """Run `write`, trying again while the store answers that it is locked."""
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            return await write()
+        except OperationFailure as error:
+            if not is_locked(error) or attempt == LOCKED_RETRIES - 1:
+                raise
+        await asyncio.sleep(0.02 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 async def take_claim(store: WorkspaceStore, request: SendRequestDocument, purpose: str) -> bool:
     """Whether this caller is the only one to move `request` past its current attempt."""
+    claims = store.collection(CLAIMS)
+    claim = {
+        "_id": f"{request.id}:{request.attempts + 1}",
+        "request_id": request.id,
+        "purpose": purpose,
+        "at": utcnow(),
+    }
     try:
-        await store.collection(CLAIMS).insert_one(
-            {
-                "_id": f"{request.id}:{request.attempts + 1}",
-                "request_id": request.id,
-                "purpose": purpose,
-                "at": utcnow(),
-            }
-        )
+        await retry_locked(lambda: claims.insert_one(claim))
     except DuplicateKeyError:
         return False
     return True
@@ -103,18 +134,17 @@ class SendOutbox:
             "state": request.state,
             "attempts": request.attempts,
         }
-        document = await self._requests.find_one_and_update(
-            filter_,
-            {
-                "$set": {
-                    "state": "sending",
-                    "claimed_until": now + self._claim_timeout,
-                    "next_attempt_at": None,
-                    "updated_at": now,
-                },
-                "$inc": {"attempts": 1},
+        update = {
+            "$set": {
+                "state": "sending",
+                "claimed_until": now + self._claim_timeout,
+                "data_started_at": now,
+                "next_attempt_at": None,
+                "updated_at": now,
             },
-        )
+            "$inc": {"attempts": 1},
+        }
+        document = await retry_locked(lambda: self._requests.find_one_and_update(filter_, update))
         return None if document is None else SendRequestDocument.from_document(document)
 
     async def defer(
@@ -155,7 +185,9 @@ class SendOutbox:
 
     async def mark_reported(self, request: SendRequestDocument) -> None:
         now = utcnow()
-        await self._move(request, "sent", {"reported_at": now, "updated_at": now})
+        filter_ = {"_id": request.id, "state": "sent"}
+        update = {"$set": {"reported_at": now, "updated_at": now}}
+        await retry_locked(lambda: self._requests.update_one(filter_, update))
 
     async def note_error(self, request: SendRequestDocument, error: str) -> None:
         """Keep a problem that did not stop the request (e.g. the Sent copy failed)."""
@@ -236,7 +268,8 @@ class SendOutbox:
     async def _move(
         self, request: SendRequestDocument, from_state: str, changes: dict[str, Any]
     ) -> SendRequestDocument | None:
-        document = await self._requests.find_one_and_update(
-            {"_id": request.id, "state": from_state}, {"$set": changes}
+        filter_ = {"_id": request.id, "state": from_state}
+        document = await retry_locked(
+            lambda: self._requests.find_one_and_update(filter_, {"$set": changes})
         )
         return None if document is None else SendRequestDocument.from_document(document)

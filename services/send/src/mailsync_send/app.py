@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     async def close_database() -> None:
         await scheduler.stop()
+        await sender.close()
         await client.close()
 
     return worker_app(

@@ -3,10 +3,17 @@
 Replies are classified for retrying: 4xx replies, refused or dropped connections and timeouts
 are transient; 5xx replies and unusable configurations are permanent. A connection lost while
 the message data was being transferred is also *ambiguous*: the server may have accepted it.
+
+Logged-in sessions are kept per account (`SmtpPool`) and reused for the next message after a
+RSET, so a message costs one MAIL/RCPT/DATA exchange rather than a connect, a TLS handshake
+and a login.
 """
 
+import asyncio
+import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiosmtplib
@@ -111,41 +118,135 @@ async def relay(
     command_timeout: float,
     before_data: Callable[[], Awaitable[None]] | None = None,
 ) -> RelayResult:
-    """Submit `data` to `recipients`; raise `RelayError` unless at least one was accepted.
-
-    `before_data` runs after the recipients were accepted and before DATA: from then on the
-    server may hold the message even if no reply comes back.
-    """
-    client = _client(account, command_timeout)
-    accepted: list[str] = []
-    refused: dict[str, str] = {}
-    during_data = False
+    """Submit `data` to `recipients` on a connection of its own; see `SmtpPool.relay`."""
+    pool = SmtpPool(size=1, timeout=command_timeout)
     try:
-        await client.connect()
-        await _login(client, account)
-        await client.mail(envelope_from)
-        refusals: list[aiosmtplib.SMTPRecipientRefused] = []
-        for recipient in recipients:
+        return await pool.relay(
+            account,
+            envelope_from=envelope_from,
+            recipients=recipients,
+            data=data,
+            before_data=before_data,
+        )
+    finally:
+        await pool.close()
+
+
+@dataclass
+class _Idle:
+    client: aiosmtplib.SMTP
+    since: float
+
+
+class SmtpPool:
+    """Up to `size` logged-in sessions per account, reused between messages.
+
+    A session is handed back only after the server accepted a message; any error closes it.
+    A reused session is checked with RSET first, and replaced by a fresh one if the server
+    closed it meanwhile. Sessions idle longer than `idle_seconds` are closed.
+    """
+
+    def __init__(self, *, size: int, timeout: float, idle_seconds: float = 30.0) -> None:
+        self._size = size
+        self._timeout = timeout
+        self._idle_seconds = idle_seconds
+        self._idle: dict[SmtpAccount, list[_Idle]] = {}
+        self._slots: dict[SmtpAccount, asyncio.Semaphore] = {}
+
+    async def relay(
+        self,
+        account: SmtpAccount,
+        *,
+        envelope_from: str,
+        recipients: tuple[str, ...],
+        data: bytes,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+    ) -> RelayResult:
+        """Submit `data` to `recipients`; raise `RelayError` unless at least one was accepted.
+
+        `before_data` runs after the recipients were accepted and before DATA: from then on the
+        server may hold the message even if no reply comes back.
+        """
+        async with self._session(account) as client:
+            accepted: list[str] = []
+            refused: dict[str, str] = {}
+            during_data = False
             try:
-                await client.rcpt(recipient)
-            except aiosmtplib.SMTPRecipientRefused as refusal:
-                refusals.append(refusal)
-                refused[recipient] = reply_text(refusal.code, refusal.message)
-            else:
-                accepted.append(recipient)
-        if not accepted:
-            raise aiosmtplib.SMTPRecipientsRefused(refusals)
-        if before_data is not None:
-            await before_data()
-        during_data = True
-        response = await client.data(data)
-    except Exception as error:
-        client.close()
-        raise classify(error, during_data=during_data) from error
-    await _quit(client)
-    return RelayResult(
-        accepted=tuple(accepted), refused=refused, reply=reply_text(response.code, response.message)
-    )
+                await client.mail(envelope_from)
+                refusals: list[aiosmtplib.SMTPRecipientRefused] = []
+                for recipient in recipients:
+                    try:
+                        await client.rcpt(recipient)
+                    except aiosmtplib.SMTPRecipientRefused as refusal:
+                        refusals.append(refusal)
+                        refused[recipient] = reply_text(refusal.code, refusal.message)
+                    else:
+                        accepted.append(recipient)
+                if not accepted:
+                    raise aiosmtplib.SMTPRecipientsRefused(refusals)
+                if before_data is not None:
+                    await before_data()
+                during_data = True
+                response = await client.data(data)
+            except Exception as error:
+                client.close()
+                raise classify(error, during_data=during_data) from error
+        return RelayResult(
+            accepted=tuple(accepted),
+            refused=refused,
+            reply=reply_text(response.code, response.message),
+        )
+
+    @contextlib.asynccontextmanager
+    async def _session(self, account: SmtpAccount) -> AsyncIterator[aiosmtplib.SMTP]:
+        slots = self._slots.setdefault(account, asyncio.Semaphore(self._size))
+        async with slots:
+            client = await self._reused(account) or await self._connect(account)
+            yield client
+            if client.is_connected:
+                self._idle.setdefault(account, []).append(_Idle(client, time.monotonic()))
+
+    async def _reused(self, account: SmtpAccount) -> aiosmtplib.SMTP | None:
+        self._close_expired()
+        idle = self._idle.get(account, [])
+        while idle:
+            client = idle.pop().client
+            try:
+                await client.rset()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+                continue
+            return client
+        return None
+
+    async def _connect(self, account: SmtpAccount) -> aiosmtplib.SMTP:
+        client = _client(account, self._timeout)
+        try:
+            await client.connect()
+            await _login(client, account)
+        except Exception as error:
+            client.close()
+            raise classify(error) from error
+        return client
+
+    def _close_expired(self) -> None:
+        oldest = time.monotonic() - self._idle_seconds
+        for account, idle in list(self._idle.items()):
+            for item in [item for item in idle if item.since < oldest]:
+                idle.remove(item)
+                item.client.close()
+            if not idle:
+                del self._idle[account]
+                slots = self._slots.get(account)
+                if slots is not None and not slots.locked() and len(self._slots) > 1000:
+                    del self._slots[account]
+
+    async def close(self) -> None:
+        """End every idle session."""
+        idle, self._idle = self._idle, {}
+        for items in idle.values():
+            for item in items:
+                await _quit(item.client)
 
 
 async def _login(client: aiosmtplib.SMTP, account: SmtpAccount) -> None:

@@ -3,22 +3,25 @@
 1. A `queued` request waits (`next_attempt_at`, handed on later by the scheduler) until its
    `send_at` has come and its mailbox has a free slot in the current minute.
 2. Compose the message (a pure function of the request and its stored attachments).
-3. Claim the request (`queued` -> `sending`, one more attempt) with an atomic write.
+3. Claim the request (`queued` -> `sending`, one more attempt, `data_started_at`): a unique
+   claim insert, then one write of the request.
 4. A request recovered from `sending` first looks for its Message-ID in the Sent folder: if
    the message is there, the server took it and it is only recorded. If it is not, it is sent
    again when that is certainly safe: the data never started (`data_started_at` unset), or the
    provider files sent mail itself. When we file the copy ourselves (`append_to_sent`) and the
    data had started, the folder cannot tell, and the request ends `unknown` rather than risk a
    second delivery.
-5. Relay it, marking `data_started_at` just before DATA; record `sent` at once, the narrowest
-   window between acceptance and our record.
-6. Report: save the copy in Sent (unless it is there), publish `email.sent`, set `reported_at`.
-   A redelivered request that is `sent` but not reported repeats only this step.
+5. Relay it over a kept SMTP session of the mailbox (the raw bytes are stored meanwhile);
+   record `sent` at once, the narrowest window between acceptance and our record.
+6. Report: save the copy in Sent, publish `email.sent`, set `reported_at`. A redelivered
+   request that is `sent` but not reported repeats only this step, looking in Sent first.
 
-Transient failures are not slept on: the request goes back to the scheduler with the time of
-its next attempt.
+Sends run concurrently (the consumer's prefetch), at most `smtp_connections_per_mailbox` per
+mailbox at once. Transient failures are not slept on: the request goes back to the scheduler
+with the time of its next attempt.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,8 +32,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_send.compose import Attachment, ComposedMessage, ComposeError, compose
 from mailsync_send.hosts import UnsafeHostError, check_public_host
 from mailsync_send.rate_limit import SendSlots
-from mailsync_send.relay import RelayError, RelayResult, SmtpAccount, relay
-from mailsync_send.sent_folder import ImapAccount, SentFolder, SentFolderError
+from mailsync_send.relay import RelayError, RelayResult, SmtpAccount, SmtpPool
+from mailsync_send.sent_folder import ImapAccount, SentFolder, SentFolderError, SentFolders
 from mailsync_send.settings import Settings
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import MailMessage
@@ -39,7 +42,7 @@ from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.ids import stable_id
 from mailsync_shared.messaging import EventPublisher, PermanentError
 from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
-from mailsync_shared.send_outbox import SendOutbox
+from mailsync_shared.send_outbox import SendOutbox, retry_locked
 from mailsync_shared.storage.attachments import load_attachment
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, ServerAccount
@@ -124,6 +127,15 @@ class Sender:
         self._settings = settings
         self._tokens = tokens or TokenCache(timeout=settings.token_timeout_seconds)
         self._slots = SendSlots()
+        self._smtp = SmtpPool(
+            size=settings.smtp_connections_per_mailbox, timeout=settings.smtp_timeout_seconds
+        )
+        self._sent_folders = SentFolders(timeout=settings.imap_timeout_seconds)
+
+    async def close(self) -> None:
+        """End the kept SMTP and IMAP sessions."""
+        await self._smtp.close()
+        await self._sent_folders.close()
 
     def outbox(self, store: WorkspaceStore) -> SendOutbox:
         return SendOutbox(
@@ -147,7 +159,7 @@ class Sender:
             composed = await self._compose(store, request, mailbox)
             if isinstance(composed, str):
                 return Done(f"sent, but cannot be recomposed: {composed}")
-            return await self._report(store, outbox, request, mailbox, composed)
+            return await self._report(store, outbox, request, mailbox, composed, just_sent=False)
         if mailbox is None or mailbox.status.state == "disconnected":
             reason = "the sending mailbox is not connected"
             return await self._give_up(store, outbox, request, "failed", reason)
@@ -174,12 +186,15 @@ class Sender:
         if isinstance(composed, str):
             return await self._give_up(store, outbox, request, "failed", composed)
         recovering = request.state == "sending"
+        data_had_started = request.data_started_at is not None
+        if request.state == "queued" and request.published_at is None:
+            request = await self._after_api_record(outbox, request)
+        raw_id = await retry_locked(lambda: store_raw(store, composed.data))
         claimed = await outbox.claim(request)
         if claimed is None:
             return Done("moved on by another attempt")
         request = claimed
 
-        raw_id = await store_raw(store, composed.data)
         if recovering:
             try:
                 delivered = await self._in_sent_folder(mailbox, composed.message_id)
@@ -193,18 +208,17 @@ class Sender:
                 sent = await outbox.mark_sent(request, raw_id=raw_id, note=None)
                 if sent is None:
                     return Done("moved on by another attempt")
-                return await self._report(store, outbox, sent, mailbox, composed)
-            if request.data_started_at is not None and mailbox.append_to_sent:
+                return await self._report(store, outbox, sent, mailbox, composed, just_sent=False)
+            if data_had_started and mailbox.append_to_sent:
                 reason = (
                     "the attempt ended while the message was being transferred, and this "
                     "mailbox's Sent folder cannot tell whether the server took it; not sent "
                     "again to avoid a duplicate"
                 )
                 return await self._give_up(store, outbox, request, "unknown", reason)
-            await outbox.forget_data_start(request)
 
         try:
-            result = await self._relay(store, outbox, request, mailbox, composed)
+            result = await self._relay(store, request, mailbox, composed)
         except RelayError as error:
             logger.warning(
                 "send attempt failed",
@@ -218,7 +232,31 @@ class Sender:
         logger.info("sent", extra={**log, "accepted": len(result.accepted)})
         if sent is None:
             return Done("moved on by another attempt")
-        return await self._report(store, outbox, sent, mailbox, composed)
+        return await self._report(store, outbox, sent, mailbox, composed, just_sent=True)
+
+    async def _after_api_record(
+        self, outbox: SendOutbox, request: SendRequestDocument
+    ) -> SendRequestDocument:
+        """The request once the api recorded that it published it, or after a short wait.
+
+        The api publishes `SendRequested` and then writes `published_at`. The MongoDB-wire
+        server rewrites a whole document on every update, so two updates of one request at the
+        same moment keep only one of them: claiming before the api's write lands could see the
+        claim undone. Waiting for the api's write (milliseconds, seconds on a busy store)
+        avoids that; after `api_record_wait_seconds` the api is taken to have failed to write.
+        """
+        grace = self._settings.api_record_wait_seconds
+        if utcnow() - request.created_at > timedelta(seconds=grace):
+            return request
+        deadline = asyncio.get_running_loop().time() + grace
+        pause = 0.01
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+            current = await outbox.get(request.id)
+            if current is None or current.published_at is not None:
+                return current or request
+        return request
 
     async def _mailbox(self, store: WorkspaceStore, mailbox_id: str) -> MailboxDocument | None:
         document = await store.mailboxes.find_one({"_id": mailbox_id})
@@ -277,7 +315,7 @@ class Sender:
             account.host, account.port, allow_private=self._settings.allow_private_hosts
         )
         credentials = await self._credentials(account)
-        return SentFolder(
+        return self._sent_folders.of(
             ImapAccount(
                 account.host,
                 account.port,
@@ -285,14 +323,12 @@ class Sender:
                 account.username,
                 password=credentials.password,
                 access_token=credentials.access_token,
-            ),
-            timeout=self._settings.imap_timeout_seconds,
+            )
         )
 
     async def _relay(
         self,
         store: WorkspaceStore,
-        outbox: SendOutbox,
         request: SendRequestDocument,
         mailbox: MailboxDocument,
         composed: ComposedMessage,
@@ -307,9 +343,6 @@ class Sender:
         except OSError as error:
             raise RelayError(str(error), permanent=False) from error
 
-        async def data_starts() -> None:
-            await outbox.mark_data_started(request)
-
         # An access token may be refused before it expires (revoked, rotated): refresh once.
         for fresh in (False, True):
             try:
@@ -317,7 +350,7 @@ class Sender:
             except AccountError as error:
                 raise RelayError(str(error), permanent=error.permanent) from error
             try:
-                return await relay(
+                return await self._smtp.relay(
                     SmtpAccount(
                         account.host,
                         account.port,
@@ -329,8 +362,6 @@ class Sender:
                     envelope_from=composed.envelope_from,
                     recipients=composed.recipients,
                     data=composed.data,
-                    command_timeout=self._settings.smtp_timeout_seconds,
-                    before_data=data_starts,
                 )
             except RelayError as error:
                 if fresh or not error.auth_refused or account.auth != "xoauth2":
@@ -414,11 +445,16 @@ class Sender:
         request: SendRequestDocument,
         mailbox: MailboxDocument | None,
         composed: ComposedMessage,
+        *,
+        just_sent: bool,
     ) -> Done:
-        """Save the Sent copy and publish `email.sent` for a request the server accepted."""
+        """Save the Sent copy and publish `email.sent` for a request the server accepted.
+
+        `just_sent`: this attempt has just sent it, so no copy can be in Sent yet.
+        """
         raw_id = request.raw_id or await store_raw(store, composed.data)
         if mailbox is not None and mailbox.append_to_sent:
-            await self._save_sent_copy(outbox, request, mailbox, composed)
+            await self._save_sent_copy(outbox, request, mailbox, composed, just_sent=just_sent)
         owner = mailbox.address if mailbox else composed.from_.address
         event = EmailSent.create(
             source=SOURCE,
@@ -440,11 +476,13 @@ class Sender:
         request: SendRequestDocument,
         mailbox: MailboxDocument,
         composed: ComposedMessage,
+        *,
+        just_sent: bool,
     ) -> None:
         """Append the exact bytes to Sent unless a copy is there; a failure only leaves a note."""
         try:
             folder = await self._sent_folder(mailbox)
-            if not await folder.contains_message_id(composed.message_id):
+            if just_sent or not await folder.contains_message_id(composed.message_id):
                 await folder.append(composed.data, date=composed.date)
         except (SentFolderError, AccountError, UnsafeHostError, OSError) as error:
             note = f"sent, but the copy was not saved to Sent: {error}"

@@ -1,11 +1,16 @@
 """The mailbox's Sent folder over IMAP: saving the sent copy and looking for one.
 
 The folder is the one the server marks `\\Sent` (RFC 6154 SPECIAL-USE), never guessed by name.
-imapclient is blocking, so each operation runs in a worker thread on its own connection.
+imapclient is blocking, so each operation runs in a worker thread. `SentFolders` keeps one
+logged-in connection per account (with the folder's name) for the next operation; a connection
+that fails is dropped, and an operation that failed on a kept connection is tried once more on a
+new one (the server may have closed it while it was idle).
 """
 
 import asyncio
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,41 +74,108 @@ def _contains(client: IMAPClient, folder: str, message_id: str) -> bool:
     return bool(client.search(["HEADER", "Message-ID", message_id]))
 
 
-class SentFolder:
-    """One mailbox's Sent folder."""
+@dataclass
+class _Session:
+    client: IMAPClient
+    folder: str
+    since: float
 
-    def __init__(self, account: ImapAccount, *, timeout: float) -> None:
+
+class SentFolder:
+    """One mailbox's Sent folder, on a connection kept for the next operation."""
+
+    def __init__(self, account: ImapAccount, *, timeout: float, idle_seconds: float = 60.0):
         self._account = account
         self._timeout = timeout
+        self._idle_seconds = idle_seconds
+        self._lock = threading.Lock()
+        self._session: _Session | None = None
 
     async def contains_message_id(self, message_id: str) -> bool:
         """Whether a message with this `Message-ID` is in the Sent folder."""
-        return await self._run(
-            lambda client: _contains(client, find_sent_folder(client), message_id)
-        )
+        return await self._run(lambda client, folder: _contains(client, folder, message_id))
 
     async def append(self, data: bytes, *, date: datetime) -> None:
         """Save `data` byte for byte in the Sent folder, flagged `\\Seen`."""
 
-        def append(client: IMAPClient) -> None:
-            client.append(find_sent_folder(client), data, flags=(SEEN_FLAG,), msg_time=date)
+        def append(client: IMAPClient, folder: str) -> None:
+            client.append(folder, data, flags=(SEEN_FLAG,), msg_time=date)
 
         await self._run(append)
 
-    async def _run(self, operation: Callable[[IMAPClient], T]) -> T:
-        return await asyncio.to_thread(self._session, operation)
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
 
-    def _session(self, operation: Callable[[IMAPClient], T]) -> T:
+    async def _run(self, operation: Callable[[IMAPClient, str], T]) -> T:
+        return await asyncio.to_thread(self._locked, operation)
+
+    def _locked(self, operation: Callable[[IMAPClient, str], T]) -> T:
+        with self._lock:
+            session = self._session
+            if session is not None and time.monotonic() - session.since > self._idle_seconds:
+                self._end(session)
+                session = None
+            if session is not None:
+                try:
+                    return self._on(session, operation)
+                except SentFolderError:
+                    pass  # closed while idle, perhaps: once more on a new connection
+            return self._on(self._open(), operation)
+
+    def _open(self) -> _Session:
         try:
             client = _connect(self._account, self._timeout)
         except (IMAPClientError, OSError) as error:
             raise SentFolderError(f"cannot log in over IMAP: {error}") from error
         try:
-            return operation(client)
-        except (IMAPClientError, OSError) as error:
+            session = _Session(client, find_sent_folder(client), time.monotonic())
+        except (IMAPClientError, OSError, SentFolderError) as error:
+            self._end(_Session(client, "", 0.0))
+            if isinstance(error, SentFolderError):
+                raise
             raise SentFolderError(f"IMAP command failed: {error}") from error
-        finally:
-            try:
-                client.logout()
-            except (IMAPClientError, OSError):
-                client.shutdown()
+        self._session = session
+        return session
+
+    def _on(self, session: _Session, operation: Callable[[IMAPClient, str], T]) -> T:
+        try:
+            result = operation(session.client, session.folder)
+        except (IMAPClientError, OSError) as error:
+            self._end(session)
+            raise SentFolderError(f"IMAP command failed: {error}") from error
+        session.since = time.monotonic()
+        return result
+
+    def _end(self, session: _Session) -> None:
+        if self._session is session:
+            self._session = None
+        try:
+            session.client.logout()
+        except (IMAPClientError, OSError):
+            session.client.shutdown()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._end(self._session)
+
+
+class SentFolders:
+    """A `SentFolder` per account, each keeping its connection between operations."""
+
+    def __init__(self, *, timeout: float) -> None:
+        self._timeout = timeout
+        self._folders: dict[ImapAccount, SentFolder] = {}
+
+    def of(self, account: ImapAccount) -> SentFolder:
+        folder = self._folders.get(account)
+        if folder is None:
+            if len(self._folders) > 1000:
+                self._folders.clear()  # their connections end when they time out
+            folder = self._folders[account] = SentFolder(account, timeout=self._timeout)
+        return folder
+
+    async def close(self) -> None:
+        folders, self._folders = self._folders, {}
+        for folder in folders.values():
+            await folder.close()

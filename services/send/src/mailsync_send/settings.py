@@ -63,6 +63,22 @@ class Settings(SecretSettings):
         ),
     )
     prefetch: int = Field(default=32, ge=1, description="Send requests handled at once.")
+    smtp_connections_per_mailbox: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "SMTP sessions one mailbox uses at once; they are kept open and reused for the "
+            "next message."
+        ),
+    )
+    api_record_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "How long a new request waits for the api to record that it published it before "
+            "it is claimed; the store keeps only one of two simultaneous updates of a request."
+        ),
+    )
     allow_private_hosts: bool = Field(
         default=False,
         description=(

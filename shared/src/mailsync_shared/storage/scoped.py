@@ -10,10 +10,16 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+from pymongo.results import (
+    BulkWriteResult,
+    DeleteResult,
+    InsertManyResult,
+    InsertOneResult,
+    UpdateResult,
+)
 
 from mailsync_shared.storage.client import Document
 
@@ -96,6 +102,14 @@ class WorkspaceCollection:
         self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
     ) -> UpdateResult:
         return await self._collection.update_one(self._scope(filter_), dict(update), upsert=upsert)
+
+    async def update_each(
+        self, updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> BulkWriteResult:
+        """Several single-document updates (filter, update) in one round trip, in order."""
+        return await self._collection.bulk_write(
+            [UpdateOne(self._scope(filter_), dict(update)) for filter_, update in updates]
+        )
 
     async def update_many(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any]
@@ -220,10 +234,8 @@ class SystemCollections:
                 **not_recently,
             },
         ]
-        found: dict[str, Document] = {}
-        for query in queries:
-            for document in await (
-                self._db["send_requests"].find(query, projection=projection, limit=limit).to_list()
-            ):
-                found.setdefault(str(document["_id"]), document)
-        return list(found.values())
+        # One query: the MongoDB-wire server scans the collection once rather than four times.
+        cursor = self._db["send_requests"].find(
+            {"$or": queries}, projection=projection, limit=limit
+        )
+        return await cursor.to_list()
