@@ -27,8 +27,10 @@ is logged before ingest sees its copy in the Sent folder. The rules, strongest f
 
 3. **Subject, guarded.** Only for a message that looks like a reply or forward (a
    `Re:`/`Fwd:` prefix, or parents that matched nothing), a thread with the same
-   normalized subject is taken when it also shares a participant other than the
-   mailbox owner (who is on every thread of their mailbox) and its messages lie within
+   normalized subject is taken when it also shares an outside party: a participant other
+   than the mailbox owner (who is on every thread of their mailbox) and the owner's
+   colleagues at the same domain (a forward to a colleague is not the client conversation
+   with the same subject), and its messages lie within
    30 days of this one. Subjects like "Invoice" recur between the same people, so a
    message without reply markers never joins a thread by subject alone.
 
@@ -46,12 +48,14 @@ is logged before ingest sees its copy in the Sent folder. The rules, strongest f
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.mail.addresses import domain_of
 from mailsync_shared.storage.documents import ThreadDocument
 
 SUBJECT_WINDOW = timedelta(days=30)
@@ -163,10 +167,22 @@ def _within_window(thread: ThreadDocument, moment: datetime) -> bool:
     )
 
 
+def _outside_parties(addresses: Iterable[str], owner: str) -> set[str]:
+    """The addresses that are neither the owner nor colleagues at the owner's own domain
+    (a free-mail domain has no colleagues: its other users are outside parties)."""
+    own_domain = domain_of(owner)
+    internal = own_domain not in free_mail_domains()
+    return {
+        address
+        for address in (a.lower() for a in addresses)
+        if address != owner and not (internal and domain_of(address) == own_domain)
+    }
+
+
 def _shares_participant(thread: ThreadDocument, message: MailMessage) -> bool:
     owner = message.owner_address.lower()
-    others = {p.address.lower() for p in message.participants()} - {owner}
-    return bool(others & (set(thread.participants) - {owner}))
+    others = _outside_parties((p.address for p in message.participants()), owner)
+    return bool(others & set(thread.participants))
 
 
 async def choose_thread(
