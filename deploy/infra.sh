@@ -329,9 +329,16 @@ rabbit_stop() {
 # ---------------------------------------------------------------------------------------------
 # FerretDB (embedded, SQLite) built from deploy/ferretdb
 
+ferret_sources_newer() { # a Go source, go.mod or go.sum changed since the last build
+  local source
+  for source in "$FERRET_SRC"/*.go "$FERRET_SRC/go.mod" "$FERRET_SRC/go.sum"; do
+    [[ "$source" -nt "$FERRET_BIN" ]] && return 0
+  done
+  return 1
+}
+
 ferret_build() {
-  if [[ -x "$FERRET_BIN" && "$FERRET_BIN" -nt "$FERRET_SRC/main.go" &&
-    "$FERRET_BIN" -nt "$FERRET_SRC/go.sum" && "$FERRET_BIN" -nt "$FERRET_SRC/go.mod" ]]; then
+  if [[ -x "$FERRET_BIN" ]] && ! ferret_sources_newer; then
     return 1 # up to date
   fi
   local go

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -33,6 +34,8 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	go keepIDIndexes(ctx, *dataDir, time.Second)
 
 	log.Printf("ferretdb listening on %s (uri %s)", *listen, server.MongoDBURI())
 	server.Run(ctx)

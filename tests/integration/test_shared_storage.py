@@ -26,6 +26,34 @@ async def test_one_workspace_never_sees_another(mongo: AsyncDatabase[Document]) 
     assert deleted.deleted_count == 0
 
 
+async def test_writes_by_id_stay_inside_their_workspace(mongo: AsyncDatabase[Document]) -> None:
+    """The by-`_id` path (filter naming `_id` alone) keeps the same isolation as any filter."""
+    alpha = WorkspaceStore(mongo, "ws-alpha-byid")
+    beta = WorkspaceStore(mongo, "ws-beta-byid")
+    await alpha.threads.insert_one({"_id": "t-byid-1", "subject": "alpha's"})
+
+    assert await beta.threads.find_one({"_id": "t-byid-1"}, projection={"subject": 1}) is None
+    assert await beta.threads.find_one_and_update({"_id": "t-byid-1"}, {"$set": {"x": 1}}) is None
+    assert (await beta.threads.update_one({"_id": "t-byid-1"}, {"$set": {"x": 1}})).matched_count == 0
+    await beta.threads.update_each([({"_id": "t-byid-1"}, {"$set": {"x": 1}})])
+    assert (await beta.threads.delete_many({"_id": "t-byid-1"})).deleted_count == 0
+    with pytest.raises(DuplicateKeyError):
+        await beta.threads.update_one({"_id": "t-byid-1"}, {"$set": {"x": 1}}, upsert=True)
+    assert await alpha.threads.find_one({"_id": "t-byid-1"}) == {
+        "_id": "t-byid-1",
+        "subject": "alpha's",
+        "workspace_id": "ws-alpha-byid",
+    }
+
+    await beta.threads.update_one(
+        {"_id": "t-byid-2"}, {"$setOnInsert": {"subject": "beta's"}}, upsert=True
+    )
+    created = await beta.threads.find_one({"_id": "t-byid-2"}, projection={"subject": 1})
+    assert created == {"_id": "t-byid-2", "subject": "beta's"}
+    assert await alpha.threads.find_one({"_id": "t-byid-2"}) is None
+    assert await beta.threads.count({"subject": "beta's"}) == 1
+
+
 async def test_one_message_per_message_id_per_workspace(mongo: AsyncDatabase[Document]) -> None:
     store = WorkspaceStore(mongo, "ws-unique")
     await store.messages.insert_one({"_id": "m1", "message_id": "<same@x>"})

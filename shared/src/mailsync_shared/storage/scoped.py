@@ -4,12 +4,23 @@
 refuses filters that try to name another workspace. Code outside this module never sees a raw
 collection of workspace data, except `SystemCollections`, whose few cross-workspace operations
 (mailbox leases, API key look-up) are named for what they do.
+
+Reaching one document by `_id` is the common case, and the one a MongoDB-wire server answers
+from its `_id` index only when the filter names `_id` alone (FerretDB reads the whole collection
+for `{"_id": x, "workspace_id": w}`). So a filter that is exactly `{"_id": x}` goes to the
+server as such: a read checks the workspace of what it found, and a write first reads whose
+document `x` is (one indexed look-up) and goes ahead by `_id` alone only for this workspace's
+own or a missing document. Document ids are unique across workspaces (random, or derived from
+the workspace id), so a missing document cannot be another workspace's by the time of the
+write; an upsert stamps the workspace on the document it creates.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,6 +35,32 @@ from pymongo.results import (
 from mailsync_shared.storage.client import Document
 
 WORKSPACE_FIELD = "workspace_id"
+
+_NO_ID = object()
+
+
+def _single_id(filter_: Mapping[str, Any] | None) -> Any:
+    """The `_id` a filter names when it names one document by `_id` and nothing else."""
+    if not filter_ or "_id" not in filter_ or set(filter_) - {"_id", WORKSPACE_FIELD}:
+        return _NO_ID
+    value = filter_["_id"]
+    return value if isinstance(value, str | ObjectId) else _NO_ID
+
+
+def _with_workspace(projection: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+    """A projection that also returns the workspace id, and whether the caller asked for it."""
+    if projection is None:
+        return None, True
+    wanted = dict(projection)
+    if WORKSPACE_FIELD in wanted:
+        if wanted[WORKSPACE_FIELD]:
+            return wanted, True
+        del wanted[WORKSPACE_FIELD]
+        return wanted, False
+    inclusive = any(value for key, value in wanted.items() if key != "_id")
+    if inclusive:
+        wanted[WORKSPACE_FIELD] = 1
+    return wanted, not inclusive
 
 
 class IsolationError(ValueError):
@@ -53,8 +90,47 @@ class WorkspaceCollection:
     def _stamp(self, document: Mapping[str, Any]) -> Document:
         return self._scope(document)
 
-    async def find_one(self, filter_: Mapping[str, Any], **kwargs: Any) -> Document | None:
-        return await self._collection.find_one(self._scope(filter_), **kwargs)
+    async def find_one(
+        self,
+        filter_: Mapping[str, Any],
+        projection: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Document | None:
+        scoped = self._scope(filter_)
+        document_id = _single_id(scoped)
+        if document_id is _NO_ID:
+            return await self._collection.find_one(scoped, projection=projection, **kwargs)
+        asked, keep_workspace = _with_workspace(projection)
+        document = await self._collection.find_one(
+            {"_id": document_id}, projection=asked, **kwargs
+        )
+        if document is None or document.get(WORKSPACE_FIELD) != self.workspace_id:
+            return None
+        if not keep_workspace:
+            del document[WORKSPACE_FIELD]
+        return document
+
+    async def _write_filter(
+        self, filter_: Mapping[str, Any], update: Mapping[str, Any] | None = None
+    ) -> tuple[Document, dict[str, Any] | None]:
+        """The filter a write goes out with, and its update (stamped for an upsert by `_id`)."""
+        scoped = self._scope(filter_)
+        document_id = _single_id(scoped)
+        if document_id is _NO_ID:
+            return scoped, None if update is None else dict(update)
+        owner = await self._collection.find_one(
+            {"_id": document_id}, projection={WORKSPACE_FIELD: 1}
+        )
+        if owner is not None and owner.get(WORKSPACE_FIELD) != self.workspace_id:
+            return scoped, None if update is None else dict(update)  # matches nothing
+        if update is None:
+            return {"_id": document_id}, None
+        stamped = dict(update)
+        if WORKSPACE_FIELD not in stamped.get("$set", {}):
+            on_insert = dict(stamped.get("$setOnInsert", {}))
+            on_insert[WORKSPACE_FIELD] = self.workspace_id
+            stamped["$setOnInsert"] = on_insert
+        return {"_id": document_id}, stamped
 
     async def find(
         self,
@@ -101,14 +177,18 @@ class WorkspaceCollection:
     async def update_one(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
     ) -> UpdateResult:
-        return await self._collection.update_one(self._scope(filter_), dict(update), upsert=upsert)
+        target, stamped = await self._write_filter(filter_, update)
+        return await self._collection.update_one(target, stamped or {}, upsert=upsert)
 
     async def update_each(
         self, updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
     ) -> BulkWriteResult:
         """Several single-document updates (filter, update) in one round trip, in order."""
+        targets = await asyncio.gather(
+            *(self._write_filter(filter_, update) for filter_, update in updates)
+        )
         return await self._collection.bulk_write(
-            [UpdateOne(self._scope(filter_), dict(update)) for filter_, update in updates]
+            [UpdateOne(target, stamped or {}) for target, stamped in targets]
         )
 
     async def update_many(
@@ -124,15 +204,17 @@ class WorkspaceCollection:
         upsert: bool = False,
         return_new: bool = True,
     ) -> Document | None:
+        target, stamped = await self._write_filter(filter_, update)
         return await self._collection.find_one_and_update(
-            self._scope(filter_),
-            dict(update),
+            target,
+            stamped or {},
             upsert=upsert,
             return_document=ReturnDocument.AFTER if return_new else ReturnDocument.BEFORE,
         )
 
     async def delete_many(self, filter_: Mapping[str, Any]) -> DeleteResult:
-        return await self._collection.delete_many(self._scope(filter_))
+        target, _ = await self._write_filter(filter_)
+        return await self._collection.delete_many(target)
 
 
 class WorkspaceStore:
