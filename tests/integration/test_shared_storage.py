@@ -34,7 +34,9 @@ async def test_writes_by_id_stay_inside_their_workspace(mongo: AsyncDatabase[Doc
 
     assert await beta.threads.find_one({"_id": "t-byid-1"}, projection={"subject": 1}) is None
     assert await beta.threads.find_one_and_update({"_id": "t-byid-1"}, {"$set": {"x": 1}}) is None
-    assert (await beta.threads.update_one({"_id": "t-byid-1"}, {"$set": {"x": 1}})).matched_count == 0
+    assert (
+        await beta.threads.update_one({"_id": "t-byid-1"}, {"$set": {"x": 1}})
+    ).matched_count == 0
     await beta.threads.update_each([({"_id": "t-byid-1"}, {"$set": {"x": 1}})])
     assert (await beta.threads.delete_many({"_id": "t-byid-1"})).deleted_count == 0
     with pytest.raises(DuplicateKeyError):
@@ -51,6 +53,13 @@ async def test_writes_by_id_stay_inside_their_workspace(mongo: AsyncDatabase[Doc
     created = await beta.threads.find_one({"_id": "t-byid-2"}, projection={"subject": 1})
     assert created == {"_id": "t-byid-2", "subject": "beta's"}
     assert await alpha.threads.find_one({"_id": "t-byid-2"}) is None
+    assert await beta.threads.find_one({"_id": "t-byid-2"}, projection={"_id": 1}) == {
+        "_id": "t-byid-2"
+    }
+    assert await beta.threads.find_one({"_id": "t-byid-2"}, projection={"_id": 0}) == {
+        "subject": "beta's",
+        "workspace_id": "ws-beta-byid",
+    }
     assert await beta.threads.count({"subject": "beta's"}) == 1
 
 

@@ -77,6 +77,7 @@ async def _recount_thread(store: WorkspaceStore, thread_id: str) -> bool:
         {
             "$set": {
                 "message_ids": [message.message_id for message in remaining],
+                "logged_message_ids": [message.message_id for message in remaining],
                 "mailbox_ids": list(
                     dict.fromkeys(m for message in remaining for m in message.mailbox_ids)
                 ),

@@ -9,10 +9,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_associate.events import email_logged, thread_associated
 from mailsync_associate.logbook import Skipped, log_message
 from mailsync_associate.repository import AssociateRepository
-from mailsync_associate.serial import PerKeyLock
 from mailsync_shared.contracts.mail import MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.serial import PerKeyLock
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import ASSOCIATE_MESSAGES, ASSOCIATE_SENT

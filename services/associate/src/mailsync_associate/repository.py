@@ -3,9 +3,17 @@
 Every write is a single-document atomic update (`$addToSet`, `$min`, `$max`,
 `$setOnInsert`) or an insert guarded by a unique index, so repeating any step after a crash
 changes nothing that was already written.
+
+Threading's look-ups all go by `_id`, which a MongoDB-wire server answers from its index
+whatever the size of the mailbox (a search by list membership, `$in` or `$or`, reads a whole
+collection on FerretDB). A stored message's `_id` is derived from its `Message-ID`; and
+`thread_refs` answers "which threads list this id, carry this provider thread id, or this
+subject": one document per key, `_id` derived from the key, holding the thread ids. A thread
+merged away stays in the refs that named it; look-ups skip threads that no longer exist.
 """
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +24,7 @@ from mailsync_shared.association.linking import Links
 from mailsync_shared.association.records import links_update, mailbox_addresses, records_for
 from mailsync_shared.association.scope import record_skipped
 from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.ids import stable_id
 from mailsync_shared.storage.documents import (
     CompanyDocument,
     ContactDocument,
@@ -36,7 +45,37 @@ _GROWN_FIELDS = (
     "provider_thread_ids",
     "first_message_at",
     "last_message_at",
+    "logged_message_ids",
 )
+
+
+def message_document_id(workspace_id: str, message_id: str) -> str:
+    """A logged message's `_id`: one per `Message-ID` in a workspace."""
+    return stable_id("message", workspace_id, message_id)
+
+
+def _ref_id(workspace_id: str, kind: str, value: str) -> str:
+    return stable_id("thread-ref", workspace_id, kind, value)
+
+
+def thread_keys(message: MailMessage) -> list[tuple[str, str]]:
+    """The refs a thread holding `message` is found by: ids it lists, provider id, subject."""
+    keys = [("message-id", m) for m in [message.message_id, *parent_ids(message)]]
+    provider = provider_key(message)
+    if provider is not None:
+        keys.append(("provider", provider))
+    subject = subject_key(message.subject)
+    if subject:
+        keys.append(("subject", subject))
+    return keys
+
+
+def _keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:
+    keys = [("message-id", m) for m in thread.message_ids]
+    keys += [("provider", p) for p in thread.provider_thread_ids]
+    if thread.subject_key:
+        keys.append(("subject", thread.subject_key))
+    return keys
 
 
 class AssociateRepository:
@@ -53,44 +92,79 @@ class AssociateRepository:
         document = await self._store.threads.find_one({"_id": thread_id})
         return None if document is None else ThreadDocument.from_document(document)
 
-    async def _threads(self, filter_: dict[str, Any]) -> list[ThreadDocument]:
-        return [ThreadDocument.from_document(d) for d in await self._store.threads.find(filter_)]
+    async def _threads_by_ids(self, thread_ids: Iterable[str]) -> list[ThreadDocument]:
+        found = await asyncio.gather(*(self.thread(i) for i in sorted(set(thread_ids))))
+        return [thread for thread in found if thread is not None]
 
-    async def _threads_of_messages(self, filter_: dict[str, Any]) -> list[ThreadDocument]:
-        found = await self._store.messages.find(filter_, projection={"thread_id": 1})
-        thread_ids = sorted({document["thread_id"] for document in found})
-        return await self._threads({"_id": {"$in": thread_ids}}) if thread_ids else []
-
-    async def threads_holding(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
-        return await self._threads_of_messages({"message_id": {"$in": list(message_ids)}})
-
-    async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
-        return await self._threads({"message_ids": {"$in": list(message_ids)}})
-
-    async def threads_of_replies_to(self, message_id: str) -> list[ThreadDocument]:
-        return await self._threads_of_messages(
-            {"$or": [{"in_reply_to": message_id}, {"references": message_id}]}
+    async def _referenced(self, keys: Iterable[tuple[str, str]]) -> list[ThreadDocument]:
+        """The existing threads the refs with these keys name."""
+        refs = await asyncio.gather(
+            *(
+                self._store.thread_refs.find_one(
+                    {"_id": _ref_id(self.workspace_id, kind, value)}, projection={"thread_ids": 1}
+                )
+                for kind, value in dict.fromkeys(keys)
+            )
+        )
+        return await self._threads_by_ids(
+            thread_id for ref in refs if ref is not None for thread_id in ref.get("thread_ids", [])
         )
 
+    async def add_refs(self, thread_id: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Make the thread findable by each key (idempotent)."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return
+        await self._store.thread_refs.update_each(
+            [
+                (
+                    {"_id": _ref_id(self.workspace_id, kind, value)},
+                    {"$addToSet": {"thread_ids": thread_id}},
+                )
+                for kind, value in unique
+            ],
+            upsert=True,
+        )
+
+    async def threads_holding(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
+        found = await asyncio.gather(
+            *(
+                self._store.messages.find_one(
+                    {"_id": message_document_id(self.workspace_id, m)}, projection={"thread_id": 1}
+                )
+                for m in dict.fromkeys(message_ids)
+            )
+        )
+        return await self._threads_by_ids(d["thread_id"] for d in found if d is not None)
+
+    async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
+        return await self._referenced(("message-id", m) for m in message_ids)
+
     async def thread_with_provider_key(self, key: str) -> ThreadDocument | None:
-        document = await self._store.threads.find_one({"provider_thread_ids": key})
-        return None if document is None else ThreadDocument.from_document(document)
+        found = [
+            t for t in await self._referenced([("provider", key)]) if key in t.provider_thread_ids
+        ]
+        return max(found, key=lambda t: (t.last_message_at is not None, t.id), default=None)
 
     async def threads_with_subject(
         self, key: str, around: datetime, window: timedelta
     ) -> list[ThreadDocument]:
-        return await self._threads(
-            {
-                "subject_key": key,
-                "first_message_at": {"$lte": around + window},
-                "last_message_at": {"$gte": around - window},
-            }
-        )
+        return [
+            thread
+            for thread in await self._referenced([("subject", key)])
+            if thread.subject_key == key
+            and thread.first_message_at is not None
+            and thread.last_message_at is not None
+            and aware(thread.first_message_at) <= around + window
+            and aware(thread.last_message_at) >= around - window
+        ]
 
     # -- messages -------------------------------------------------------------------------------
 
     async def message(self, message_id: str) -> MessageDocument | None:
-        document = await self._store.messages.find_one({"message_id": message_id})
+        document = await self._store.messages.find_one(
+            {"_id": message_document_id(self.workspace_id, message_id)}
+        )
         return None if document is None else MessageDocument.from_document(document)
 
     async def insert_message(self, message: MessageDocument) -> bool:
@@ -144,6 +218,7 @@ class AssociateRepository:
         except DuplicateKeyError:
             # Created concurrently by another copy of the message: it exists now.
             await self._store.threads.update_one({"_id": thread_id}, update)
+        await self.add_refs(thread_id, thread_keys(message))
 
     async def merge_thread(self, source_id: str, into: str) -> None:
         """Fold thread `source_id` into thread `into`: messages move, lists and links join."""
@@ -153,6 +228,7 @@ class AssociateRepository:
             return
         # A person's links are kept as they set them: automatic links do not join them.
         keep_links = target is not None and target.manually_linked and not source.manually_linked
+        await self.add_refs(into, _keys_of(source))
         await self._store.messages.update_many(
             {"thread_id": source_id}, {"$set": {"thread_id": into}}
         )
@@ -167,6 +243,7 @@ class AssociateRepository:
                     ("participants", source.participants),
                     ("mailbox_ids", source.mailbox_ids),
                     ("provider_thread_ids", source.provider_thread_ids),
+                    ("logged_message_ids", source.logged_message_ids),
                     ("contact_ids", [] if keep_links else source.contact_ids),
                     ("company_ids", [] if keep_links else source.company_ids),
                     ("deal_ids", [] if keep_links else source.deal_ids),
@@ -204,6 +281,7 @@ class AssociateRepository:
             "message_ids": {"$each": [message.message_id, *parent_ids(message)]},
             "participants": {"$each": [p.address.lower() for p in message.participants()]},
             "mailbox_ids": message.mailbox_id,
+            "logged_message_ids": message.message_id,
         }
         key = provider_key(message)
         if key is not None:
@@ -218,14 +296,18 @@ class AssociateRepository:
                 "subject": message.subject,
                 "subject_key": subject_key(message.subject),
             }
-        await self._store.threads.update_one({"_id": thread_id}, update)
-        count = await self._store.messages.count({"thread_id": thread_id})
-        updated = await self._store.threads.find_one_and_update(
-            {"_id": thread_id}, {"$set": {"message_count": count}}
-        )
+        updated = await self._store.threads.find_one_and_update({"_id": thread_id}, update)
         if updated is None:
             raise LookupError(f"thread {thread_id} vanished while adding a message")
-        return ThreadDocument.from_document(updated)
+        await self.add_refs(thread_id, thread_keys(message))
+        thread = ThreadDocument.from_document(updated)
+        count = len(thread.logged_message_ids)
+        if thread.message_count != count:
+            await self._store.threads.update_one(
+                {"_id": thread_id}, {"$set": {"message_count": count}}
+            )
+            thread = thread.model_copy(update={"message_count": count})
+        return thread
 
     async def add_mailbox_to_thread(self, thread_id: str, mailbox_id: str) -> None:
         await self._store.threads.update_one(

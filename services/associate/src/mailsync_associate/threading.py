@@ -11,10 +11,8 @@ is logged before ingest sees its copy in the Sent folder. The rules, strongest f
    b. lists one of the parents, or the message's own `Message-ID`, in `message_ids`. A
       thread lists every id its messages mention, not only the ids of stored messages, so
       a parent known only by reference (never fetched, or not fetched yet) still joins
-      its replies, and a parent that arrives after its reply finds the reply's thread;
-   c. holds a stored message whose `In-Reply-To` or `References` contains the message's
-      own `Message-ID` (a child that arrived first; b covers this for threads written by
-      this module, c also for threads written before they listed referenced ids).
+      its replies, and a parent that arrives after its reply finds the reply's thread
+      (the child that arrived first listed its parent's id).
 
    For a message sent through Mailsync, the thread the api replied on counts as found
    too. When the rules find several threads, the message proves they are one
@@ -110,10 +108,6 @@ class ThreadLookup(Protocol):
         """Threads whose `message_ids` contain one of `message_ids`."""
         ...
 
-    async def threads_of_replies_to(self, message_id: str) -> list[ThreadDocument]:
-        """Threads of stored messages that name `message_id` as a parent."""
-        ...
-
     async def thread_with_provider_key(self, key: str) -> ThreadDocument | None: ...
 
     async def threads_with_subject(
@@ -198,7 +192,6 @@ async def choose_thread(
     if parents:
         found += await lookup.threads_holding(parents)
     found += await lookup.threads_listing([message.message_id, *parents])
-    found += await lookup.threads_of_replies_to(message.message_id)
     unique = list({thread.id: thread for thread in found}.values())
     if unique:
         target = _merge_target(unique)

@@ -12,6 +12,7 @@ from mailsync_shared.capture_policy.repository import CaptureRepository
 from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.serial import PerKeyLock
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.topology import CAPTURE_MESSAGES
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 def register_handlers(
     broker: RabbitBroker, db: AsyncDatabase[Document], publisher: EventPublisher
 ) -> None:
+    workspaces = PerKeyLock()
+
     @broker.subscriber(
         CAPTURE_MESSAGES.queue,
         CAPTURE_MESSAGES.exchange,
@@ -31,10 +34,11 @@ def register_handlers(
     async def on_message_fetched(event: MessageFetched) -> None:
         """Apply the workspace's contact rules to a fetched message and pass it on."""
         repository = CaptureRepository(WorkspaceStore(db, event.workspaceid), SystemCollections(db))
-        result = await capture_contacts(repository, event.data, free_mail_domains())
-        for new in result.new_contacts:
-            await publisher.publish(contact_captured(event, new))
-        await publisher.publish(message_captured(event, result))
+        async with workspaces.hold(event.workspaceid):
+            result = await capture_contacts(repository, event.data, free_mail_domains())
+            for new in result.new_contacts:
+                await publisher.publish(contact_captured(event, new))
+            await publisher.publish(message_captured(event, result))
         logger.info(
             "message captured",
             extra={

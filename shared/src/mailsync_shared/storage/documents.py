@@ -231,7 +231,12 @@ class ThreadDocument(StoredDocument):
         default_factory=list, description="`<mailbox_id>:<provider thread id>` of its messages."
     )
     participants: list[str] = Field(default_factory=list)
-    message_ids: list[str] = Field(default_factory=list, description="`Message-ID`s in it.")
+    message_ids: list[str] = Field(
+        default_factory=list, description="`Message-ID`s its messages are or mention."
+    )
+    logged_message_ids: list[str] = Field(
+        default_factory=list, description="`Message-ID`s of its stored messages."
+    )
     mailbox_ids: list[str] = Field(default_factory=list)
     contact_ids: list[str] = Field(default_factory=list)
     company_ids: list[str] = Field(default_factory=list)

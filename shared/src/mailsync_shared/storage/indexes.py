@@ -53,10 +53,6 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="ws_message_id_unique",
         ),
         IndexModel([("workspace_id", ASCENDING), ("thread_id", ASCENDING)], name="ws_thread"),
-        IndexModel(
-            [("workspace_id", ASCENDING), ("in_reply_to", ASCENDING)], name="ws_in_reply_to"
-        ),
-        IndexModel([("workspace_id", ASCENDING), ("references", ASCENDING)], name="ws_references"),
     ],
     "threads": [
         IndexModel([("workspace_id", ASCENDING), ("contact_ids", ASCENDING)], name="ws_contacts"),
@@ -64,16 +60,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("workspace_id", ASCENDING), ("deal_ids", ASCENDING)], name="ws_deals"),
         IndexModel(
             [("workspace_id", ASCENDING), ("last_message_at", DESCENDING)], name="ws_recent"
-        ),
-        IndexModel(
-            [("workspace_id", ASCENDING), ("message_ids", ASCENDING)], name="ws_message_ids"
-        ),
-        IndexModel(
-            [("workspace_id", ASCENDING), ("subject_key", ASCENDING)], name="ws_subject_key"
-        ),
-        IndexModel(
-            [("workspace_id", ASCENDING), ("provider_thread_ids", ASCENDING)],
-            name="ws_provider_thread_ids",
         ),
     ],
     "capture_decisions": [

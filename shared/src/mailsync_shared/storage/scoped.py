@@ -57,7 +57,7 @@ def _with_workspace(projection: Mapping[str, Any] | None) -> tuple[dict[str, Any
             return wanted, True
         del wanted[WORKSPACE_FIELD]
         return wanted, False
-    inclusive = any(value for key, value in wanted.items() if key != "_id")
+    inclusive = any(wanted.values())  # `{"_id": 1}` includes `_id` only; `{"_id": 0}` excludes
     if inclusive:
         wanted[WORKSPACE_FIELD] = 1
     return wanted, not inclusive
@@ -101,9 +101,7 @@ class WorkspaceCollection:
         if document_id is _NO_ID:
             return await self._collection.find_one(scoped, projection=projection, **kwargs)
         asked, keep_workspace = _with_workspace(projection)
-        document = await self._collection.find_one(
-            {"_id": document_id}, projection=asked, **kwargs
-        )
+        document = await self._collection.find_one({"_id": document_id}, projection=asked, **kwargs)
         if document is None or document.get(WORKSPACE_FIELD) != self.workspace_id:
             return None
         if not keep_workspace:
@@ -181,14 +179,17 @@ class WorkspaceCollection:
         return await self._collection.update_one(target, stamped or {}, upsert=upsert)
 
     async def update_each(
-        self, updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+        self,
+        updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        *,
+        upsert: bool = False,
     ) -> BulkWriteResult:
         """Several single-document updates (filter, update) in one round trip, in order."""
         targets = await asyncio.gather(
             *(self._write_filter(filter_, update) for filter_, update in updates)
         )
         return await self._collection.bulk_write(
-            [UpdateOne(target, stamped or {}) for target, stamped in targets]
+            [UpdateOne(target, stamped or {}, upsert=upsert) for target, stamped in targets]
         )
 
     async def update_many(
@@ -254,6 +255,10 @@ class WorkspaceStore:
     @property
     def raw_messages(self) -> WorkspaceCollection:
         return self.collection("raw_messages")
+
+    @property
+    def thread_refs(self) -> WorkspaceCollection:
+        return self.collection("thread_refs")
 
     @property
     def send_requests(self) -> WorkspaceCollection:
