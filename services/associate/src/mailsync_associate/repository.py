@@ -21,7 +21,12 @@ from pymongo.errors import DuplicateKeyError
 
 from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
 from mailsync_shared.association.linking import Links
-from mailsync_shared.association.records import links_update, mailbox_addresses, records_for
+from mailsync_shared.association.records import (
+    links_update,
+    mailbox_addresses,
+    records_for,
+    thread_links,
+)
 from mailsync_shared.association.scope import record_skipped
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.ids import stable_id
@@ -299,7 +304,6 @@ class AssociateRepository:
         updated = await self._store.threads.find_one_and_update({"_id": thread_id}, update)
         if updated is None:
             raise LookupError(f"thread {thread_id} vanished while adding a message")
-        await self.add_refs(thread_id, thread_keys(message))
         thread = ThreadDocument.from_document(updated)
         count = len(thread.logged_message_ids)
         if thread.message_count != count:
@@ -315,16 +319,30 @@ class AssociateRepository:
         )
 
     async def set_links(self, thread_id: str, links: Links) -> ThreadDocument:
-        updated = await self._store.threads.find_one_and_update(
-            {"_id": thread_id, "manually_linked": {"$ne": True}}, {"$set": links_update(links)}
+        """Store automatic links on a thread its caller found not linked by hand.
+
+        Written by `_id` alone (what the store answers from its index); should a person have
+        linked the thread in the moment since it was read, their links are put back at once.
+        """
+        before = await self._store.threads.find_one_and_update(
+            {"_id": thread_id}, {"$set": links_update(links)}, return_new=False
         )
-        if updated is None:
-            # Gone, or a person linked it meanwhile: their links stand.
-            current = await self.thread(thread_id)
-            if current is None:
-                raise LookupError(f"thread {thread_id} vanished while linking it")
-            return current
-        return ThreadDocument.from_document(updated)
+        if before is None:
+            raise LookupError(f"thread {thread_id} vanished while linking it")
+        previous = ThreadDocument.from_document(before)
+        if previous.manually_linked:
+            await self._store.threads.update_one(
+                {"_id": thread_id}, {"$set": links_update(thread_links(previous))}
+            )
+            return previous
+        return previous.model_copy(
+            update={
+                "contact_ids": list(links.contact_ids),
+                "company_ids": list(links.company_ids),
+                "deal_ids": list(links.deal_ids),
+                "link_reasons": list(links.reasons),
+            }
+        )
 
     # -- records and scope -----------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.ids import stable_id
@@ -220,16 +220,16 @@ class CaptureRepository:
         return None if found is None else CaptureDecisionDocument.from_document(found)
 
     async def record_decisions(self, decisions: Iterable[CaptureDecisionDocument]) -> None:
+        updates: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
         for decision in decisions:
             document = decision.to_document()
             document.pop("_id")
             document.pop("workspace_id")
-            try:
-                await self._store.capture_decisions.update_one(
-                    {"_id": decision.id}, {"$set": document}, upsert=True
-                )
-            except DuplicateKeyError:
-                # A concurrent delivery of the same message inserted it first.
-                await self._store.capture_decisions.update_one(
-                    {"_id": decision.id}, {"$set": document}
-                )
+            updates.append(({"_id": decision.id}, {"$set": document}))
+        if not updates:
+            return
+        try:
+            await self._store.capture_decisions.update_each(updates, upsert=True)
+        except BulkWriteError:
+            # A concurrent delivery of the same message inserted some of them first.
+            await self._store.capture_decisions.update_each(updates)
