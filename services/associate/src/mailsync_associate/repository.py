@@ -296,22 +296,19 @@ class AssociateRepository:
             "$min": {"first_message_at": at},
             "$max": {"last_message_at": at},
         }
-        if before is None or before.first_message_at is None or at < aware(before.first_message_at):
-            update["$set"] = {
-                "subject": message.subject,
-                "subject_key": subject_key(message.subject),
-            }
+        if before is None:
+            raise LookupError(f"thread {thread_id} vanished while adding a message")
+        # One workspace's messages are logged one at a time, so the count follows from `before`.
+        fields: dict[str, Any] = {
+            "message_count": len({*before.logged_message_ids, message.message_id})
+        }
+        if before.first_message_at is None or at < aware(before.first_message_at):
+            fields |= {"subject": message.subject, "subject_key": subject_key(message.subject)}
+        update["$set"] = fields
         updated = await self._store.threads.find_one_and_update({"_id": thread_id}, update)
         if updated is None:
             raise LookupError(f"thread {thread_id} vanished while adding a message")
-        thread = ThreadDocument.from_document(updated)
-        count = len(thread.logged_message_ids)
-        if thread.message_count != count:
-            await self._store.threads.update_one(
-                {"_id": thread_id}, {"$set": {"message_count": count}}
-            )
-            thread = thread.model_copy(update={"message_count": count})
-        return thread
+        return ThreadDocument.from_document(updated)
 
     async def add_mailbox_to_thread(self, thread_id: str, mailbox_id: str) -> None:
         await self._store.threads.update_one(

@@ -12,10 +12,12 @@ server as such: a read checks the workspace of what it found, and a write first 
 document `x` is (one indexed look-up) and goes ahead by `_id` alone only for this workspace's
 own or a missing document. Document ids are unique across workspaces (random, or derived from
 the workspace id), so a missing document cannot be another workspace's by the time of the
-write; an upsert stamps the workspace on the document it creates.
+write; an upsert stamps the workspace on the document it creates. The owner found for an
+`_id` is remembered (a bounded cache), as a document never changes workspace.
 """
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -37,6 +39,33 @@ from mailsync_shared.storage.client import Document
 WORKSPACE_FIELD = "workspace_id"
 
 _NO_ID = object()
+
+
+class _Owners:
+    """Which workspace a document belongs to, for the most recently written `_id`s.
+
+    A document never changes workspace, and ids are unique across workspaces, so a workspace
+    once read for an `_id` stays true: later writes by that `_id` skip the look-up.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._owners: OrderedDict[tuple[str, Any], str] = OrderedDict()
+
+    def get(self, key: tuple[str, Any]) -> str | None:
+        owner = self._owners.get(key)
+        if owner is not None:
+            self._owners.move_to_end(key)
+        return owner
+
+    def remember(self, key: tuple[str, Any], owner: str) -> None:
+        self._owners[key] = owner
+        self._owners.move_to_end(key)
+        if len(self._owners) > self._capacity:
+            self._owners.popitem(last=False)
+
+
+_OWNERS = _Owners(capacity=100_000)
 
 
 def _single_id(filter_: Mapping[str, Any] | None) -> Any:
@@ -116,10 +145,15 @@ class WorkspaceCollection:
         document_id = _single_id(scoped)
         if document_id is _NO_ID:
             return scoped, None if update is None else dict(update)
-        owner = await self._collection.find_one(
-            {"_id": document_id}, projection={WORKSPACE_FIELD: 1}
-        )
-        if owner is not None and owner.get(WORKSPACE_FIELD) != self.workspace_id:
+        owner = _OWNERS.get((self.name, document_id))
+        if owner is None:
+            found = await self._collection.find_one(
+                {"_id": document_id}, projection={WORKSPACE_FIELD: 1}
+            )
+            owner = None if found is None else found.get(WORKSPACE_FIELD)
+            if isinstance(owner, str):
+                _OWNERS.remember((self.name, document_id), owner)
+        if owner is not None and owner != self.workspace_id:
             return scoped, None if update is None else dict(update)  # matches nothing
         if update is None:
             return {"_id": document_id}, None
@@ -176,7 +210,10 @@ class WorkspaceCollection:
         self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
     ) -> UpdateResult:
         target, stamped = await self._write_filter(filter_, update)
-        return await self._collection.update_one(target, stamped or {}, upsert=upsert)
+        result = await self._collection.update_one(target, stamped or {}, upsert=upsert)
+        if result.upserted_id is not None and "_id" in target:
+            _OWNERS.remember((self.name, result.upserted_id), self.workspace_id)
+        return result
 
     async def update_each(
         self,
