@@ -1,5 +1,7 @@
 """The associate service: logs captured and sent messages on threads linked to records."""
 
+from functools import partial
+
 from faststream.asgi import AsgiFastStream
 
 from mailsync_associate.handlers import register_handlers
@@ -15,5 +17,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         title="Mailsync associate",
         events=[EmailLogged, ThreadAssociated],
         outbox_collection="threads",
-        register_handlers=register_handlers,
+        register_handlers=partial(
+            register_handlers, prefetch=settings.prefetch, batch_size=settings.batch_size
+        ),
     )

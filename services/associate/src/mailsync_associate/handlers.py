@@ -1,18 +1,29 @@
-"""Associate's handlers: captured and sent messages logged on threads linked to records."""
+"""Associate's handlers: captured and sent messages logged on threads linked to records.
 
+Deliveries are logged in batches per workspace (`mailsync_shared.batching`): each handler
+hands its message to the workspace's batch and waits for its own outcome, so the broker's
+ack still follows the message's writes and events. One workspace's batches run one at a
+time, in delivery order; workspaces run in parallel.
+"""
+
+import asyncio
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from faststream import AckPolicy
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from mailsync_associate.batch import BatchRepository
 from mailsync_associate.events import email_logged, thread_associated
-from mailsync_associate.logbook import Skipped, log_message
-from mailsync_associate.repository import AssociateRepository
+from mailsync_associate.logbook import Logged, Skipped, log_message
+from mailsync_shared.batching import Batcher
+from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.mail import MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.serial import PerKeyLock
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import ASSOCIATE_MESSAGES, ASSOCIATE_SENT
@@ -20,58 +31,110 @@ from mailsync_shared.topology import ASSOCIATE_MESSAGES, ASSOCIATE_SENT
 logger = logging.getLogger(__name__)
 
 
-def register_handlers(
-    broker: RabbitBroker, db: AsyncDatabase[Document], publisher: EventPublisher
-) -> None:
-    workspaces = PerKeyLock()
+@dataclass(frozen=True)
+class ToLog:
+    message: MailMessage
+    replied_thread_id: str | None = None
 
-    async def log_and_announce(
-        workspace_id: str, message: MailMessage, replied_thread_id: str | None = None
-    ) -> None:
-        repository = AssociateRepository(WorkspaceStore(db, workspace_id))
-        async with workspaces.hold(workspace_id):
-            logged = await log_message(repository, message, replied_thread_id=replied_thread_id)
-            if isinstance(logged, Skipped):
-                logger.info(
-                    "message outside the client-only scope counted",
-                    extra={
-                        "workspace_id": workspace_id,
-                        "mailbox_id": message.mailbox_id,
-                        "message_id": message.message_id,
-                    },
+
+def register_handlers(
+    broker: RabbitBroker,
+    db: AsyncDatabase[Document],
+    publisher: EventPublisher,
+    *,
+    prefetch: int = 300,
+    batch_size: int = 200,
+) -> None:
+    async def log_batch(workspace_id: str, items: Sequence[ToLog]) -> list[BaseException | None]:
+        """Log a batch of one workspace's messages in order, then announce them together."""
+        repository = BatchRepository(WorkspaceStore(db, workspace_id))
+        await repository.load([item.message for item in items])
+        results: list[Logged | Skipped | BaseException] = []
+        for item in items:
+            try:
+                logged = await log_message(
+                    repository, item.message, replied_thread_id=item.replied_thread_id
                 )
-                return
-            if logged.publish:
-                await publisher.publish(email_logged(workspace_id, logged))
-                if logged.links_changed:
-                    await publisher.publish(thread_associated(workspace_id, logged))
-                await repository.mark_published(logged.stored)
+            except Exception as error:
+                results.append(error)
+                continue
+            if isinstance(logged, Logged) and logged.publish:
+                repository.will_publish(logged.stored)
+            results.append(logged)
+        lost = await repository.flush()
+        results = [
+            DuplicateKeyError(f"message {result.stored.message_id} was stored by another writer")
+            if isinstance(result, Logged) and result.stored.message_id in lost
+            else result
+            for result in results
+        ]
+        announced = await asyncio.gather(
+            *(announce(workspace_id, r) for r in results if isinstance(r, Logged)),
+            return_exceptions=True,
+        )
+        outcomes = iter(announced)
+        final: list[BaseException | None] = []
+        published: list[str] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                final.append(result)
+            elif isinstance(result, Skipped):
+                final.append(None)
+                note_skipped(workspace_id, result.message)
+            else:
+                outcome = next(outcomes)
+                final.append(outcome)
+                if outcome is None and result.publish:
+                    published.append(result.stored.message_id)
+        await repository.mark_all_published(published)
+        return final
+
+    async def announce(workspace_id: str, logged: Logged) -> None:
+        if logged.publish:
+            events: list[Event] = [email_logged(workspace_id, logged)]
+            if logged.links_changed:
+                events.append(thread_associated(workspace_id, logged))
+            await asyncio.gather(*(publisher.publish(event) for event in events))
         logger.info(
             "message logged" if logged.publish else "message copy recorded",
             extra={
                 "workspace_id": workspace_id,
-                "mailbox_id": message.mailbox_id,
-                "message_id": message.message_id,
+                "mailbox_id": logged.message.mailbox_id,
+                "message_id": logged.message.message_id,
                 "thread_id": logged.thread.id,
                 "thread_rule": logged.rule,
                 "links_changed": logged.links_changed,
             },
         )
 
+    def note_skipped(workspace_id: str, message: MailMessage) -> None:
+        logger.info(
+            "message outside the client-only scope counted",
+            extra={
+                "workspace_id": workspace_id,
+                "mailbox_id": message.mailbox_id,
+                "message_id": message.message_id,
+            },
+        )
+
+    batcher: Batcher[ToLog, None] = Batcher(log_batch, max_size=batch_size)
+
     @broker.subscriber(
         ASSOCIATE_MESSAGES.queue,
         ASSOCIATE_MESSAGES.exchange,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        channel=Channel(prefetch_count=prefetch),
         title="associate.message-captured",
     )
     async def on_message_captured(event: MessageCaptured) -> None:
         """Log a captured message on its thread and link the thread to records."""
-        await log_and_announce(event.workspaceid, event.data.message)
+        await batcher.submit(event.workspaceid, ToLog(event.data.message))
 
     @broker.subscriber(
         ASSOCIATE_SENT.queue,
         ASSOCIATE_SENT.exchange,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        channel=Channel(prefetch_count=prefetch),
         title="associate.email-sent",
     )
     async def on_email_sent(event: EmailSent) -> None:
@@ -79,4 +142,4 @@ def register_handlers(
         message = event.data.message.model_copy(
             update={"direction": "sent", "send_request_id": event.data.send_request_id}
         )
-        await log_and_announce(event.workspaceid, message, event.data.thread_id)
+        await batcher.submit(event.workspaceid, ToLog(message, event.data.thread_id))

@@ -41,7 +41,7 @@ from mailsync_shared.storage.raw_messages import load_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 # Fields a new thread starts without, so that `$min`/`$max`/`$addToSet` set them.
-_GROWN_FIELDS = (
+GROWN_FIELDS = (
     "_id",
     "workspace_id",
     "message_ids",
@@ -59,7 +59,7 @@ def message_document_id(workspace_id: str, message_id: str) -> str:
     return stable_id("message", workspace_id, message_id)
 
 
-def _ref_id(workspace_id: str, kind: str, value: str) -> str:
+def ref_id(workspace_id: str, kind: str, value: str) -> str:
     return stable_id("thread-ref", workspace_id, kind, value)
 
 
@@ -75,7 +75,7 @@ def thread_keys(message: MailMessage) -> list[tuple[str, str]]:
     return keys
 
 
-def _keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:
+def keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:
     keys = [("message-id", m) for m in thread.message_ids]
     keys += [("provider", p) for p in thread.provider_thread_ids]
     if thread.subject_key:
@@ -101,19 +101,21 @@ class AssociateRepository:
         found = await asyncio.gather(*(self.thread(i) for i in sorted(set(thread_ids))))
         return [thread for thread in found if thread is not None]
 
-    async def _referenced(self, keys: Iterable[tuple[str, str]]) -> list[ThreadDocument]:
-        """The existing threads the refs with these keys name."""
+    async def thread_ids_for(self, keys: Iterable[tuple[str, str]]) -> set[str]:
+        """The ids of the threads the refs with these keys name (some may be merged away)."""
         refs = await asyncio.gather(
             *(
                 self._store.thread_refs.find_one(
-                    {"_id": _ref_id(self.workspace_id, kind, value)}, projection={"thread_ids": 1}
+                    {"_id": ref_id(self.workspace_id, kind, value)}, projection={"thread_ids": 1}
                 )
                 for kind, value in dict.fromkeys(keys)
             )
         )
-        return await self._threads_by_ids(
-            thread_id for ref in refs if ref is not None for thread_id in ref.get("thread_ids", [])
-        )
+        return {thread_id for ref in refs if ref is not None for thread_id in ref["thread_ids"]}
+
+    async def _referenced(self, keys: Iterable[tuple[str, str]]) -> list[ThreadDocument]:
+        """The existing threads the refs with these keys name."""
+        return await self._threads_by_ids(await self.thread_ids_for(keys))
 
     async def add_refs(self, thread_id: str, keys: Iterable[tuple[str, str]]) -> None:
         """Make the thread findable by each key (idempotent)."""
@@ -123,7 +125,7 @@ class AssociateRepository:
         await self._store.thread_refs.update_each(
             [
                 (
-                    {"_id": _ref_id(self.workspace_id, kind, value)},
+                    {"_id": ref_id(self.workspace_id, kind, value)},
                     {"$addToSet": {"thread_ids": thread_id}},
                 )
                 for kind, value in unique
@@ -132,15 +134,8 @@ class AssociateRepository:
         )
 
     async def threads_holding(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
-        found = await asyncio.gather(
-            *(
-                self._store.messages.find_one(
-                    {"_id": message_document_id(self.workspace_id, m)}, projection={"thread_id": 1}
-                )
-                for m in dict.fromkeys(message_ids)
-            )
-        )
-        return await self._threads_by_ids(d["thread_id"] for d in found if d is not None)
+        found = await asyncio.gather(*(self.message(m) for m in dict.fromkeys(message_ids)))
+        return await self._threads_by_ids(stored.thread_id for stored in found if stored)
 
     async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
         return await self._referenced(("message-id", m) for m in message_ids)
@@ -193,11 +188,6 @@ class AssociateRepository:
     async def raw(self, raw_id: str) -> bytes | None:
         return await load_raw(self._store, raw_id)
 
-    async def mark_published(self, message: MessageDocument) -> None:
-        await self._store.messages.update_one(
-            {"_id": message.id}, {"$set": {"events_published": True}}
-        )
-
     # -- threads --------------------------------------------------------------------------------
 
     async def open_thread(self, thread_id: str, message: MailMessage) -> None:
@@ -212,7 +202,7 @@ class AssociateRepository:
             subject=message.subject,
             subject_key=subject_key(message.subject),
         ).to_document()
-        for name in _GROWN_FIELDS:
+        for name in GROWN_FIELDS:
             fresh.pop(name, None)
         update = {
             "$setOnInsert": fresh,
@@ -233,7 +223,7 @@ class AssociateRepository:
             return
         # A person's links are kept as they set them: automatic links do not join them.
         keep_links = target is not None and target.manually_linked and not source.manually_linked
-        await self.add_refs(into, _keys_of(source))
+        await self.add_refs(into, keys_of(source))
         await self._store.messages.update_many(
             {"thread_id": source_id}, {"$set": {"thread_id": into}}
         )

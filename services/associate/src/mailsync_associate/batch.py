@@ -1,0 +1,380 @@
+"""Associate over a batch of one workspace's messages: reads made together, writes together.
+
+`BatchRepository` answers the logbook's look-ups from what `load` read for the whole batch at
+once (stored messages, thread refs, threads, raw bytes, mailboxes, records), kept current with
+what the batch itself changes, so each message is threaded and linked exactly as if the
+batch's messages had been logged one after another. Its writes are held in memory and `flush`
+writes them together: one write per thread touched and the refs, then the new messages. A
+thread merge, which is rare, writes what is held first and then merges in the store.
+
+A crash before or during `flush` leaves what a crash in the middle of logging one message
+leaves, and redelivery finishes it the same way (see `logbook`): threads and refs are written
+before the messages that need them, and every write is an idempotent `$addToSet`, `$min`,
+`$max`, `$set` of a value computed from the thread itself, or an insert by a unique `_id`.
+"""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+from mailsync_associate.repository import (
+    GROWN_FIELDS,
+    AssociateRepository,
+    message_document_id,
+    ref_id,
+    thread_keys,
+)
+from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
+from mailsync_shared.association.linking import Links
+from mailsync_shared.association.records import links_update, thread_links
+from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.ids import stable_id
+from mailsync_shared.storage.documents import (
+    CompanyDocument,
+    ContactDocument,
+    DealDocument,
+    MessageDocument,
+    ThreadDocument,
+)
+from mailsync_shared.storage.raw_messages import load_raw
+
+Records = tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]
+
+_LISTS = ("message_ids", "participants", "mailbox_ids", "provider_thread_ids", "logged_message_ids")
+_SCALARS = ("subject", "subject_key", "message_count")
+_LINKS = ("contact_ids", "company_ids", "deal_ids", "link_reasons")
+
+
+def _grown(thread: ThreadDocument, **lists: Iterable[str]) -> ThreadDocument:
+    """The thread with values added to its lists, as `$addToSet` adds them."""
+    return thread.model_copy(
+        update={
+            name: list(dict.fromkeys([*getattr(thread, name), *values]))
+            for name, values in lists.items()
+        }
+    )
+
+
+def thread_write(stored: ThreadDocument | None, current: ThreadDocument) -> dict[str, Any] | None:
+    """The update that brings the stored thread (None: not created yet) to `current`."""
+    update: dict[str, Any] = {}
+    additions = {
+        name: [v for v in getattr(current, name) if v not in set(getattr(stored, name, []))]
+        for name in _LISTS
+    }
+    if any(additions.values()):
+        update["$addToSet"] = {name: {"$each": v} for name, v in additions.items() if v}
+    first, last = current.first_message_at, current.last_message_at
+    if first is not None and (stored is None or stored.first_message_at != first):
+        update["$min"] = {"first_message_at": first}
+    if last is not None and (stored is None or stored.last_message_at != last):
+        update["$max"] = {"last_message_at": last}
+    fields = {
+        name: getattr(current, name)
+        for name in _SCALARS
+        if stored is None or getattr(stored, name) != getattr(current, name)
+    }
+    if stored is None:
+        fields |= links_update(thread_links(current))
+        fresh = current.to_document()
+        update["$setOnInsert"] = {
+            name: value
+            for name, value in fresh.items()
+            if name not in GROWN_FIELDS and name not in fields
+        }
+    if fields:
+        update["$set"] = fields
+    return update or None
+
+
+class BatchRepository(AssociateRepository):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._messages: dict[str, MessageDocument | None] = {}
+        self._threads: dict[str, ThreadDocument | None] = {}
+        self._stored_threads: dict[str, ThreadDocument | None] = {}
+        self._refs: dict[tuple[str, str], set[str]] = {}
+        self._raw: dict[str, bytes | None] = {}
+        self._owners: dict[str, str] = {}
+        self._scopes: dict[str, str] = {}
+        self._records: Records = ([], [], [])
+        self._records_for: set[str] = set()
+        self._touched: dict[str, None] = {}
+        self._relinked: dict[str, Links] = {}
+        self._new_refs: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self._inserts: dict[str, MessageDocument] = {}
+        self._write_through = False
+
+    # -- reading the batch's working set --------------------------------------------------------
+
+    async def load(self, messages: Sequence[MailMessage]) -> None:
+        """Read at once what logging these messages will look up."""
+        ids = list(dict.fromkeys(m for message in messages for m in _own_and_parents(message)))
+        keys = list(dict.fromkeys(key for message in messages for key in thread_keys(message)))
+        raw_ids = sorted({message.raw_id for message in messages if message.raw_id})
+        stored, refs, raws, mailboxes = await asyncio.gather(
+            asyncio.gather(*(super(BatchRepository, self).message(m) for m in ids)),
+            asyncio.gather(*(super(BatchRepository, self).thread_ids_for([k]) for k in keys)),
+            asyncio.gather(*(load_raw(self._store, raw_id) for raw_id in raw_ids)),
+            self._store.mailboxes.find({}, projection={"address": 1, "sync.scope": 1}),
+        )
+        self._messages.update(zip(ids, stored, strict=True))
+        self._refs.update((key, set(found)) for key, found in zip(keys, refs, strict=True))
+        self._raw.update(zip(raw_ids, raws, strict=True))
+        for mailbox in mailboxes:
+            self._owners[str(mailbox["_id"])] = str(mailbox.get("address", "")).lower()
+            self._scopes[str(mailbox["_id"])] = str(
+                (mailbox.get("sync") or {}).get("scope") or "all"
+            )
+        thread_ids = {found.thread_id for found in stored if found is not None}
+        thread_ids |= {thread_id for found in refs for thread_id in found}
+        thread_ids |= {stable_id("thread", self.workspace_id, m.message_id) for m in messages}
+        await self._load_threads(thread_ids)
+        addresses = {p.address.lower() for message in messages for p in message.participants()}
+        await self.records_for(sorted(addresses))
+
+    async def _load_threads(self, thread_ids: Iterable[str]) -> None:
+        wanted = sorted(set(thread_ids) - set(self._threads))
+        found = await asyncio.gather(*(super(BatchRepository, self).thread(t) for t in wanted))
+        for thread_id, thread in zip(wanted, found, strict=True):
+            self._threads[thread_id] = thread
+            self._stored_threads[thread_id] = thread
+
+    async def thread(self, thread_id: str) -> ThreadDocument | None:
+        if thread_id not in self._threads:
+            await self._load_threads([thread_id])
+        return self._threads[thread_id]
+
+    async def message(self, message_id: str) -> MessageDocument | None:
+        if message_id not in self._messages:
+            self._messages[message_id] = await super().message(message_id)
+        return self._messages[message_id]
+
+    async def thread_ids_for(self, keys: Iterable[tuple[str, str]]) -> set[str]:
+        keys = list(keys)
+        missing = [key for key in keys if key not in self._refs]
+        if missing:
+            found = await asyncio.gather(*(super().thread_ids_for([key]) for key in missing))
+            self._refs.update((key, set(ids)) for key, ids in zip(missing, found, strict=True))
+        return {thread_id for key in keys for thread_id in self._refs[key]}
+
+    async def raw(self, raw_id: str) -> bytes | None:
+        if raw_id not in self._raw:
+            return await super().raw(raw_id)
+        return self._raw.pop(raw_id)
+
+    async def mailbox_addresses(self, mailbox_ids: Sequence[str]) -> list[str]:
+        if not set(mailbox_ids) <= set(self._owners):
+            return await super().mailbox_addresses(mailbox_ids)
+        return [self._owners[m] for m in mailbox_ids if self._owners[m]]
+
+    async def mailbox_scope(self, mailbox_id: str) -> str:
+        if mailbox_id not in self._scopes:
+            self._scopes[mailbox_id] = await super().mailbox_scope(mailbox_id)
+        return self._scopes[mailbox_id]
+
+    async def records_for(self, addresses: Sequence[str]) -> Records:
+        """A superset of the records matching `addresses`; linking picks the matching ones."""
+        missing = set(addresses) - self._records_for
+        if missing:
+            self._records = await super().records_for(sorted(self._records_for | missing))
+            self._records_for |= missing
+        return self._records
+
+    # -- writes, held until `flush` -------------------------------------------------------------
+
+    def _change(self, thread: ThreadDocument) -> ThreadDocument:
+        self._threads[thread.id] = thread
+        self._touched[thread.id] = None
+        return thread
+
+    async def add_refs(self, thread_id: str, keys: Iterable[tuple[str, str]]) -> None:
+        if self._write_through:
+            await super().add_refs(thread_id, keys)
+            return
+        for key in keys:
+            self._refs.setdefault(key, set()).add(thread_id)
+            self._new_refs[key].add(thread_id)
+
+    async def open_thread(self, thread_id: str, message: MailMessage) -> None:
+        thread = await self.thread(thread_id)
+        if thread is None:
+            thread = ThreadDocument(
+                id=thread_id,
+                workspace_id=self.workspace_id,
+                subject=message.subject,
+                subject_key=subject_key(message.subject),
+            )
+        self._change(_grown(thread, message_ids=[message.message_id, *parent_ids(message)]))
+        await self.add_refs(thread_id, thread_keys(message))
+
+    async def insert_message(self, message: MessageDocument) -> bool:
+        if await self.message(message.message_id) is not None:
+            return False
+        self._messages[message.message_id] = message
+        self._inserts[message.message_id] = message
+        return True
+
+    async def add_copy(self, stored: MessageDocument, message: MailMessage) -> None:
+        pending = self._inserts.get(stored.message_id)
+        if pending is None:
+            await super().add_copy(stored, message)
+            return
+        sources = list(pending.sources)
+        if message.source is not None and message.source not in sources:
+            sources.append(message.source)
+        update: dict[str, Any] = {
+            "mailbox_ids": list(dict.fromkeys([*pending.mailbox_ids, message.mailbox_id])),
+            "sources": sources,
+        }
+        if message.send_request_id and not pending.send_request_id:
+            update["send_request_id"] = message.send_request_id
+        self._inserts[stored.message_id] = pending.model_copy(update=update)
+        cached = self._messages[stored.message_id]
+        if cached is not None:
+            self._messages[stored.message_id] = cached.model_copy(update=update)
+
+    def will_publish(self, message: MessageDocument) -> None:
+        """The message's events go out with this batch: a later copy in it only adds a source."""
+        cached = self._messages.get(message.message_id) or message
+        self._messages[message.message_id] = cached.model_copy(update={"events_published": True})
+
+    async def add_message_to_thread(
+        self, thread_id: str, message: MailMessage, at: datetime
+    ) -> ThreadDocument:
+        before = await self.thread(thread_id)
+        if before is None:
+            raise LookupError(f"thread {thread_id} vanished while adding a message")
+        key = provider_key(message)
+        thread = _grown(
+            before,
+            message_ids=[message.message_id, *parent_ids(message)],
+            participants=[p.address.lower() for p in message.participants()],
+            mailbox_ids=[message.mailbox_id],
+            provider_thread_ids=[key] if key is not None else [],
+            logged_message_ids=[message.message_id],
+        )
+        first, last = before.first_message_at, before.last_message_at
+        fields: dict[str, Any] = {
+            "message_count": len(thread.logged_message_ids),
+            "first_message_at": at if first is None or at < aware(first) else first,
+            "last_message_at": at if last is None or at > aware(last) else last,
+        }
+        if first is None or at < aware(first):
+            fields |= {"subject": message.subject, "subject_key": subject_key(message.subject)}
+        return self._change(thread.model_copy(update=fields))
+
+    async def add_mailbox_to_thread(self, thread_id: str, mailbox_id: str) -> None:
+        thread = await self.thread(thread_id)
+        if thread is not None and mailbox_id not in thread.mailbox_ids:
+            self._change(_grown(thread, mailbox_ids=[mailbox_id]))
+
+    async def set_links(self, thread_id: str, links: Links) -> ThreadDocument:
+        thread = await self.thread(thread_id)
+        if thread is None:
+            raise LookupError(f"thread {thread_id} vanished while linking it")
+        if self._stored_threads.get(thread_id) is not None:
+            # An existing thread: written on its own at `flush`, where a person's links win.
+            self._relinked[thread_id] = links
+        return self._change(
+            thread.model_copy(
+                update={
+                    "contact_ids": list(links.contact_ids),
+                    "company_ids": list(links.company_ids),
+                    "deal_ids": list(links.deal_ids),
+                    "link_reasons": list(links.reasons),
+                }
+            )
+        )
+
+    async def merge_thread(self, source_id: str, into: str) -> None:
+        await self.flush()
+        self._write_through = True
+        try:
+            await super().merge_thread(source_id, into)
+        finally:
+            self._write_through = False
+        for thread_ids in self._refs.values():
+            if source_id in thread_ids:
+                thread_ids.add(into)
+        for message_id, stored in self._messages.items():
+            if stored is not None and stored.thread_id == source_id:
+                self._messages[message_id] = stored.model_copy(update={"thread_id": into})
+        for thread_id in (source_id, into):
+            self._threads.pop(thread_id, None)
+            self._stored_threads.pop(thread_id, None)
+        await self._load_threads([source_id, into])
+
+    async def flush(self) -> set[str]:
+        """Write what the batch changed; the `Message-ID`s another writer had stored first."""
+        created: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for thread_id in self._touched:
+            current = self._threads[thread_id]
+            if current is None:
+                continue
+            if thread_id in self._relinked:  # links go on their own write below
+                current = current.model_copy(
+                    update={name: getattr(self._stored_threads[thread_id], name) for name in _LINKS}
+                )
+            stored = self._stored_threads.get(thread_id)
+            update = thread_write(stored, current)
+            if update is not None:
+                (created if stored is None else changed).append(({"_id": thread_id}, update))
+        refs = [
+            (
+                {"_id": ref_id(self.workspace_id, kind, value)},
+                {"$addToSet": {"thread_ids": {"$each": sorted(thread_ids)}}},
+            )
+            for (kind, value), thread_ids in self._new_refs.items()
+        ]
+        threads = self._store.threads
+        await asyncio.gather(
+            *([threads.update_each(created, upsert=True)] if created else []),
+            *([threads.update_each(changed)] if changed else []),
+            *([self._store.thread_refs.update_each(refs, upsert=True)] if refs else []),
+        )
+        for thread_id, links in self._relinked.items():
+            await super().set_links(thread_id, links)
+        lost = await self._insert_messages(list(self._inserts.values()))
+        for thread_id in self._touched:
+            self._stored_threads[thread_id] = self._threads[thread_id]
+        self._touched.clear()
+        self._relinked.clear()
+        self._new_refs.clear()
+        self._inserts.clear()
+        return lost
+
+    async def _insert_messages(self, messages: list[MessageDocument]) -> set[str]:
+        if not messages:
+            return set()
+        try:
+            await self._store.messages.insert_many(
+                [message.to_document() for message in messages], ordered=False
+            )
+        except BulkWriteError as error:
+            failed = error.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in failed):
+                raise
+            return {messages[e["index"]].message_id for e in failed}
+        return set()
+
+    async def mark_all_published(self, message_ids: Sequence[str]) -> None:
+        if message_ids:
+            await self._store.messages.update_each(
+                [
+                    (
+                        {"_id": message_document_id(self.workspace_id, m)},
+                        {"$set": {"events_published": True}},
+                    )
+                    for m in message_ids
+                ]
+            )
+
+
+def _own_and_parents(message: MailMessage) -> list[str]:
+    return [message.message_id, *parent_ids(message)]
