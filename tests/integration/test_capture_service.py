@@ -1,7 +1,9 @@
 """The capture service against the real RabbitMQ and MongoDB-wire server."""
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,10 +11,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.app import create_app
 from mailsync_capture.settings import Settings
+from mailsync_shared.capture_policy.batch import BatchCaptureRepository
+from mailsync_shared.capture_policy.capturing import CaptureResult, capture_contacts
+from mailsync_shared.capture_policy.repository import CaptureRepository, captured_contact_id
+from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MailMessage, MessageFetched
 from mailsync_shared.messaging import REASON_HEADER
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.topology import (
     CAPTURE_MESSAGES,
     DEAD_LETTER_EXCHANGE,
@@ -208,3 +214,170 @@ async def test_invalid_message_is_dead_lettered_with_the_reason(
     assert str(letter.headers[REASON_HEADER]).startswith("ValidationError")
     assert CAPTURE_MESSAGES.queue.name in str(letter.headers.get("x-mailsync-queue"))
     assert await store.capture_decisions.count({}) == 0
+
+
+async def test_one_workspace_is_passed_on_in_delivery_order(
+    capture_service: None,
+    broker: Any,
+    store: WorkspaceStore,
+    workspace_id: str,
+    tapped: tuple[Tap, Tap, Tap],
+) -> None:
+    _, captured, _ = tapped
+    sent = [fetched(workspace_id) for _ in range(40)]
+    for event in sent:
+        await publish(broker, event)
+
+    work = await captured.wait_for(lambda e: len(e) >= len(sent), "every MessageCaptured")
+    assert [w["data"]["message"]["message_id"] for w in work] == [e.data.message_id for e in sent]
+    assert await store.contacts.count({}) == 1, "one contact for the address all of them share"
+
+
+async def test_messages_delivered_together_decide_as_one_after_another(
+    capture_service: None,
+    broker: Any,
+    store: WorkspaceStore,
+    workspace_id: str,
+) -> None:
+    to = [{"address": "dana@newco.test", "name": "Dana"}]
+    messages = [fetched(workspace_id, to=to) for _ in range(5)]
+    await asyncio.gather(*(publish(broker, m) for m in messages))
+
+    decided = [await decisions_of(store, m.data.message_id, 2) for m in messages]
+    outcomes = sorted(d["dana@newco.test"]["decision"] for d in decided)
+    assert outcomes == ["captured", "existing", "existing", "existing", "existing"]
+    contacts = await store.contacts.find({})
+    assert [c["emails"] for c in contacts] == [["dana@newco.test"]]
+
+
+async def seed_workspace(mongo: AsyncDatabase[Document], workspace_id: str) -> WorkspaceStore:
+    """Rules, a company, a contact from the api and a retracted captured contact."""
+    store = WorkspaceStore(mongo, workspace_id)
+    await store.collection("capture_rules").insert_one(
+        {"_id": workspace_id, "policy": "sent_and_received", "create_companies": True}
+    )
+    await store.companies.insert_one(
+        {"_id": f"co-{workspace_id}", "name": "Client Inc", "domains": ["client.test"]}
+    )
+    await store.contacts.insert_one(
+        {"_id": f"known-{workspace_id}", "name": "Known", "emails": ["known@client.test"]}
+    )
+    await store.contacts.insert_one(
+        {
+            "_id": captured_contact_id(workspace_id, "old@client.test"),
+            "name": "Old",
+            "emails": ["old@client.test"],
+            "source": "capture",
+            "captured_message_id": "<earlier@client.test>",
+            "retracted_at": datetime(2024, 1, 1, tzinfo=UTC),
+            "retracted_rule": "policy_sent",
+        }
+    )
+    return store
+
+
+def person(address: str) -> dict[str, str]:
+    return {"address": address, "name": address.split("@")[0].title()}
+
+
+def varied_messages() -> list[MailMessage]:
+    """Messages whose decisions depend on what the messages before them created."""
+    first = fetched("any", to=[person("ann@client.test"), person("new@newco.test")]).data
+    return [
+        first,
+        fetched(
+            "any",
+            direction="received",
+            **{"from": person("ann@client.test")},
+            to=[{"address": OWNER}],
+        ).data,
+        fetched("any", to=[person("old@client.test"), person("dev@sub.newco.test")]).data,
+        first,  # a second delivery of the same message within the batch
+        fetched("any", to=[person("known@client.test"), person("pal@gmail.com")]).data,
+        fetched("any", cc=[person("new@newco.test"), person("noreply@newco.test")]).data,
+    ]
+
+
+async def stored_outcome(store: WorkspaceStore, messages: Sequence[MailMessage]) -> Any:
+    """What capture left, with ids a workspace derives replaced by what they name."""
+    contacts = {c["_id"]: c for c in await store.contacts.find({})}
+    companies = {c["_id"]: c for c in await store.companies.find({})}
+    decisions = {
+        (d["message_id"], d["address"]): (
+            d["decision"],
+            d["rule"],
+            contacts[d["contact_id"]]["emails"] if d.get("contact_id") else None,
+        )
+        for d in await store.capture_decisions.find({})
+    }
+    return (
+        [sorted(a for (m, a) in decisions if m == message.message_id) for message in messages],
+        decisions,
+        sorted(
+            (
+                c["emails"],
+                c.get("captured_message_id"),
+                c.get("retracted_at") is not None,
+                companies[c["company_id"]]["name"] if c.get("company_id") else None,
+            )
+            for c in contacts.values()
+        ),
+        sorted(c["name"] for c in companies.values()),
+    )
+
+
+def reported(results: Sequence[CaptureResult]) -> list[list[tuple[str, str]]]:
+    return [sorted((n.address, n.rule) for n in result.new_contacts) for result in results]
+
+
+async def test_a_batch_decides_exactly_as_messages_one_after_another(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    messages = varied_messages()
+    one_by_one = await seed_workspace(mongo, f"ws{uuid.uuid4().hex}")
+    together = await seed_workspace(mongo, f"ws{uuid.uuid4().hex}")
+    system = SystemCollections(mongo)
+
+    alone = [
+        await capture_contacts(CaptureRepository(one_by_one, system), m, free_mail_domains())
+        for m in messages
+    ]
+    batch = BatchCaptureRepository(together, system)
+    await batch.load(messages)
+    batched = [await capture_contacts(batch, m, free_mail_domains()) for m in messages]
+    assert await together.capture_decisions.count({}) == 0, "decisions wait for the batch write"
+    await batch.write_decisions()
+
+    assert reported(batched) == reported(alone)
+    assert [[(d.address, d.decision, d.rule) for d in r.decisions] for r in batched] == [
+        [(d.address, d.decision, d.rule) for d in r.decisions] for r in alone
+    ]
+    assert await stored_outcome(together, messages) == await stored_outcome(one_by_one, messages)
+    _, decisions, contacts, companies = await stored_outcome(together, messages)
+    assert decisions[(messages[1].message_id, "ann@client.test")][0] == "existing"
+    assert decisions[(messages[2].message_id, "old@client.test")][0] == "captured"
+    assert (["old@client.test"], messages[2].message_id, False, "Client Inc") in contacts
+    assert (["dev@sub.newco.test"], messages[2].message_id, False, "newco.test") in contacts
+    assert companies == ["Client Inc", "newco.test"]
+
+
+async def test_a_batch_rewrites_decisions_already_stored(mongo: AsyncDatabase[Document]) -> None:
+    store = await seed_workspace(mongo, f"ws{uuid.uuid4().hex}")
+    system = SystemCollections(mongo)
+    messages = varied_messages()[:3]
+    await capture_contacts(CaptureRepository(store, system), messages[0], free_mail_domains())
+    first = {d["_id"]: d["at"] for d in await store.capture_decisions.find({})}
+    await asyncio.sleep(0.01)
+
+    batch = BatchCaptureRepository(store, system)
+    await batch.load(messages)
+    for message in messages:
+        await capture_contacts(batch, message, free_mail_domains())
+    await batch.write_decisions()
+
+    decisions = await store.capture_decisions.find({"message_id": messages[0].message_id})
+    assert sorted(d["address"] for d in decisions) == sorted(
+        ["ann@client.test", "new@newco.test", OWNER]
+    )
+    assert all(d["at"] > first[d["_id"]] for d in decisions), "stored ones were rewritten"
+    assert await store.capture_decisions.count({}) == 3 + 2 + 3

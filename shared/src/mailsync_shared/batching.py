@@ -3,8 +3,12 @@
 Each delivery's handler submits its item and waits for its own result, so the broker's ack
 still follows the write. A key's batch starts as soon as nothing of that key is being
 processed: a lone message goes through at once, and whatever arrives meanwhile forms the
-next batch (up to `max_size`). Batches of one key never overlap; different keys run in
-parallel.
+next batch (up to `max_size`), in the order submitted. Batches of one key never overlap;
+different keys run in parallel.
+
+Every submitted item gets an outcome: its own, or the batch's exception when processing the
+batch raises (or returns a wrong number of outcomes). An item whose submitter stopped
+waiting (cancelled) before its batch started is left out of it.
 """
 
 import asyncio
@@ -20,6 +24,8 @@ Process = Callable[[str, Sequence[ItemT]], Awaitable[Sequence[ResultT | BaseExce
 
 class Batcher(Generic[ItemT, ResultT]):
     def __init__(self, process: Process[ItemT, ResultT], *, max_size: int = 200) -> None:
+        if max_size < 1:
+            raise ValueError("a batch holds at least one item")
         self._process = process
         self._max_size = max_size
         self._pending: dict[str, list[tuple[ItemT, asyncio.Future[ResultT]]]] = {}
@@ -43,16 +49,22 @@ class Batcher(Generic[ItemT, ResultT]):
                     await self._run(key, live)
         finally:
             del self._workers[key]
-            if not self._pending.get(key):
-                self._pending.pop(key, None)
-            else:
-                self._workers[key] = asyncio.create_task(self._work(key))
+            # Items are left only when this worker was cancelled (the loop is closing).
+            for _, future in self._pending.pop(key, []):
+                future.cancel()
 
     async def _run(self, key: str, batch: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
+        outcomes: Sequence[ResultT | BaseException]
         try:
             outcomes = await self._process(key, [item for item, _ in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
         except Exception as error:  # every item of the batch fails with it
             outcomes = [error] * len(batch)
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue

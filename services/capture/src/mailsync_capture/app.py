@@ -1,5 +1,7 @@
 """The capture service: consumes fetched messages, creates contacts, publishes captured ones."""
 
+from functools import partial
+
 from faststream.asgi import AsgiFastStream
 
 from mailsync_capture.handlers import register_handlers
@@ -16,5 +18,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         title="Mailsync capture",
         events=[MessageCaptured, ContactCaptured],
         outbox_collection="contacts",
-        register_handlers=register_handlers,
+        register_handlers=partial(
+            register_handlers, prefetch=settings.prefetch, batch_size=settings.batch_size
+        ),
     )

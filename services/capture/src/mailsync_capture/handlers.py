@@ -1,18 +1,28 @@
-"""Capture's message handler: rules applied, contacts created, the message passed on."""
+"""Capture's message handler: rules applied, contacts created, the message passed on.
 
+Deliveries are captured in batches per workspace (`mailsync_shared.batching`): each handler
+hands its message to the workspace's batch and waits for its own outcome, so the broker's
+ack still follows the message's writes and events. One workspace's batches run one at a
+time; within a batch the messages are decided in delivery order and their
+`message.captured` events published one after another in that order, so associate receives
+one workspace's messages in the order ingest published them. Workspaces run in parallel.
+"""
+
+import asyncio
 import logging
+from collections.abc import Sequence
 
 from faststream import AckPolicy
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.events import contact_captured, message_captured
-from mailsync_shared.capture_policy.capturing import capture_contacts
-from mailsync_shared.capture_policy.repository import CaptureRepository
+from mailsync_shared.batching import Batcher
+from mailsync_shared.capture_policy.batch import BatchCaptureRepository
+from mailsync_shared.capture_policy.capturing import CaptureResult, capture_contacts
 from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.serial import PerKeyLock
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.topology import CAPTURE_MESSAGES
@@ -21,30 +31,75 @@ logger = logging.getLogger(__name__)
 
 
 def register_handlers(
-    broker: RabbitBroker, db: AsyncDatabase[Document], publisher: EventPublisher
+    broker: RabbitBroker,
+    db: AsyncDatabase[Document],
+    publisher: EventPublisher,
+    *,
+    prefetch: int = 300,
+    batch_size: int = 200,
 ) -> None:
-    workspaces = PerKeyLock()
+    async def capture_batch(
+        workspace_id: str, events: Sequence[MessageFetched]
+    ) -> list[BaseException | None]:
+        """Decide a batch of one workspace's messages in order, write, then announce them."""
+        repository = BatchCaptureRepository(WorkspaceStore(db, workspace_id), SystemCollections(db))
+        await repository.load([event.data for event in events])
+        results: list[CaptureResult | BaseException] = []
+        for event in events:
+            try:
+                results.append(await capture_contacts(repository, event.data, free_mail_domains()))
+            except Exception as error:
+                results.append(error)
+        await repository.write_decisions()
+        return await announce(events, results)
+
+    async def announce(
+        events: Sequence[MessageFetched], results: Sequence[CaptureResult | BaseException]
+    ) -> list[BaseException | None]:
+        """The new contacts' events all at once, then each message's event in order."""
+        outcomes: list[BaseException | None] = [
+            result if isinstance(result, BaseException) else None for result in results
+        ]
+        contact_events = [
+            (index, contact_captured(events[index], new))
+            for index, result in enumerate(results)
+            if isinstance(result, CaptureResult)
+            for new in result.new_contacts
+        ]
+        published = await asyncio.gather(
+            *(publisher.publish(event) for _, event in contact_events), return_exceptions=True
+        )
+        for (index, _), failure in zip(contact_events, published, strict=True):
+            if isinstance(failure, BaseException) and outcomes[index] is None:
+                outcomes[index] = failure
+        for index, (event, result) in enumerate(zip(events, results, strict=True)):
+            if outcomes[index] is not None or not isinstance(result, CaptureResult):
+                continue
+            try:
+                await publisher.publish(message_captured(event, result))
+            except Exception as error:
+                outcomes[index] = error
+                continue
+            logger.info(
+                "message captured",
+                extra={
+                    "workspace_id": event.workspaceid,
+                    "mailbox_id": event.data.mailbox_id,
+                    "message_id": event.data.message_id,
+                    "contacts_created": len(result.new_contacts),
+                },
+            )
+        return outcomes
+
+    batcher: Batcher[MessageFetched, None] = Batcher(capture_batch, max_size=batch_size)
 
     @broker.subscriber(
         CAPTURE_MESSAGES.queue,
         CAPTURE_MESSAGES.exchange,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        channel=Channel(prefetch_count=prefetch),
         title="capture.message-fetched",
     )
     async def on_message_fetched(event: MessageFetched) -> None:
         """Apply the workspace's contact rules to a fetched message and pass it on."""
-        repository = CaptureRepository(WorkspaceStore(db, event.workspaceid), SystemCollections(db))
-        async with workspaces.hold(event.workspaceid):
-            result = await capture_contacts(repository, event.data, free_mail_domains())
-            for new in result.new_contacts:
-                await publisher.publish(contact_captured(event, new))
-            await publisher.publish(message_captured(event, result))
-        logger.info(
-            "message captured",
-            extra={
-                "workspace_id": event.workspaceid,
-                "mailbox_id": event.data.mailbox_id,
-                "message_id": event.data.message_id,
-                "contacts_created": len(result.new_contacts),
-            },
-        )
+        await batcher.submit(event.workspaceid, event)

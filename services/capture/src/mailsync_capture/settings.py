@@ -12,3 +12,9 @@ class Settings(ServiceSettings):
         default=10.0,
         description="How often events left in contacts' outboxes by a crash are published.",
     )
+    prefetch: int = Field(
+        default=300, ge=1, description="Deliveries held unacknowledged at once, so batches fill."
+    )
+    batch_size: int = Field(
+        default=200, ge=1, description="Most messages of one workspace captured together."
+    )

@@ -1,6 +1,6 @@
 """Capture's reads and writes: rules, contacts, companies and decisions of one workspace."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,8 @@ from mailsync_shared.storage.capture_rules import (
 )
 from mailsync_shared.storage.documents import CompanyDocument, ContactDocument
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
+
+DUPLICATE_KEY = 11000
 
 
 def captured_contact_id(workspace_id: str, address: str) -> str:
@@ -220,16 +222,32 @@ class CaptureRepository:
         return None if found is None else CaptureDecisionDocument.from_document(found)
 
     async def record_decisions(self, decisions: Iterable[CaptureDecisionDocument]) -> None:
-        updates: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-        for decision in decisions:
-            document = decision.to_document()
-            document.pop("_id")
+        await store_decisions(self._store, list(decisions))
+
+
+async def store_decisions(
+    store: WorkspaceStore, decisions: Sequence[CaptureDecisionDocument]
+) -> None:
+    """Insert the decisions in one unordered write; rewrite the ones already stored.
+
+    A decision is stored already when the message was decided before (a redelivery, another
+    copy, or a rule review); its stored version is replaced by the new one.
+    """
+    if not decisions:
+        return
+    try:
+        await store.capture_decisions.insert_many(
+            [decision.to_document() for decision in decisions], ordered=False
+        )
+    except BulkWriteError as error:
+        failed = error.details.get("writeErrors", [])
+        if error.details.get("writeConcernErrors") or any(
+            e.get("code") != DUPLICATE_KEY for e in failed
+        ):
+            raise
+        rewrites: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+        for index in sorted({e["index"] for e in failed}):
+            document = decisions[index].to_document()
             document.pop("workspace_id")
-            updates.append(({"_id": decision.id}, {"$set": document}))
-        if not updates:
-            return
-        try:
-            await self._store.capture_decisions.update_each(updates, upsert=True)
-        except BulkWriteError:
-            # A concurrent delivery of the same message inserted some of them first.
-            await self._store.capture_decisions.update_each(updates)
+            rewrites.append(({"_id": document.pop("_id")}, {"$set": document}))
+        await store.capture_decisions.update_each(rewrites)
