@@ -95,3 +95,16 @@ async def test_the_same_bytes_in_two_workspaces_are_two_copies(
     assert await load_raw(alpha, alpha_id) == data
     assert await load_raw(beta, beta_id) == data
     assert await store_raw(beta, data) == beta_id
+
+
+@pytest.mark.timeout(120)
+async def test_a_hundred_and_fifty_updates_in_one_call_complete(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    """FerretDB stalls on one `update` command of about a hundred statements; none is sent."""
+    store = WorkspaceStore(mongo, "ws-bulk-updates")
+    await store.threads.insert_many([{"_id": f"bulk-{i}", "n": -1} for i in range(150)])
+    await store.threads.update_each(
+        [({"_id": f"bulk-{i}"}, {"$set": {"n": i}}) for i in range(150)]
+    )
+    assert await store.threads.count({"n": {"$gte": 0}}) == 150

@@ -332,12 +332,9 @@ class BatchRepository(AssociateRepository):
             )
             for (kind, value), thread_ids in self._new_refs.items()
         ]
-        threads = self._store.threads
-        await asyncio.gather(
-            *([threads.update_each(created, upsert=True)] if created else []),
-            *([threads.update_each(changed)] if changed else []),
-            *([self._store.thread_refs.update_each(refs, upsert=True)] if refs else []),
-        )
+        await self._store.threads.update_each(created, upsert=True)
+        await self._store.threads.update_each(changed)
+        await self._store.thread_refs.update_each(refs, upsert=True)
         for thread_id, links in self._relinked.items():
             await super().set_links(thread_id, links)
         lost = await self._insert_messages(list(self._inserts.values()))

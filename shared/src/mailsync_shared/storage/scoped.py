@@ -27,7 +27,6 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.results import (
-    BulkWriteResult,
     DeleteResult,
     InsertManyResult,
     InsertOneResult,
@@ -37,6 +36,7 @@ from pymongo.results import (
 from mailsync_shared.storage.client import Document
 
 WORKSPACE_FIELD = "workspace_id"
+BULK_STATEMENTS = 20
 
 _NO_ID = object()
 
@@ -220,14 +220,23 @@ class WorkspaceCollection:
         updates: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
         *,
         upsert: bool = False,
-    ) -> BulkWriteResult:
-        """Several single-document updates (filter, update) in one round trip, in order."""
+    ) -> None:
+        """Several single-document updates (filter, update), in order, a few per round trip.
+
+        FerretDB v1 over SQLite keeps every statement's read open until its whole `update`
+        command ends and takes one more connection per statement from a pool of 100: a
+        command of about a hundred statements waits for a connection forever, and so does
+        every later command on that database. Hence commands of `BULK_STATEMENTS`, one at a
+        time.
+        """
         targets = await asyncio.gather(
             *(self._write_filter(filter_, update) for filter_, update in updates)
         )
-        return await self._collection.bulk_write(
-            [UpdateOne(target, stamped or {}, upsert=upsert) for target, stamped in targets]
-        )
+        operations = [
+            UpdateOne(target, stamped or {}, upsert=upsert) for target, stamped in targets
+        ]
+        for start in range(0, len(operations), BULK_STATEMENTS):
+            await self._collection.bulk_write(operations[start : start + BULK_STATEMENTS])
 
     async def update_many(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any]
