@@ -18,6 +18,14 @@ read the document before the first write, so a state filter alone lets two worke
 Sending and cancelling take the same claim, so a request is cancelled only if no attempt started.
 Every later transition is made by the claim's holder and still names the state it leaves.
 
+The store answers a filter from its `_id` index only when it is exactly `{"_id": x}` (any
+other filter reads the whole collection), and it rewrites a whole document on every update, so
+two updates of one request at the same moment keep only one. Hence every read and write here
+names the request by `_id` alone, the state a transition leaves is checked on the document just
+read or held by the caller, and only one writer updates a request at a time: the holder of its
+current claim. The api writes a request once, when it inserts it; the scheduler keeps what it
+handed on beside the request (`send_dispatches`, keyed by its `_id`).
+
 Starting an attempt also sets `data_started_at`: from then on the server may hold the message,
 so an attempt that vanished (a crash) is recovered as one that may have delivered. An attempt
 that failed before DATA knows it did not and clears it when it requeues the request.
@@ -43,8 +51,10 @@ from typing import Any, TypeVar
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from mailsync_shared.clock import utcnow
+from mailsync_shared.ids import new_id, stable_id
+from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
-from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.storage.scoped import WorkspaceCollection, WorkspaceStore
 
 CLAIMS = "send_claims"
 LOCKED_RETRIES = 8
@@ -70,51 +80,103 @@ async def retry_locked(write: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-async def take_claim(store: WorkspaceStore, request: SendRequestDocument, purpose: str) -> bool:
-    """Whether this caller is the only one to move `request` past its current attempt."""
-    claims = store.collection(CLAIMS)
-    claim = {
-        "_id": f"{request.id}:{request.attempts + 1}",
-        "request_id": request.id,
-        "purpose": purpose,
-        "at": utcnow(),
-    }
+Insert = Callable[[WorkspaceCollection, Document], Awaitable[bool]]
+
+
+async def insert_one(collection: WorkspaceCollection, document: Document) -> bool:
+    """Insert `document`; False if its `_id` is taken."""
     try:
-        await retry_locked(lambda: claims.insert_one(claim))
+        await retry_locked(lambda: collection.insert_one(document))
     except DuplicateKeyError:
         return False
     return True
 
 
+async def take_claim(
+    store: WorkspaceStore,
+    request: SendRequestDocument,
+    purpose: str,
+    insert: Insert = insert_one,
+) -> bool:
+    """Whether this caller is the only one to move `request` past its current attempt.
+
+    The claim carries a token of its own, so a write tried again after an answer that did not
+    say whether it was applied still knows its own claim from another's.
+    """
+    claims = store.collection(CLAIMS)
+    claim = {
+        "_id": f"{request.id}:{request.attempts + 1}",
+        "request_id": request.id,
+        "purpose": purpose,
+        "token": new_id(),
+        "at": utcnow(),
+    }
+    if await insert(claims, claim):
+        return True
+    held = await claims.find_one({"_id": claim["_id"]})
+    return held is not None and held.get("token") == claim["token"]
+
+
+def send_request_id(workspace_id: str, idempotency_key: str) -> str:
+    """The `_id` of the workspace's request with this idempotency key: a replay is one read."""
+    return stable_id("send_request", workspace_id, idempotency_key)
+
+
 async def cancel(store: WorkspaceStore, request_id: str) -> SendRequestDocument | None:
     """Cancel a request that is still `queued`; None when there is no such queued request."""
-    current = await store.send_requests.find_one({"_id": request_id, "state": "queued"})
-    if current is None:
+    current = await store.send_requests.find_one({"_id": request_id})
+    if current is None or current.get("state") != "queued":
         return None
-    if not await take_claim(store, SendRequestDocument.from_document(current), "cancel"):
+    request = SendRequestDocument.from_document(current)
+    if not await take_claim(store, request, "cancel"):
         return None
     now = utcnow()
-    document = await store.send_requests.find_one_and_update(
-        {"_id": request_id, "state": "queued"},
-        {
-            "$set": {
-                "state": "cancelled",
-                "cancelled_at": now,
-                "next_attempt_at": None,
-                "updated_at": now,
-            }
-        },
+    return await _write(
+        store,
+        request,
+        {"state": "cancelled", "cancelled_at": now, "next_attempt_at": None, "updated_at": now},
     )
-    return None if document is None else SendRequestDocument.from_document(document)
+
+
+def _as_stored(value: Any) -> Any:
+    """A time cut to the milliseconds the store keeps, so the copy in hand matches a read."""
+    if isinstance(value, datetime):
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
+async def _write(
+    store: WorkspaceStore,
+    request: SendRequestDocument,
+    changes: dict[str, Any],
+    *,
+    new_attempt: bool = False,
+) -> SendRequestDocument | None:
+    """Apply `changes` to the request, by `_id` alone; the request as written, or None if it is
+    not there. The written request is worked out here rather than read back: its writer is the
+    only one."""
+    update: dict[str, Any] = {"$set": changes}
+    if new_attempt:
+        update["$inc"] = {"attempts": 1}
+    result = await retry_locked(lambda: store.send_requests.update_one({"_id": request.id}, update))
+    if result.matched_count == 0:
+        return None
+    written = {name: _as_stored(value) for name, value in changes.items()}
+    if new_attempt:
+        written["attempts"] = request.attempts + 1
+    return request.model_copy(update=written)
 
 
 class SendOutbox:
     """The send requests of one workspace and their state transitions."""
 
-    def __init__(self, store: WorkspaceStore, *, claim_timeout: timedelta) -> None:
+    def __init__(
+        self, store: WorkspaceStore, *, claim_timeout: timedelta, insert: Insert = insert_one
+    ) -> None:
         self._store = store
         self._requests = store.send_requests
         self._claim_timeout = claim_timeout
+        self._insert = insert
 
     async def get(self, request_id: str) -> SendRequestDocument | None:
         document = await self._requests.find_one({"_id": request_id})
@@ -127,44 +189,25 @@ class SendOutbox:
             return None
         if request.state not in ("queued", "sending"):
             return None
-        if not await take_claim(self._store, request, "send"):
+        if not await take_claim(self._store, request, "send", self._insert):
             return None
-        filter_: dict[str, Any] = {
-            "_id": request.id,
-            "state": request.state,
-            "attempts": request.attempts,
+        changes = {
+            "state": "sending",
+            "claimed_until": now + self._claim_timeout,
+            "data_started_at": now,
+            "next_attempt_at": None,
+            "updated_at": now,
         }
-        update = {
-            "$set": {
-                "state": "sending",
-                "claimed_until": now + self._claim_timeout,
-                "data_started_at": now,
-                "next_attempt_at": None,
-                "updated_at": now,
-            },
-            "$inc": {"attempts": 1},
-        }
-        document = await retry_locked(lambda: self._requests.find_one_and_update(filter_, update))
-        return None if document is None else SendRequestDocument.from_document(document)
+        return await _write(self._store, request, changes, new_attempt=True)
 
     async def defer(
         self, request: SendRequestDocument, until: datetime, reason: str | None = None
     ) -> SendRequestDocument | None:
         """Leave a `queued` request to the scheduler until `until` (send_at, rate limit)."""
-        changes: dict[str, Any] = {
-            "next_attempt_at": until,
-            "dispatched_at": None,
-            "updated_at": utcnow(),
-        }
+        changes: dict[str, Any] = {"next_attempt_at": until, "updated_at": utcnow()}
         if reason is not None:
             changes["error"] = reason
         return await self._move(request, "queued", changes)
-
-    async def mark_data_started(self, request: SendRequestDocument) -> None:
-        """The message data is about to go out: from now on the server may have it."""
-        await self._requests.update_one(
-            {"_id": request.id, "state": "sending"}, {"$set": {"data_started_at": utcnow()}}
-        )
 
     async def mark_sent(
         self, request: SendRequestDocument, *, raw_id: str, note: str | None = None
@@ -185,9 +228,7 @@ class SendOutbox:
 
     async def mark_reported(self, request: SendRequestDocument) -> None:
         now = utcnow()
-        filter_ = {"_id": request.id, "state": "sent"}
-        update = {"$set": {"reported_at": now, "updated_at": now}}
-        await retry_locked(lambda: self._requests.update_one(filter_, update))
+        await self._move(request, "sent", {"reported_at": now, "updated_at": now})
 
     async def note_error(self, request: SendRequestDocument, error: str) -> None:
         """Keep a problem that did not stop the request (e.g. the Sent copy failed)."""
@@ -206,7 +247,6 @@ class SendOutbox:
                 "claimed_until": None,
                 "data_started_at": None,
                 "next_attempt_at": retry_at,
-                "dispatched_at": None,
                 "updated_at": utcnow(),
             },
         )
@@ -225,15 +265,8 @@ class SendOutbox:
             {
                 "error": error,
                 "claimed_until": retry_at,
-                "dispatched_at": None,
                 "updated_at": utcnow(),
             },
-        )
-
-    async def forget_data_start(self, request: SendRequestDocument) -> None:
-        """A recovered attempt found the message was not delivered: it may send afresh."""
-        await self._requests.update_one(
-            {"_id": request.id, "state": "sending"}, {"$set": {"data_started_at": None}}
         )
 
     async def finish_unsent(
@@ -252,24 +285,14 @@ class SendOutbox:
             },
         )
 
-    async def mark_dispatched(
-        self, request_id: str, *, due: datetime | None
-    ) -> SendRequestDocument | None:
-        """The scheduler handed the request to the sender; a due `next_attempt_at` is used up."""
-        now = utcnow()
-        filter_: dict[str, Any] = {"_id": request_id}
-        changes: dict[str, Any] = {"dispatched_at": now}
-        if due is not None:
-            filter_["next_attempt_at"] = due
-            changes["next_attempt_at"] = None
-        document = await self._requests.find_one_and_update(filter_, {"$set": changes})
-        return None if document is None else SendRequestDocument.from_document(document)
-
     async def _move(
         self, request: SendRequestDocument, from_state: str, changes: dict[str, Any]
     ) -> SendRequestDocument | None:
-        filter_ = {"_id": request.id, "state": from_state}
-        document = await retry_locked(
-            lambda: self._requests.find_one_and_update(filter_, {"$set": changes})
-        )
-        return None if document is None else SendRequestDocument.from_document(document)
+        """Apply `changes` if `request`, as the caller holds it, is in `from_state`.
+
+        The caller holds the request's current claim (or, for `defer`, has just read it
+        `queued`), so no one else moves it meanwhile.
+        """
+        if request.state != from_state:
+            return None
+        return await _write(self._store, request, changes)

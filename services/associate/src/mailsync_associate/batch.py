@@ -33,6 +33,7 @@ from mailsync_shared.association.linking import Links
 from mailsync_shared.association.records import links_update, thread_links
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.ids import stable_id
+from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import (
     CompanyDocument,
     ContactDocument,
@@ -41,6 +42,7 @@ from mailsync_shared.storage.documents import (
     ThreadDocument,
 )
 from mailsync_shared.storage.raw_messages import load_raw
+from mailsync_shared.storage.scoped import DUPLICATE_KEY
 
 Records = tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]
 
@@ -311,7 +313,7 @@ class BatchRepository(AssociateRepository):
 
     async def flush(self) -> set[str]:
         """Write what the batch changed; the `Message-ID`s another writer had stored first."""
-        created: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        created: list[tuple[Document, dict[str, Any]]] = []
         changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for thread_id in self._touched:
             current = self._threads[thread_id]
@@ -323,18 +325,22 @@ class BatchRepository(AssociateRepository):
                 )
             stored = self._stored_threads.get(thread_id)
             update = thread_write(stored, current)
-            if update is not None:
-                (created if stored is None else changed).append(({"_id": thread_id}, update))
-        refs = [
+            if update is None:
+                continue
+            if stored is None:
+                created.append((current.to_document(), update))
+            else:
+                changed.append(({"_id": thread_id}, update))
+        refs: list[tuple[Document, dict[str, Any]]] = [
             (
-                {"_id": ref_id(self.workspace_id, kind, value)},
+                {"_id": ref_id(self.workspace_id, kind, value), "thread_ids": sorted(thread_ids)},
                 {"$addToSet": {"thread_ids": {"$each": sorted(thread_ids)}}},
             )
             for (kind, value), thread_ids in self._new_refs.items()
         ]
-        await self._store.threads.update_each(created, upsert=True)
+        await self._store.threads.insert_or_update(created)
         await self._store.threads.update_each(changed)
-        await self._store.thread_refs.update_each(refs, upsert=True)
+        await self._store.thread_refs.insert_or_update(refs)
         for thread_id, links in self._relinked.items():
             await super().set_links(thread_id, links)
         lost = await self._insert_messages(list(self._inserts.values()))
@@ -355,7 +361,7 @@ class BatchRepository(AssociateRepository):
             )
         except BulkWriteError as error:
             failed = error.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in failed):
+            if any(e.get("code") != DUPLICATE_KEY for e in failed):
                 raise
             return {messages[e["index"]].message_id for e in failed}
         return set()

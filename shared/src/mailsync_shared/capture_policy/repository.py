@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.ids import stable_id
@@ -16,8 +16,6 @@ from mailsync_shared.storage.capture_rules import (
 )
 from mailsync_shared.storage.documents import CompanyDocument, ContactDocument
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
-
-DUPLICATE_KEY = 11000
 
 
 def captured_contact_id(workspace_id: str, address: str) -> str:
@@ -228,26 +226,14 @@ class CaptureRepository:
 async def store_decisions(
     store: WorkspaceStore, decisions: Sequence[CaptureDecisionDocument]
 ) -> None:
-    """Insert the decisions in one unordered write; rewrite the ones already stored.
+    """Insert the decisions; the ones stored already are replaced by the new version.
 
     A decision is stored already when the message was decided before (a redelivery, another
-    copy, or a rule review); its stored version is replaced by the new one.
+    copy, or a rule review).
     """
-    if not decisions:
-        return
-    try:
-        await store.capture_decisions.insert_many(
-            [decision.to_document() for decision in decisions], ordered=False
-        )
-    except BulkWriteError as error:
-        failed = error.details.get("writeErrors", [])
-        if error.details.get("writeConcernErrors") or any(
-            e.get("code") != DUPLICATE_KEY for e in failed
-        ):
-            raise
-        rewrites: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-        for index in sorted({e["index"] for e in failed}):
-            document = decisions[index].to_document()
-            document.pop("workspace_id")
-            rewrites.append(({"_id": document.pop("_id")}, {"$set": document}))
-        await store.capture_decisions.update_each(rewrites)
+    items = []
+    for decision in decisions:
+        document = decision.to_document()
+        fields = {k: v for k, v in document.items() if k not in ("_id", "workspace_id")}
+        items.append((document, {"$set": fields}))
+    await store.capture_decisions.insert_or_update(items)

@@ -26,6 +26,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 from pymongo.results import (
     DeleteResult,
     InsertManyResult,
@@ -37,6 +38,7 @@ from mailsync_shared.storage.client import Document
 
 WORKSPACE_FIELD = "workspace_id"
 BULK_STATEMENTS = 20
+DUPLICATE_KEY = 11000
 
 _NO_ID = object()
 
@@ -145,14 +147,14 @@ class WorkspaceCollection:
         document_id = _single_id(scoped)
         if document_id is _NO_ID:
             return scoped, None if update is None else dict(update)
-        owner = _OWNERS.get((self.name, document_id))
+        owner = _OWNERS.get((self._collection.full_name, document_id))
         if owner is None:
             found = await self._collection.find_one(
                 {"_id": document_id}, projection={WORKSPACE_FIELD: 1}
             )
             owner = None if found is None else found.get(WORKSPACE_FIELD)
             if isinstance(owner, str):
-                _OWNERS.remember((self.name, document_id), owner)
+                _OWNERS.remember((self._collection.full_name, document_id), owner)
         if owner is not None and owner != self.workspace_id:
             return scoped, None if update is None else dict(update)  # matches nothing
         if update is None:
@@ -196,15 +198,52 @@ class WorkspaceCollection:
     async def count(self, filter_: Mapping[str, Any] | None = None) -> int:
         return await self._collection.count_documents(self._scope(filter_))
 
+    def _remember(self, documents: Sequence[Mapping[str, Any]]) -> None:
+        for document in documents:
+            if "_id" in document:
+                _OWNERS.remember((self._collection.full_name, document["_id"]), self.workspace_id)
+
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
-        return await self._collection.insert_one(self._stamp(document))
+        result = await self._collection.insert_one(self._stamp(document))
+        self._remember([document])
+        return result
 
     async def insert_many(
         self, documents: Sequence[Mapping[str, Any]], *, ordered: bool = True
     ) -> InsertManyResult:
-        return await self._collection.insert_many(
-            [self._stamp(document) for document in documents], ordered=ordered
-        )
+        """Insert the documents; on a BulkWriteError those without an error were inserted."""
+        try:
+            result = await self._collection.insert_many(
+                [self._stamp(document) for document in documents], ordered=ordered
+            )
+        except BulkWriteError as error:
+            failed = {e["index"] for e in error.details.get("writeErrors", [])}
+            if not ordered:
+                self._remember([d for i, d in enumerate(documents) if i not in failed])
+            raise
+        self._remember(documents)
+        return result
+
+    async def insert_or_update(
+        self, items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> None:
+        """Insert each document; where its `_id` is taken already, apply its update instead.
+
+        One unordered insert (cheap on any MongoDB-wire server), then updates only for the
+        documents that existed.
+        """
+        if not items:
+            return
+        try:
+            await self.insert_many([document for document, _ in items], ordered=False)
+        except BulkWriteError as error:
+            failed = error.details.get("writeErrors", [])
+            if error.details.get("writeConcernErrors") or any(
+                e.get("code") != DUPLICATE_KEY for e in failed
+            ):
+                raise
+            taken = sorted({e["index"] for e in failed})
+            await self.update_each([({"_id": items[i][0]["_id"]}, items[i][1]) for i in taken])
 
     async def update_one(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
@@ -212,7 +251,7 @@ class WorkspaceCollection:
         target, stamped = await self._write_filter(filter_, update)
         result = await self._collection.update_one(target, stamped or {}, upsert=upsert)
         if result.upserted_id is not None and "_id" in target:
-            _OWNERS.remember((self.name, result.upserted_id), self.workspace_id)
+            _OWNERS.remember((self._collection.full_name, result.upserted_id), self.workspace_id)
         return result
 
     async def update_each(
