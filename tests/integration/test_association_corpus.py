@@ -104,7 +104,7 @@ async def processed(
         progress: list[tuple[int, int, int]] = []
 
         async def all_done() -> bool:
-            logged = await store.messages.count({"events_published": True})
+            logged = await store.announced_messages.count({})
             decided = await store.capture_decisions.count({})
             progress.append((logged, decided, await skipped_unmatched(store, cora)))
             return progress[-1] == expected

@@ -37,10 +37,6 @@ class FakeLookup:
     async def thread(self, thread_id: str) -> ThreadDocument | None:
         return self.threads.get(thread_id)
 
-    async def threads_holding(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
-        ids = {m.thread_id for m in self.messages if m.message_id in message_ids}
-        return [self.threads[i] for i in sorted(ids)]
-
     async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
         return [t for t in self.threads.values() if set(t.message_ids) & set(message_ids)]
 

@@ -117,7 +117,9 @@ async def remove_synced_data(
             {"_id": message.id}, {"$set": {"mailbox_ids": others, "sources": sources}}
         )
     if deleted:
-        await store.messages.delete_many({"_id": {"$in": [message.id for message in deleted]}})
+        deleted_ids = [message.id for message in deleted]
+        await store.messages.delete_many({"_id": {"$in": deleted_ids}})
+        await store.announced_messages.delete_many({"_id": {"$in": deleted_ids}})
     async for document in store.threads.iterate({"mailbox_ids": mailbox_id}, projection={"_id": 1}):
         thread_ids.add(document["_id"])
     threads_deleted = threads_updated = 0

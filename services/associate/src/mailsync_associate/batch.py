@@ -24,7 +24,6 @@ from pymongo.errors import BulkWriteError
 from mailsync_associate.repository import (
     GROWN_FIELDS,
     AssociateRepository,
-    message_document_id,
     ref_id,
     thread_keys,
 )
@@ -115,7 +114,7 @@ class BatchRepository(AssociateRepository):
 
     async def load(self, messages: Sequence[MailMessage]) -> None:
         """Read at once what logging these messages will look up."""
-        ids = list(dict.fromkeys(m for message in messages for m in _own_and_parents(message)))
+        ids = list(dict.fromkeys(message.message_id for message in messages))
         keys = list(dict.fromkeys(key for message in messages for key in thread_keys(message)))
         raw_ids = sorted({message.raw_id for message in messages if message.raw_id})
         stored, refs, raws, mailboxes = await asyncio.gather(
@@ -365,19 +364,3 @@ class BatchRepository(AssociateRepository):
                 raise
             return {messages[e["index"]].message_id for e in failed}
         return set()
-
-    async def mark_all_published(self, message_ids: Sequence[str]) -> None:
-        if message_ids:
-            await self._store.messages.update_each(
-                [
-                    (
-                        {"_id": message_document_id(self.workspace_id, m)},
-                        {"$set": {"events_published": True}},
-                    )
-                    for m in message_ids
-                ]
-            )
-
-
-def _own_and_parents(message: MailMessage) -> list[str]:
-    return [message.message_id, *parent_ids(message)]

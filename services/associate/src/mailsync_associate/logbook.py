@@ -1,10 +1,10 @@
 """Logging a message on its thread: one stored message per `Message-ID`, threaded and linked.
 
 Order of work for a message seen for the first time: the thread is opened (listing the
-message's ids), threads the message proves to be one are merged, the message is inserted
-with `events_published = false`, the thread gains the message and its links; the caller
-then publishes the events and marks the message published. A crash anywhere in between
-leaves a message that a redelivery finishes: found by its `Message-ID` but unpublished,
+message's ids), threads the message proves to be one are merged, the message is inserted,
+the thread gains the message and its links; the caller then publishes the events and
+records the message as announced (a marker in `announced_messages`). A crash anywhere in
+between leaves a message that a redelivery finishes: found by its `Message-ID` but unannounced,
 it is added to its thread again (a no-op when already done) and its events are published
 with the same ids as before, so consumers can drop a duplicate.
 

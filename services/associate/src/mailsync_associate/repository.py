@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
 from mailsync_shared.association.linking import Links
@@ -38,7 +38,7 @@ from mailsync_shared.storage.documents import (
     ThreadDocument,
 )
 from mailsync_shared.storage.raw_messages import load_raw
-from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.storage.scoped import DUPLICATE_KEY, WorkspaceStore
 
 # Fields a new thread starts without, so that `$min`/`$max`/`$addToSet` set them.
 GROWN_FIELDS = (
@@ -133,10 +133,6 @@ class AssociateRepository:
             upsert=True,
         )
 
-    async def threads_holding(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
-        found = await asyncio.gather(*(self.message(m) for m in dict.fromkeys(message_ids)))
-        return await self._threads_by_ids(stored.thread_id for stored in found if stored)
-
     async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
         return await self._referenced(("message-id", m) for m in message_ids)
 
@@ -162,10 +158,26 @@ class AssociateRepository:
     # -- messages -------------------------------------------------------------------------------
 
     async def message(self, message_id: str) -> MessageDocument | None:
-        document = await self._store.messages.find_one(
-            {"_id": message_document_id(self.workspace_id, message_id)}
+        document_id = message_document_id(self.workspace_id, message_id)
+        document, announced = await asyncio.gather(
+            self._store.messages.find_one({"_id": document_id}),
+            self._store.announced_messages.find_one({"_id": document_id}, projection={"_id": 1}),
         )
-        return None if document is None else MessageDocument.from_document(document)
+        if document is None:
+            return None
+        stored = MessageDocument.from_document(document)
+        return stored.model_copy(update={"events_published": announced is not None})
+
+    async def mark_all_published(self, message_ids: Sequence[str]) -> None:
+        """Record that the events of these logged messages were confirmed."""
+        markers = [{"_id": message_document_id(self.workspace_id, m)} for m in message_ids]
+        if not markers:
+            return
+        try:
+            await self._store.announced_messages.insert_many(markers, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
 
     async def insert_message(self, message: MessageDocument) -> bool:
         """Insert the message; False when the workspace already has its `Message-ID`."""

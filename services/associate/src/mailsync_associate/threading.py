@@ -5,14 +5,11 @@ mailboxes of one workspace see the same conversation, and a message sent through
 is logged before ingest sees its copy in the Sent folder. The rules, strongest first:
 
 1. **Headers.** The message's parents are its `In-Reply-To` and `References` ids. Its
-   thread is any thread that
-
-   a. holds a stored message whose `Message-ID` is one of the parents;
-   b. lists one of the parents, or the message's own `Message-ID`, in `message_ids`. A
-      thread lists every id its messages mention, not only the ids of stored messages, so
-      a parent known only by reference (never fetched, or not fetched yet) still joins
-      its replies, and a parent that arrives after its reply finds the reply's thread
-      (the child that arrived first listed its parent's id).
+   thread is any thread that lists one of the parents, or the message's own `Message-ID`,
+   in `message_ids`. A thread lists every id its messages are or mention, not only the ids
+   of stored messages, so a parent known only by reference (never fetched, or not fetched
+   yet) still joins its replies, and a parent that arrives after its reply finds the
+   reply's thread (the child that arrived first listed its parent's id).
 
    For a message sent through Mailsync, the thread the api replied on counts as found
    too. When the rules find several threads, the message proves they are one
@@ -100,10 +97,6 @@ class ThreadLookup(Protocol):
 
     async def thread(self, thread_id: str) -> ThreadDocument | None: ...
 
-    async def threads_holding(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
-        """Threads of stored messages whose `Message-ID` is one of `message_ids`."""
-        ...
-
     async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
         """Threads whose `message_ids` contain one of `message_ids`."""
         ...
@@ -189,8 +182,6 @@ async def choose_thread(
         replied = await lookup.thread(replied_thread_id)
         if replied is not None:
             found.append(replied)
-    if parents:
-        found += await lookup.threads_holding(parents)
     found += await lookup.threads_listing([message.message_id, *parents])
     unique = list({thread.id: thread for thread in found}.values())
     if unique:

@@ -220,7 +220,12 @@ class MessageDocument(StoredDocument):
     send_request_id: str | None = None
     logged_at: datetime = Field(default_factory=utcnow)
     events_published: bool = Field(
-        default=False, description="True once the public events about logging it were confirmed."
+        default=False,
+        exclude=True,
+        description=(
+            "True once the public events about logging it were confirmed: read from its marker"
+            " in `announced_messages` (same `_id`), never stored on the message itself."
+        ),
     )
 
 

@@ -342,6 +342,11 @@ class WorkspaceStore:
         return self.collection("raw_messages")
 
     @property
+    def announced_messages(self) -> WorkspaceCollection:
+        """One marker per logged message whose events were confirmed (`_id` of the message)."""
+        return self.collection("announced_messages")
+
+    @property
     def thread_refs(self) -> WorkspaceCollection:
         return self.collection("thread_refs")
 
