@@ -196,7 +196,8 @@ async def _pipeline_rate(
                     if answer.status_code < 500:
                         break
                     await asyncio.sleep(0.1 * (attempt + 1))
-                answer.raise_for_status()
+                if answer.is_error:
+                    raise RuntimeError(f"send request {index}: {answer.status_code} {answer.text}")
 
         started_at = datetime.now(UTC)
         started = time.perf_counter()
@@ -214,7 +215,7 @@ async def _pipeline_rate(
             if now - started > STALL_SECONDS:
                 print(f"send: stalled at {settled}/{count}; counting what was sent", flush=True)
                 break
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0)
         documents = await requests.find(
             {**scope, "state": "sent"}, projection={"message_id": 1, "sent_at": 1}
         ).to_list()

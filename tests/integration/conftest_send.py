@@ -56,7 +56,6 @@ def start_send(service_env: dict[str, str], log: Path, **settings: str) -> SendP
         "MAILSYNC_IMAP_TIMEOUT_SECONDS": "10",
         "MAILSYNC_SCHEDULER_INTERVAL_SECONDS": "0.2",
         # Requests here are stored directly, not by the api: nothing to wait for.
-        "MAILSYNC_API_RECORD_WAIT_SECONDS": "0",
         **{f"MAILSYNC_{name.upper()}": value for name, value in settings.items()},
     }
     with log.open("ab") as output:

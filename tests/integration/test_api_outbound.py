@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.send_outbox import send_request_id
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.raw_messages import store_raw
@@ -508,6 +509,62 @@ async def test_send_requests_are_listed_newest_first_by_state_with_a_cursor(
     assert [item["id"] for item in cancelled.json()["items"]] == [ids[1]]
     assert bad_state.status_code == 422
     assert others.json()["items"] == []
+
+
+async def test_one_idempotency_key_makes_one_request_even_when_posted_at_once(
+    api: httpx.AsyncClient, ws: ApiWorkspace, secret_key: str
+) -> None:
+    mailbox = await insert_mailbox(ws, secret_key)
+    body = compose_body(mailbox.id, idempotency_key="quote-7")
+
+    answers = await asyncio.gather(
+        *(api.post("/v1/send-requests", json=body, headers=ws.auth) for _ in range(4))
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [200, 200, 200, 202]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert answers[0].json()["id"] == send_request_id(ws.id, "quote-7")
+    assert await ws.store.send_requests.count() == 1
+
+
+async def test_only_the_owner_or_an_admin_sends_from_a_mailbox_and_follows_its_requests(
+    api: httpx.AsyncClient, ws: ApiWorkspace, secret_key: str
+) -> None:
+    owners = await insert_mailbox(ws, secret_key)
+    member = await invite(api, ws, "member")
+    admin = await invite(api, ws, "admin")
+    members = await insert_mailbox(
+        ws, secret_key, address="member@acme.test", owner_user_id=member["id"]
+    )
+    shared = await insert_mailbox(ws, secret_key, address="team@acme.test", visibility="workspace")
+    as_member, as_admin = bearer(member["token"]), bearer(admin["token"])
+
+    refused = await api.post("/v1/send-requests", json=compose_body(owners.id), headers=as_member)
+    own = await api.post("/v1/send-requests", json=compose_body(members.id), headers=as_member)
+    by_admin = await api.post("/v1/send-requests", json=compose_body(owners.id), headers=as_admin)
+    on_shared = await api.post("/v1/send-requests", json=compose_body(shared.id), headers=ws.auth)
+    owner_id, on_shared_id = by_admin.json()["id"], on_shared.json()["id"]
+
+    listed = await api.get("/v1/send-requests", headers=as_member)
+    of_owner = await api.get(
+        "/v1/send-requests", params={"mailbox_id": owners.id}, headers=as_member
+    )
+    hidden = await api.get(f"/v1/send-requests/{owner_id}", headers=as_member)
+    cancel_hidden = await api.post(f"/v1/send-requests/{owner_id}/cancel", headers=as_member)
+    cancel_shared = await api.post(f"/v1/send-requests/{on_shared_id}/cancel", headers=as_member)
+    everything = await api.get("/v1/send-requests", headers=as_admin)
+
+    assert refused.status_code == 403, refused.text
+    assert own.status_code == 202, own.text
+    assert by_admin.status_code == 202, by_admin.text
+    assert on_shared.status_code == 202, on_shared.text
+    assert {item["id"] for item in listed.json()["items"]} == {own.json()["id"], on_shared_id}
+    assert of_owner.json()["items"] == []
+    assert hidden.status_code == 404
+    assert cancel_hidden.status_code == 404
+    assert cancel_shared.status_code == 403
+    assert len(everything.json()["items"]) == 3
+    assert await ws.store.send_requests.count() == 3
 
 
 # --- replies and forwards ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.send_outbox import send_request_id
 from mailsync_shared.storage.documents import (
     MailboxDocument,
     MessageDocument,
@@ -67,14 +68,15 @@ async def insert_mailbox(ws: ApiWorkspace, secret_key: str, **overrides: Any) ->
         "username": OWNER.address,
         "secret_encrypted": cipher.encrypt("pw"),
     }
-    mailbox = MailboxDocument(
-        workspace_id=ws.id,
-        address=OWNER.address,
-        display_name=OWNER.name,
-        imap=ServerAccount(**account),
-        smtp=ServerAccount(**{**account, "port": 10587}),
-        **{"owner_user_id": ws.owner_user_id, **overrides},
-    )
+    fields = {
+        "address": OWNER.address,
+        "display_name": OWNER.name,
+        "imap": ServerAccount(**account),
+        "smtp": ServerAccount(**{**account, "port": 10587}),
+        "owner_user_id": ws.owner_user_id,
+        **overrides,
+    }
+    mailbox = MailboxDocument(workspace_id=ws.id, **fields)
     await ws.store.mailboxes.insert_one(mailbox.to_document())
     return mailbox
 
@@ -159,7 +161,7 @@ async def test_reply_stores_one_request_and_publishes_one_send_requested(
     assert stored is not None
     assert stored["message_id"] == request["message_id"]
     assert stored["state"] == "queued"
-    assert stored["published_at"] is not None
+    assert stored["_id"] == send_request_id(ws.id, "reply-1")
     published = await eventually(
         lambda: drain(send_requests), what="SendRequested on mailsync.work"
     )

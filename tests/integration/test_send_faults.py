@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from mailsync_send.rate_limit import window_start
+from mailsync_send.scheduler import DISPATCHES
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import EmailSendFailed
 from mailsync_shared.crypto import CredentialCipher
@@ -503,7 +504,8 @@ async def test_a_request_whose_send_requested_was_lost_is_sent_anyway(
 
     sent = await settled(store, request.id, "sent")
 
-    assert sent.dispatched_at is not None
+    assert sent.attempts == 1
+    assert await store.collection(DISPATCHES).find_one({"_id": request.id}) is not None
     assert faulty.message_ids() == [request.message_id]
 
 

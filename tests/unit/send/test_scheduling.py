@@ -1,4 +1,5 @@
-"""Rate-limit windows, retry backoff and the XOAUTH2 pieces that need no server."""
+"""Rate-limit windows, retry backoff, what the scheduler tells apart, and the XOAUTH2 pieces
+that need no server."""
 
 import base64
 from datetime import UTC, datetime
@@ -8,6 +9,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from mailsync_send.rate_limit import window_start
+from mailsync_send.scheduler import version
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.oauth import OAuthError, OAuthGrant, grant_of, xoauth2_string
 from mailsync_shared.storage.documents import ServerAccount
@@ -19,6 +21,18 @@ def test_windows_start_on_the_minute() -> None:
     assert window_start(at) == datetime(2025, 3, 4, 10, 30, tzinfo=UTC)
     assert window_start(at.replace(second=0, microsecond=0)) == window_start(at)
     assert window_start(datetime(2025, 3, 4, 10, 31, tzinfo=UTC)) > window_start(at)
+
+
+def test_a_request_that_moved_since_it_was_handed_on_is_handed_on_again() -> None:
+    at = datetime(2025, 3, 4, 10, 30, tzinfo=UTC)
+    later = datetime(2025, 3, 4, 10, 31, tzinfo=UTC)
+
+    assert version("queued", at) == version("queued", at)
+    assert version("queued", at) != version("queued", later), "deferred anew"
+    assert version("queued", None) != version("queued", at)
+    assert version("sending", at, 1) != version("sending", later, 1), "released"
+    assert version("sending", at, 1) != version("sending", at, 2), "claimed again"
+    assert version("sent", None) != version("queued", None)
 
 
 def test_the_xoauth2_string_follows_the_protocol() -> None:

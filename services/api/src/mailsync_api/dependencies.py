@@ -1,4 +1,7 @@
-"""Typed dependencies for route handlers."""
+"""Typed dependencies for route handlers.
+
+They are `async def` even where they do not wait: FastAPI runs a plain `def` dependency in a
+worker thread, a thread hop per dependency per request."""
 
 import secrets
 from typing import Annotated
@@ -15,6 +18,7 @@ from mailsync_api.principal import Principal, principal_of
 from mailsync_api.problems import ProblemError
 from mailsync_api.settings import Settings
 from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.insert_batches import InsertBatches
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
@@ -26,7 +30,7 @@ _bearer = HTTPBearer(
 )
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
     context: ApiContext = request.app.state.context
     return context
 
@@ -34,23 +38,33 @@ def get_context(request: Request) -> ApiContext:
 ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     return context.settings
 
 
-def get_db(context: ContextDep) -> AsyncDatabase[Document]:
+async def get_db(context: ContextDep) -> AsyncDatabase[Document]:
     return context.db
 
 
-def get_publisher(context: ContextDep) -> EventPublisher:
+async def get_publisher(context: ContextDep) -> EventPublisher:
     return context.publisher
 
 
-def get_cipher(context: ContextDep) -> CredentialCipher:
+async def get_cipher(context: ContextDep) -> CredentialCipher:
     return context.cipher
 
 
+async def get_inserts(request: Request) -> InsertBatches:
+    """The app's gathering of single-document inserts (one per app, made on first use)."""
+    state = request.app.state
+    inserts: InsertBatches | None = getattr(state, "send_inserts", None)
+    if inserts is None:
+        inserts = state.send_inserts = InsertBatches()
+    return inserts
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+InsertsDep = Annotated[InsertBatches, Depends(get_inserts)]
 DbDep = Annotated[AsyncDatabase[Document], Depends(get_db)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]
@@ -72,6 +86,32 @@ def route_rule(request: Request) -> Rule:
     return rule
 
 
+_KEY_IDS_KEPT = 10_000
+_key_ids: dict[str, str] = {}
+"""The `_id` of the key with each digest seen: a digest never changes keys, so it is safe to
+remember, while revocation is read afresh on every request."""
+
+
+async def _valid_key(system: SystemCollections, key_hash: str) -> ApiKeyDocument | None:
+    """The unrevoked key with this digest: read by `_id` once its id is known (the store reads
+    the whole collection for any other filter)."""
+    known = _key_ids.get(key_hash)
+    if known is not None:
+        document = await system.api_keys.find_one({"_id": known})
+        if document is None or document.get("key_hash") != key_hash:
+            _key_ids.pop(key_hash, None)
+            return None
+    else:
+        document = await system.api_keys.find_one({"key_hash": key_hash})
+        if document is None:
+            return None
+        if len(_key_ids) >= _KEY_IDS_KEPT:
+            _key_ids.clear()
+        _key_ids[key_hash] = str(document["_id"])
+    key = ApiKeyDocument.from_document(document)
+    return None if key.revoked_at is not None else key
+
+
 async def get_principal(
     request: Request,
     db: DbDep,
@@ -81,12 +121,10 @@ async def get_principal(
     rule = route_rule(request)
     if credentials is None or not credentials.credentials:
         raise _unauthorized("send an API key or personal token as `Authorization: Bearer <key>`")
-    key = await SystemCollections(db).api_keys.find_one(
-        {"key_hash": hash_api_key(credentials.credentials), "revoked_at": None}
-    )
+    key = await _valid_key(SystemCollections(db), hash_api_key(credentials.credentials))
     if key is None:
         raise _unauthorized("the API key is not valid")
-    principal = await principal_of(db, ApiKeyDocument.from_document(key))
+    principal = await principal_of(db, key)
     if principal is None:
         raise _unauthorized("the API key is not valid")
     request.state.workspace_id = principal.workspace_id
@@ -104,7 +142,7 @@ async def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_viewer(principal: PrincipalDep) -> Viewer:
+async def get_viewer(principal: PrincipalDep) -> Viewer:
     """The caller as mailbox visibility sees them."""
     return principal.viewer
 
@@ -112,7 +150,7 @@ def get_viewer(principal: PrincipalDep) -> Viewer:
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
-def get_workspace(db: DbDep, principal: PrincipalDep) -> WorkspaceStore:
+async def get_workspace(db: DbDep, principal: PrincipalDep) -> WorkspaceStore:
     """The caller's workspace; every query through it is scoped to that workspace."""
     return WorkspaceStore(db, principal.workspace_id)
 
@@ -121,7 +159,7 @@ WorkspaceDep = Annotated[WorkspaceStore, Depends(get_workspace)]
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
-def require_operator(
+async def require_operator(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

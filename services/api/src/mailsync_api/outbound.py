@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailsync_api.attachment_uploads import attachment_refs, too_large
 from mailsync_api.mailboxes import load_mailbox
+from mailsync_api.principal import Principal
 from mailsync_api.problems import ProblemError, conflict, invalid, not_found
 from mailsync_api.schemas.common import AddressIn
 from mailsync_api.schemas.forwards import ForwardIn
@@ -153,6 +154,7 @@ async def forward_request(
     thread: ThreadDocument,
     body: ForwardIn,
     *,
+    principal: Principal | None = None,
     attachments_limit: int = MAX_ATTACHMENTS_BYTES,
 ) -> SendRequestDocument:
     """A forward of one of the thread's messages (the last by default), attached whole."""
@@ -168,9 +170,9 @@ async def forward_request(
             raise invalid("body.message_id", "is not the Message-ID of a message in this thread")
         original = matches[-1]
     if body.mailbox_id is not None:
-        mailbox = await chosen_mailbox(store, body.mailbox_id)
+        mailbox = await chosen_mailbox(store, body.mailbox_id, principal)
     else:
-        mailbox = await thread_mailbox(store, thread, original)
+        mailbox = await thread_mailbox(store, thread, original, principal)
     size = await _raw_size(store, original.raw_id)
     if size is None:
         raise conflict("the message's original bytes are not stored, so it cannot be forwarded")

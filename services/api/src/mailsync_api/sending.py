@@ -4,20 +4,20 @@ import logging
 from datetime import timedelta
 from email.utils import make_msgid
 
-from pymongo.errors import DuplicateKeyError
-
-from mailsync_api.mailboxes import ACTIVE, load_mailbox
-from mailsync_api.problems import conflict, invalid
+from mailsync_api.principal import Principal
+from mailsync_api.problems import ProblemError, conflict, invalid, not_found
 from mailsync_api.replies import reply_headers
 from mailsync_api.schemas.send_requests import ComposeIn, ReplyIn
 from mailsync_api.stored import as_stored
 from mailsync_api.threads import thread_messages
+from mailsync_api.visible_mail import mail_view
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.contracts.outbound import SendRequest, SendRequested
 from mailsync_shared.ids import new_id
 from mailsync_shared.mail.headers import single_line
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.send_outbox import Insert, insert_one, send_request_id
 from mailsync_shared.storage.documents import (
     MailboxDocument,
     MessageDocument,
@@ -25,6 +25,7 @@ from mailsync_shared.storage.documents import (
     ThreadDocument,
 )
 from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.visibility import Access, access
 
 SOURCE = "/mailsync/api"
 UNCONFIRMED_AFTER = timedelta(seconds=30)
@@ -40,31 +41,97 @@ def new_message_id(mailbox: MailboxDocument) -> str:
     return make_msgid(domain=mailbox.address.rsplit("@", 1)[1])
 
 
-async def chosen_mailbox(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
-    """The mailbox the caller named; it must be connected."""
-    if await store.mailboxes.find_one({"_id": mailbox_id}, projection={"_id": 1}) is None:
+def may_send_from(principal: Principal | None, mailbox: MailboxDocument) -> bool:
+    """Mail goes out in the name of the mailbox's owner, so only they send from it, or an admin
+    (an admin person, or a system key with the `admin` scope); a mailbox connected without a
+    person belongs to the workspace's system keys. None: the caller was checked already."""
+    return principal is None or principal.is_admin or mailbox.owner_user_id == principal.user_id
+
+
+async def followed_mailboxes(store: WorkspaceStore, principal: Principal) -> set[str] | None:
+    """The mailboxes whose send requests the caller may follow; None: every one (an admin).
+
+    Those they may send from, and those that share everything with them: a send request holds
+    a whole message.
+    """
+    if principal.is_admin:
+        return None
+    view = await mail_view(store, principal.viewer)
+    return {
+        mailbox_id
+        for mailbox_id, share in view.shares.items()
+        if share.owner_user_id == principal.user_id
+        or access(principal.viewer, [share]) is Access.EVERYTHING
+    }
+
+
+async def followed_request(
+    store: WorkspaceStore, principal: Principal, request_id: str
+) -> SendRequestDocument:
+    """The send request, if the caller may follow it; else a 404."""
+    document = await store.send_requests.find_one({"_id": request_id})
+    if document is None:
+        raise not_found("send request")
+    request = SendRequestDocument.from_document(document)
+    followed = await followed_mailboxes(store, principal)
+    if followed is not None and request.mailbox_id not in followed:
+        raise not_found("send request")
+    return request
+
+
+def not_yours() -> ProblemError:
+    return ProblemError(
+        403,
+        "only the mailbox's owner or an admin sends from a mailbox",
+        kind="forbidden",
+    )
+
+
+async def chosen_mailbox(
+    store: WorkspaceStore, mailbox_id: str, principal: Principal | None = None
+) -> MailboxDocument:
+    """The mailbox the caller named; it must be connected and theirs to send from."""
+    document = await store.mailboxes.find_one({"_id": mailbox_id})
+    if document is None:
         raise invalid("body.mailbox_id", f"no mailbox with id {mailbox_id}")
-    mailbox = await load_mailbox(store, mailbox_id)
+    mailbox = MailboxDocument.from_document(document)
+    if not may_send_from(principal, mailbox):
+        raise not_yours()
     if mailbox.status.state == "disconnected":
         raise conflict(f"mailbox {mailbox_id} is disconnected")
     return mailbox
 
 
 async def thread_mailbox(
-    store: WorkspaceStore, thread: ThreadDocument, last: MessageDocument
+    store: WorkspaceStore,
+    thread: ThreadDocument,
+    last: MessageDocument,
+    principal: Principal | None = None,
 ) -> MailboxDocument:
-    """The connected mailbox that saw the last message, else any of the thread's."""
+    """The connected mailbox that saw the last message, else any of the thread's; one the
+    caller may send from."""
     candidates = list(dict.fromkeys([*last.mailbox_ids, *thread.mailbox_ids]))
-    documents = await store.mailboxes.find({"_id": {"$in": candidates}, **ACTIVE})
-    by_id = {document["_id"]: document for document in documents}
+    connected = False
     for candidate in candidates:
-        if candidate in by_id:
-            return MailboxDocument.from_document(by_id[candidate])
+        document = await store.mailboxes.find_one({"_id": candidate})
+        if document is None:
+            continue
+        mailbox = MailboxDocument.from_document(document)
+        if mailbox.status.state == "disconnected":
+            continue
+        connected = True
+        if may_send_from(principal, mailbox):
+            return mailbox
+    if connected:
+        raise not_yours()
     raise conflict("no connected mailbox took part in this thread; name one with `mailbox_id`")
 
 
 async def reply_request(
-    store: WorkspaceStore, thread: ThreadDocument, body: ReplyIn
+    store: WorkspaceStore,
+    thread: ThreadDocument,
+    body: ReplyIn,
+    principal: Principal | None = None,
 ) -> SendRequestDocument:
     """A reply to the thread's last message, from the thread's mailbox or the one named."""
     messages = await thread_messages(store, thread.id)
@@ -72,9 +139,9 @@ async def reply_request(
         raise conflict("the thread has no messages to reply to")
     last = messages[-1]
     if body.mailbox_id is not None:
-        mailbox = await chosen_mailbox(store, body.mailbox_id)
+        mailbox = await chosen_mailbox(store, body.mailbox_id, principal)
     else:
-        mailbox = await thread_mailbox(store, thread, last)
+        mailbox = await thread_mailbox(store, thread, last, principal)
     headers = reply_headers(messages, mailbox.address, reply_all=body.reply_all)
     if not headers.to:
         raise conflict("the last message has no recipient other than the mailbox owner")
@@ -95,9 +162,10 @@ async def reply_request(
     )
 
 
-async def compose_request(store: WorkspaceStore, body: ComposeIn) -> SendRequestDocument:
-    """A new message, starting a new thread."""
-    mailbox = await chosen_mailbox(store, body.mailbox_id)
+def compose_request(
+    store: WorkspaceStore, body: ComposeIn, mailbox: MailboxDocument
+) -> SendRequestDocument:
+    """A new message from `mailbox`, starting a new thread."""
 
     def addresses(values: list[object]) -> list[Address]:
         return [Address.model_validate(value, from_attributes=True) for value in values]
@@ -117,42 +185,92 @@ async def compose_request(store: WorkspaceStore, body: ComposeIn) -> SendRequest
     )
 
 
+def with_id(store: WorkspaceStore, request: SendRequestDocument) -> SendRequestDocument:
+    """`request` under the `_id` its idempotency key gives it in the workspace."""
+    return request.model_copy(
+        update={"id": send_request_id(store.workspace_id, request.idempotency_key)}
+    )
+
+
 async def submit(
-    store: WorkspaceStore, publisher: EventPublisher, request: SendRequestDocument
+    store: WorkspaceStore,
+    publisher: EventPublisher,
+    request: SendRequestDocument,
+    insert: Insert = insert_one,
 ) -> tuple[SendRequestDocument, bool]:
     """Store the request and publish `SendRequested`; returns the request and whether it is new.
 
     A second request with the same idempotency key gets the first one back. It is published
     again only if the first attempt never got the broker's confirm (and is not merely still
-    waiting for it).
+    waiting for it). `insert` may write the request together with others' (`InsertBatches`).
     """
-    request = as_stored(request)
-    try:
-        await store.send_requests.insert_one(request.to_document())
-    except DuplicateKeyError:
-        earlier = await replay(store, publisher, request.idempotency_key)
-        if earlier is None:
-            raise
-        return earlier, False
-    return await _publish(store, publisher, request), True
+    request = as_stored(with_id(store, request))
+    if await insert(store.send_requests, request.to_document()):
+        return await _publish(store, publisher, request), True
+    existing = await store.send_requests.find_one({"_id": request.id})
+    if existing is not None and existing.get("message_id") == request.message_id:
+        # Written by this very call, on a try whose answer was lost: it is new all the same.
+        return await _publish(store, publisher, request), True
+    earlier = None
+    if existing is not None:
+        earlier = await _confirmed(store, publisher, SendRequestDocument.from_document(existing))
+    else:
+        earlier = await _replay_unkeyed(store, publisher, request.idempotency_key)
+    if earlier is None:
+        raise conflict(f"a request with the idempotency key {request.idempotency_key} is stored")
+    return earlier, False
 
 
 async def replay(
     store: WorkspaceStore, publisher: EventPublisher, idempotency_key: str
 ) -> SendRequestDocument | None:
-    """The request stored earlier under `idempotency_key`, if any."""
+    """The request stored earlier under `idempotency_key`, if any (one read, by `_id`)."""
+    existing = await store.send_requests.find_one(
+        {"_id": send_request_id(store.workspace_id, idempotency_key)}
+    )
+    if existing is None:
+        return None
+    return await _confirmed(store, publisher, SendRequestDocument.from_document(existing))
+
+
+async def _replay_unkeyed(
+    store: WorkspaceStore, publisher: EventPublisher, idempotency_key: str
+) -> SendRequestDocument | None:
+    """A request stored under `idempotency_key` before ids came from the key (a full read)."""
     existing = await store.send_requests.find_one({"idempotency_key": idempotency_key})
     if existing is None:
         return None
-    stored = SendRequestDocument.from_document(existing)
-    if stored.published_at is None and utcnow() - stored.created_at > UNCONFIRMED_AFTER:
-        stored = await _publish(store, publisher, stored)
+    return await _confirmed(store, publisher, SendRequestDocument.from_document(existing))
+
+
+async def _confirmed(
+    store: WorkspaceStore, publisher: EventPublisher, stored: SendRequestDocument
+) -> SendRequestDocument:
+    """`stored`, published again first if it has not moved for a while after it was made.
+
+    A request the send service has not touched `UNCONFIRMED_AFTER` after it was stored may
+    have missed its `SendRequested` (the broker never confirmed it); publishing it twice is
+    harmless, since only one claim of it wins.
+    """
+    untouched = (
+        stored.state == "queued"
+        and stored.attempts == 0
+        and stored.next_attempt_at is None
+        and utcnow() - stored.updated_at > UNCONFIRMED_AFTER
+    )
+    if untouched:
+        return await _publish(store, publisher, stored)
     return stored
 
 
 async def _publish(
     store: WorkspaceStore, publisher: EventPublisher, request: SendRequestDocument
 ) -> SendRequestDocument:
+    """Publish `SendRequested` and wait for the broker's confirm.
+
+    Nothing is written to the request afterwards: an update could undo the send service's claim
+    of it, made at the same moment (the store rewrites whole documents).
+    """
     event = SendRequested.create(
         source=SOURCE,
         workspace_id=store.workspace_id,
@@ -160,10 +278,6 @@ async def _publish(
         subject=request.id,
     )
     await publisher.publish(event)
-    published_at = utcnow()
-    await store.send_requests.update_one(
-        {"_id": request.id}, {"$set": {"published_at": published_at}}
-    )
     logger.info(
         "send requested",
         extra={
@@ -173,4 +287,4 @@ async def _publish(
             "event_id": event.id,
         },
     )
-    return request.model_copy(update={"published_at": published_at})
+    return request

@@ -6,12 +6,19 @@ failure and a send held back by the mailbox's rate limit all wait in the store w
 requests whose claim ran out (a crashed worker, or an attempt to look at again), and for
 requests that should have moved but did not for a while (a lost `SendRequested`, a report that
 never went out). Publishing twice is harmless: the sender's claim is atomic.
+
+The scheduler never updates a request: an update at the moment the sender moves it could undo
+the sender's write (the store rewrites whole documents). What it handed on, and when, goes in a
+record of its own per request (`send_dispatches`, keyed by the request's `_id`). A request is
+handed on again only once it has changed since (deferred anew, released, re-claimed) or after
+`redispatch_after`.
 """
 
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -19,11 +26,23 @@ from mailsync_send.sender import SOURCE
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import SendRequest, SendRequested
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.send_outbox import SendOutbox
+from mailsync_shared.send_outbox import retry_locked
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 
+DISPATCHES = "send_dispatches"
+# Requests looked at per pass; the store reads the whole collection for the query anyway.
+FOUND_LIMIT = 1000
+
 logger = logging.getLogger(__name__)
+
+
+def version(state: str, due: datetime | None, attempts: int | None = None) -> str:
+    """What a request looked like when handed on; a move of it (deferred anew, released,
+    claimed again) changes this."""
+    moment = due.isoformat() if due is not None else ""
+    return f"{state}:{'' if attempts is None else attempts}:{moment}"
 
 
 class Scheduler:
@@ -45,31 +64,65 @@ class Scheduler:
         self._redispatch_after = redispatch_after
         self._claim_timeout = claim_timeout
         self._task: asyncio.Task[None] | None = None
+        # What this process handed on lately, by request id: its version and when.
+        self._handed: dict[str, tuple[str, datetime]] = {}
 
     async def dispatch_due(self) -> int:
         """Publish every send request that is due or stalled now; count them."""
         now = utcnow()
-        found = await self._system.send_requests_to_dispatch(now, now - self._redispatch_after)
+        stale_before = now - self._redispatch_after
+        self._handed = {key: seen for key, seen in self._handed.items() if seen[1] > stale_before}
+        found = await self._system.send_requests_to_dispatch(now, stale_before, limit=FOUND_LIMIT)
         dispatched = 0
         for holder in found:
-            workspace_id = str(holder["workspace_id"])
-            request_id = str(holder["_id"])
-            due = holder.get("next_attempt_at") if holder.get("state") == "queued" else None
-            store = WorkspaceStore(self._db, workspace_id)
-            event = SendRequested.create(
-                source=SOURCE,
-                workspace_id=workspace_id,
-                data=SendRequest(send_request_id=request_id),
-                subject=request_id,
-            )
-            # Published before it is marked: a crash in between publishes it twice, never zero.
-            await self._publisher.publish(event)
-            outbox = SendOutbox(store, claim_timeout=self._claim_timeout)
-            await outbox.mark_dispatched(request_id, due=due)
-            dispatched += 1
+            store = WorkspaceStore(self._db, str(holder["workspace_id"]))
+            if await self._dispatch(store, holder, stale_before):
+                dispatched += 1
         if dispatched:
             logger.info("send requests handed on", extra={"count": dispatched})
         return dispatched
+
+    async def _dispatch(
+        self, store: WorkspaceStore, holder: Document, stale_before: datetime
+    ) -> bool:
+        """Hand the request on unless it was handed on, as it is now, not long ago."""
+        request_id = str(holder["_id"])
+        state = str(holder.get("state"))
+        if state == "sending":
+            # Its claim's end and attempt tell a released attempt from the one handed on.
+            document = await store.send_requests.find_one({"_id": request_id})
+            if document is None:
+                return False
+            request = SendRequestDocument.from_document(document)
+            seen = version(request.state, request.claimed_until, request.attempts)
+        else:
+            due = holder.get("next_attempt_at")
+            seen = version(state, due if isinstance(due, datetime) else None)
+        handed = self._handed.get(request_id)
+        if handed is not None and handed[0] == seen:
+            return False
+        records = store.collection(DISPATCHES)
+        record = await records.find_one({"_id": request_id})
+        if record is not None and record.get("version") == seen:
+            at = record.get("at")
+            if isinstance(at, datetime) and at > stale_before:
+                self._handed[request_id] = (seen, at)
+                return False
+        # Recorded before it is published: a crash in between is made good after
+        # `redispatch_after`, and the sender never races this write.
+        at = utcnow()
+        change: dict[str, Any] = {"$set": {"version": seen, "at": at}}
+        await retry_locked(lambda: records.update_one({"_id": request_id}, change, upsert=True))
+        self._handed[request_id] = (seen, at)
+        await self._publisher.publish(
+            SendRequested.create(
+                source=SOURCE,
+                workspace_id=store.workspace_id,
+                data=SendRequest(send_request_id=request_id),
+                subject=request_id,
+            )
+        )
+        return True
 
     async def _run(self) -> None:
         while True:

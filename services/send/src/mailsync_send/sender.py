@@ -21,12 +21,13 @@ mailbox at once. Transient failures are not slept on: the request goes back to t
 with the time of its next attempt.
 """
 
-import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_send.compose import Attachment, ComposedMessage, ComposeError, compose
@@ -40,16 +41,18 @@ from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendFailure, SentEmail
 from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.ids import stable_id
+from mailsync_shared.insert_batches import InsertBatches
 from mailsync_shared.messaging import EventPublisher, PermanentError
 from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
-from mailsync_shared.send_outbox import SendOutbox, retry_locked
+from mailsync_shared.send_outbox import SendOutbox
 from mailsync_shared.storage.attachments import load_attachment
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, ServerAccount
-from mailsync_shared.storage.raw_messages import load_raw, store_raw
+from mailsync_shared.storage.raw_messages import load_raw, raw_id_for
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 SOURCE = "/mailsync/send"
+MAILBOXES_KEPT = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,15 @@ def sent_message(
     )
 
 
+async def _store_raw(inserts: InsertBatches, store: WorkspaceStore, data: bytes) -> str:
+    """Store the message's bytes unless they are there: an insert (written with those of other
+    sends), not a read and an upsert."""
+    raw_id = raw_id_for(store.workspace_id, data)
+    document = {"_id": raw_id, "size": len(data), "data": Binary(data)}
+    await inserts.insert(store.raw_messages, document)  # False: the same bytes are there
+    return raw_id
+
+
 class Sender:
     """Sends requests through their mailbox's SMTP server and reports the outcome."""
 
@@ -131,6 +143,8 @@ class Sender:
             size=settings.smtp_connections_per_mailbox, timeout=settings.smtp_timeout_seconds
         )
         self._sent_folders = SentFolders(timeout=settings.imap_timeout_seconds)
+        self._mailboxes: dict[tuple[str, str], tuple[float, MailboxDocument | None]] = {}
+        self._inserts = InsertBatches()
 
     async def close(self) -> None:
         """End the kept SMTP and IMAP sessions."""
@@ -139,7 +153,9 @@ class Sender:
 
     def outbox(self, store: WorkspaceStore) -> SendOutbox:
         return SendOutbox(
-            store, claim_timeout=timedelta(seconds=self._settings.claim_timeout_seconds)
+            store,
+            claim_timeout=timedelta(seconds=self._settings.claim_timeout_seconds),
+            insert=self._inserts.insert,
         )
 
     async def handle(self, workspace_id: str, request_id: str) -> Done:
@@ -187,9 +203,7 @@ class Sender:
             return await self._give_up(store, outbox, request, "failed", composed)
         recovering = request.state == "sending"
         data_had_started = request.data_started_at is not None
-        if request.state == "queued" and request.published_at is None:
-            request = await self._after_api_record(outbox, request)
-        raw_id = await retry_locked(lambda: store_raw(store, composed.data))
+        raw_id = await _store_raw(self._inserts, store, composed.data)
         claimed = await outbox.claim(request)
         if claimed is None:
             return Done("moved on by another attempt")
@@ -234,33 +248,19 @@ class Sender:
             return Done("moved on by another attempt")
         return await self._report(store, outbox, sent, mailbox, composed, just_sent=True)
 
-    async def _after_api_record(
-        self, outbox: SendOutbox, request: SendRequestDocument
-    ) -> SendRequestDocument:
-        """The request once the api recorded that it published it, or after a short wait.
-
-        The api publishes `SendRequested` and then writes `published_at`. The MongoDB-wire
-        server rewrites a whole document on every update, so two updates of one request at the
-        same moment keep only one of them: claiming before the api's write lands could see the
-        claim undone. Waiting for the api's write (milliseconds, seconds on a busy store)
-        avoids that; after `api_record_wait_seconds` the api is taken to have failed to write.
-        """
-        grace = self._settings.api_record_wait_seconds
-        if utcnow() - request.created_at > timedelta(seconds=grace):
-            return request
-        deadline = asyncio.get_running_loop().time() + grace
-        pause = 0.01
-        while asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.5)
-            current = await outbox.get(request.id)
-            if current is None or current.published_at is not None:
-                return current or request
-        return request
-
     async def _mailbox(self, store: WorkspaceStore, mailbox_id: str) -> MailboxDocument | None:
+        """The mailbox, as read at most `mailbox_cache_seconds` ago."""
+        key = (store.workspace_id, mailbox_id)
+        now = time.monotonic()
+        kept = self._mailboxes.get(key)
+        if kept is not None and kept[0] > now:
+            return kept[1]
         document = await store.mailboxes.find_one({"_id": mailbox_id})
-        return None if document is None else MailboxDocument.from_document(document)
+        mailbox = None if document is None else MailboxDocument.from_document(document)
+        if len(self._mailboxes) > MAILBOXES_KEPT:
+            self._mailboxes.clear()
+        self._mailboxes[key] = (now + self._settings.mailbox_cache_seconds, mailbox)
+        return mailbox
 
     async def _compose(
         self,
@@ -452,7 +452,7 @@ class Sender:
 
         `just_sent`: this attempt has just sent it, so no copy can be in Sent yet.
         """
-        raw_id = request.raw_id or await store_raw(store, composed.data)
+        raw_id = request.raw_id or await _store_raw(self._inserts, store, composed.data)
         if mailbox is not None and mailbox.append_to_sent:
             await self._save_sent_copy(outbox, request, mailbox, composed, just_sent=just_sent)
         owner = mailbox.address if mailbox else composed.from_.address

@@ -71,12 +71,12 @@ class Settings(SecretSettings):
             "next message."
         ),
     )
-    api_record_wait_seconds: float = Field(
-        default=30.0,
+    mailbox_cache_seconds: float = Field(
+        default=2.0,
         ge=0,
         description=(
-            "How long a new request waits for the api to record that it published it before "
-            "it is claimed; the store keeps only one of two simultaneous updates of a request."
+            "How long the sender reuses a mailbox it read (account, limits, whether it is "
+            "connected) before reading it again; a disconnect takes effect within this time."
         ),
     )
     allow_private_hosts: bool = Field(

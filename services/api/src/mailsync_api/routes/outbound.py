@@ -7,10 +7,11 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from mailsync_api import outbound, sending
 from mailsync_api.dependencies import (
+    InsertsDep,
     PageDep,
+    PrincipalDep,
     PublisherDep,
     SettingsDep,
-    ViewerDep,
     WorkspaceDep,
 )
 from mailsync_api.pagination import Page, paginate
@@ -20,7 +21,7 @@ from mailsync_api.schemas.forwards import ForwardIn
 from mailsync_api.schemas.send_requests import SendRequestOut
 from mailsync_api.threads import visible_thread
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import SendRequestDocument, SendState
+from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, SendState
 from mailsync_shared.visibility import Access
 
 router = APIRouter(prefix="/v1", tags=["sending"], responses=problem_responses(401, 403, 404, 422))
@@ -38,31 +39,40 @@ async def forward_from_thread(
     thread_id: Annotated[RecordId, Path(description="Id of the thread.")],
     body: ForwardIn,
     store: WorkspaceDep,
-    viewer: ViewerDep,
+    principal: PrincipalDep,
     publisher: PublisherDep,
+    inserts: InsertsDep,
     settings: SettingsDep,
     response: Response,
 ) -> SendRequestOut:
     """Forward a message of the thread, attached whole, with a note; needs full access."""
-    thread = await visible_thread(store, viewer, thread_id, Access.EVERYTHING)
+    thread = await visible_thread(store, principal.viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
         earlier = await sending.replay(store, publisher, body.idempotency_key)
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
             return SendRequestOut.of(earlier)
     built = await outbound.forward_request(
-        store, thread, body, attachments_limit=settings.max_attachments_bytes
+        store, thread, body, principal=principal, attachments_limit=settings.max_attachments_bytes
     )
-    request, created = await sending.submit(store, publisher, built)
+    request, created = await sending.submit(store, publisher, built, inserts.insert)
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)
 
 
 @router.post("/send-requests/{send_request_id}/cancel", responses=problem_responses(409))
 async def cancel_send_request(
-    send_request_id: Annotated[RecordId, Path()], store: WorkspaceDep
+    send_request_id: Annotated[RecordId, Path()], store: WorkspaceDep, principal: PrincipalDep
 ) -> SendRequestOut:
-    """Cancel a request that has not started sending (a scheduled one, say); nothing goes out."""
+    """Cancel a request that has not started sending (a scheduled one, say); nothing goes out.
+
+    Only those who may send from its mailbox cancel it."""
+    request = await sending.followed_request(store, principal, send_request_id)
+    mailbox = await store.mailboxes.find_one({"_id": request.mailbox_id})
+    if mailbox is not None and not sending.may_send_from(
+        principal, MailboxDocument.from_document(mailbox)
+    ):
+        raise sending.not_yours()
     return SendRequestOut.of(await outbound.cancel_request(store, send_request_id))
 
 
@@ -73,17 +83,23 @@ async def _render(documents: Sequence[Document]) -> list[SendRequestOut]:
 @router.get("/send-requests")
 async def list_send_requests(
     store: WorkspaceDep,
+    principal: PrincipalDep,
     page: PageDep,
     state: Annotated[SendState | None, Query(description="Only requests in this state.")] = None,
     mailbox_id: Annotated[RecordId | None, Query(description="Only from this mailbox.")] = None,
     thread_id: Annotated[RecordId | None, Query(description="Only on this thread.")] = None,
 ) -> Page[SendRequestOut]:
-    """Send requests, newest first, with their state, attempts and the server's last answer."""
-    filter_ = {
+    """Send requests, newest first, with their state, attempts and the server's last answer;
+    those of mailboxes you may send from or that share everything with you."""
+    filter_: dict[str, object] = {
         name: value
         for name, value in (("state", state), ("mailbox_id", mailbox_id), ("thread_id", thread_id))
         if value is not None
     }
+    followed = await sending.followed_mailboxes(store, principal)
+    if followed is not None:
+        wanted = followed if mailbox_id is None else followed & {mailbox_id}
+        filter_["mailbox_id"] = {"$in": sorted(wanted)}
     return await paginate(
         store.send_requests, filter_, page, sort_field="created_at", render=_render
     )

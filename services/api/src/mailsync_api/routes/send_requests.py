@@ -5,11 +5,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from mailsync_api import outbound, sending
-from mailsync_api.dependencies import PublisherDep, SettingsDep, WorkspaceDep
-from mailsync_api.problems import not_found, problem_responses
+from mailsync_api.dependencies import (
+    InsertsDep,
+    PrincipalDep,
+    PublisherDep,
+    SettingsDep,
+    WorkspaceDep,
+)
+from mailsync_api.problems import ProblemError, problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.send_requests import ComposeIn, SendRequestOut
-from mailsync_shared.storage.documents import SendRequestDocument
 
 router = APIRouter(
     prefix="/v1/send-requests", tags=["sending"], responses=problem_responses(401, 403, 404, 422)
@@ -27,33 +32,41 @@ router = APIRouter(
 async def compose(
     body: ComposeIn,
     store: WorkspaceDep,
+    principal: PrincipalDep,
     publisher: PublisherDep,
+    inserts: InsertsDep,
     settings: SettingsDep,
     response: Response,
 ) -> SendRequestOut:
-    """Send a new message from one of the workspace's mailboxes; it goes out shortly after."""
-    if body.idempotency_key is not None:
-        earlier = await sending.replay(store, publisher, body.idempotency_key)
-        if earlier is not None:
-            response.status_code = status.HTTP_200_OK
-            return SendRequestOut.of(earlier)
-    built = await outbound.with_options(
-        store,
-        body,
-        await sending.compose_request(store, body),
-        attachments_limit=settings.max_attachments_bytes,
-    )
-    request, created = await sending.submit(store, publisher, built)
+    """Send a new message from a mailbox of yours (any, for an admin); it goes out shortly
+    after."""
+    try:
+        mailbox = await sending.chosen_mailbox(store, body.mailbox_id, principal)
+        built = await outbound.with_options(
+            store,
+            body,
+            sending.compose_request(store, body, mailbox),
+            mailbox=mailbox,
+            attachments_limit=settings.max_attachments_bytes,
+        )
+    except ProblemError:
+        # A replay gets the earlier request even where a new one would now be refused (its
+        # `send_at` has passed, its mailbox was disconnected since).
+        earlier = None
+        if body.idempotency_key is not None:
+            earlier = await sending.replay(store, publisher, body.idempotency_key)
+        if earlier is None:
+            raise
+        response.status_code = status.HTTP_200_OK
+        return SendRequestOut.of(earlier)
+    request, created = await sending.submit(store, publisher, built, inserts.insert)
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)
 
 
 @router.get("/{send_request_id}")
 async def get_send_request(
-    send_request_id: Annotated[RecordId, Path()], store: WorkspaceDep
+    send_request_id: Annotated[RecordId, Path()], store: WorkspaceDep, principal: PrincipalDep
 ) -> SendRequestOut:
     """A send request and how far it got: queued, sending, sent, failed, unknown, cancelled."""
-    document = await store.send_requests.find_one({"_id": send_request_id})
-    if document is None:
-        raise not_found("send request")
-    return SendRequestOut.of(SendRequestDocument.from_document(document))
+    return SendRequestOut.of(await sending.followed_request(store, principal, send_request_id))
