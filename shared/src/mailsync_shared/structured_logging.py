@@ -9,7 +9,8 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 # FastStream gives these loggers a coloured stdout handler unless one is already there.
-FASTSTREAM_LOGGERS = ("faststream", "faststream.access.rabbit")
+ACCESS_LOGGER = "faststream.access.rabbit"
+FASTSTREAM_LOGGERS = ("faststream", ACCESS_LOGGER)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -21,6 +22,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
             static_fields={"service": service},
         )
     )
+    handler.setLevel(level.upper())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -28,5 +30,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         framework = logging.getLogger(name)
         framework.handlers[:] = [handler]
         framework.propagate = False
+    # FastStream's "Received"/"Processed" line per delivery repeats what the services' own
+    # log lines say (with the workspace, mailbox and message ids); kept for DEBUG only.
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     for noisy in ("aiormq", "aio_pika", "pymongo", "imapclient", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

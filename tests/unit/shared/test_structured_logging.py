@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from faststream.rabbit import RabbitBroker
 
-from mailsync_shared.structured_logging import FASTSTREAM_LOGGERS, configure_logging
+from mailsync_shared.structured_logging import ACCESS_LOGGER, FASTSTREAM_LOGGERS, configure_logging
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +28,24 @@ def test_service_and_framework_logs_are_json_lines(capsys: pytest.CaptureFixture
     assert [line["message"] for line in lines] == ["captured", "app starting"]
     assert lines[0]["workspace_id"] == "w1"
     assert {line["service"] for line in lines} == {"capture"}
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_per_delivery_access_lines_only_at_debug(
+    capsys: pytest.CaptureFixture[str], level: str, shown: bool
+) -> None:
+    configure_logging("associate", level)
+    logging.getLogger(ACCESS_LOGGER).info("Processed")
+    logging.getLogger("mailsync_associate.handlers").warning("kept")
+    messages = [json.loads(line)["message"] for line in capsys.readouterr().out.splitlines()]
+    assert messages == (["Processed", "kept"] if shown else ["kept"])
+
+
+def test_records_below_the_level_are_dropped_by_the_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("send", "WARNING")
+    logging.getLogger("faststream").info("app starting")
+    logging.getLogger("mailsync_send.sender").error("failed")
+    messages = [json.loads(line)["message"] for line in capsys.readouterr().out.splitlines()]
+    assert messages == ["failed"]
