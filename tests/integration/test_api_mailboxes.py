@@ -1,6 +1,7 @@
 """Connecting mailboxes through the api against the real Dovecot and SMTP servers."""
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -223,6 +224,29 @@ async def test_resync_forgets_checkpoints_and_the_lease(
     stored = await ws.store.mailboxes.find_one({"_id": mailbox["id"]})
     assert stored is not None
     assert stored["lease"] is None
+
+
+async def test_status_shows_the_gaps_of_the_last_reconciliation(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    mailbox = await connect(api, ws, infra, owner)
+    reconciled = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    await ws.store.mailboxes.update_one(
+        {"_id": mailbox["id"]},
+        {
+            "$set": {
+                "status.state": "live",
+                "status.gaps": [{"folder": "INBOX", "server": 12, "logged": 9, "missing": 3}],
+                "status.reconciled_at": reconciled,
+            }
+        },
+    )
+
+    response = await api.get(f"/v1/mailboxes/{mailbox['id']}", headers=ws.auth)
+
+    status = response.json()["status"]
+    assert status["gaps"] == [{"folder": "INBOX", "server": 12, "logged": 9, "missing": 3}]
+    assert datetime.fromisoformat(status["reconciled_at"]) == reconciled
 
 
 async def test_disconnect_erases_credentials_and_lease_and_keeps_logged_mail(

@@ -207,11 +207,25 @@ class FolderProgress(BaseModel):
     last_uid: int
 
 
+class GapOut(BaseModel):
+    folder: str
+    server: int = Field(description="Messages in the folder inside the sync window.")
+    logged: int = Field(description="Of those, how many were logged.")
+    missing: int = Field(description="Found on the server but not logged.")
+
+
 class StatusOut(BaseModel):
     state: str
     reason: str | None
     updated_at: datetime
     last_synced_at: datetime | None
+    gaps: list[GapOut] = Field(
+        default_factory=list,
+        description="Folders whose server held mail that was not logged, at the last comparison.",
+    )
+    reconciled_at: datetime | None = Field(
+        default=None, description="When the server's messages were last compared with the log."
+    )
 
 
 class MailboxOut(BaseModel):
