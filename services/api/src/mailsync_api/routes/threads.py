@@ -7,7 +7,9 @@ from pydantic import AwareDatetime
 
 from mailsync_api import outbound, sending
 from mailsync_api.dependencies import (
+    InsertsDep,
     PageDep,
+    PrincipalDep,
     PublisherDep,
     SettingsDep,
     ViewerDep,
@@ -82,13 +84,15 @@ async def reply_to_thread(
     thread_id: ThreadId,
     body: ReplyIn,
     store: WorkspaceDep,
-    viewer: ViewerDep,
+    principal: PrincipalDep,
     publisher: PublisherDep,
+    inserts: InsertsDep,
     settings: SettingsDep,
     response: Response,
 ) -> SendRequestOut:
-    """Reply to the thread's last message from the user's own address; needs full access."""
-    thread = await visible_thread(store, viewer, thread_id, Access.EVERYTHING)
+    """Reply to the thread's last message from a mailbox the caller may send from (their own,
+    or any for an admin); needs full access to the thread."""
+    thread = await visible_thread(store, principal.viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
         earlier = await sending.replay(store, publisher, body.idempotency_key)
         if earlier is not None:
@@ -97,11 +101,11 @@ async def reply_to_thread(
     built = await outbound.with_options(
         store,
         body,
-        await sending.reply_request(store, thread, body),
+        await sending.reply_request(store, thread, body, principal),
         extra_cc=body.cc,
         extra_bcc=body.bcc,
         attachments_limit=settings.max_attachments_bytes,
     )
-    request, created = await sending.submit(store, publisher, built)
+    request, created = await sending.submit(store, publisher, built, inserts.insert)
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)
