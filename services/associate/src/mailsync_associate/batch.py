@@ -24,6 +24,7 @@ from pymongo.errors import BulkWriteError
 from mailsync_associate.repository import (
     GROWN_FIELDS,
     AssociateRepository,
+    message_document_id,
     ref_id,
     thread_keys,
 )
@@ -117,12 +118,34 @@ class BatchRepository(AssociateRepository):
         ids = list(dict.fromkeys(message.message_id for message in messages))
         keys = list(dict.fromkeys(key for message in messages for key in thread_keys(message)))
         raw_ids = sorted({message.raw_id for message in messages if message.raw_id})
-        stored, refs, raws, mailboxes = await asyncio.gather(
-            asyncio.gather(*(super(BatchRepository, self).message(m) for m in ids)),
+        found, refs, raws, mailboxes = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    self._store.messages.find_one(
+                        {"_id": message_document_id(self.workspace_id, m)}
+                    )
+                    for m in ids
+                )
+            ),
             asyncio.gather(*(super(BatchRepository, self).thread_ids_for([k]) for k in keys)),
             asyncio.gather(*(load_raw(self._store, raw_id) for raw_id in raw_ids)),
             self._store.mailboxes.find({}, projection={"address": 1, "sync.scope": 1}),
         )
+        stored = [None if d is None else MessageDocument.from_document(d) for d in found]
+        announced = await asyncio.gather(
+            *(
+                self._store.announced_messages.find_one({"_id": m.id}, projection={"_id": 1})
+                for m in stored
+                if m is not None
+            )
+        )
+        markers = iter(announced)
+        stored = [
+            None
+            if m is None
+            else m.model_copy(update={"events_published": next(markers) is not None})
+            for m in stored
+        ]
         self._messages.update(zip(ids, stored, strict=True))
         self._refs.update((key, set(found)) for key, found in zip(keys, refs, strict=True))
         self._raw.update(zip(raw_ids, raws, strict=True))
@@ -131,10 +154,16 @@ class BatchRepository(AssociateRepository):
             self._scopes[str(mailbox["_id"])] = str(
                 (mailbox.get("sync") or {}).get("scope") or "all"
             )
-        thread_ids = {found.thread_id for found in stored if found is not None}
-        thread_ids |= {thread_id for found in refs for thread_id in found}
-        thread_ids |= {stable_id("thread", self.workspace_id, m.message_id) for m in messages}
+        thread_ids = {m.thread_id for m in stored if m is not None}
+        thread_ids |= {thread_id for listed in refs for thread_id in listed}
         await self._load_threads(thread_ids)
+        # A thread a message would open is listed under the message's own id once it exists;
+        # not listed, it is new (or was opened by a try that crashed before listing it, and
+        # then holds nothing else: the flush adds to it).
+        for message in messages:
+            opened = stable_id("thread", self.workspace_id, message.message_id)
+            if opened not in self._threads:
+                self._threads[opened] = self._stored_threads[opened] = None
         addresses = {p.address.lower() for message in messages for p in message.participants()}
         await self.records_for(sorted(addresses))
 
