@@ -19,8 +19,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import BulkWriteError
-
 from mailsync_associate.repository import (
     GROWN_FIELDS,
     AssociateRepository,
@@ -42,7 +40,6 @@ from mailsync_shared.storage.documents import (
     ThreadDocument,
 )
 from mailsync_shared.storage.raw_messages import load_raw
-from mailsync_shared.storage.scoped import DUPLICATE_KEY
 
 Records = tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]
 
@@ -381,15 +378,5 @@ class BatchRepository(AssociateRepository):
         return lost
 
     async def _insert_messages(self, messages: list[MessageDocument]) -> set[str]:
-        if not messages:
-            return set()
-        try:
-            await self._store.messages.insert_many(
-                [message.to_document() for message in messages], ordered=False
-            )
-        except BulkWriteError as error:
-            failed = error.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in failed):
-                raise
-            return {messages[e["index"]].message_id for e in failed}
-        return set()
+        taken = await self._store.messages.insert_new([m.to_document() for m in messages])
+        return {messages[i].message_id for i in taken}

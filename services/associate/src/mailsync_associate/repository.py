@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
 from mailsync_shared.association.linking import Links
@@ -38,7 +38,7 @@ from mailsync_shared.storage.documents import (
     ThreadDocument,
 )
 from mailsync_shared.storage.raw_messages import load_raw
-from mailsync_shared.storage.scoped import DUPLICATE_KEY, WorkspaceStore
+from mailsync_shared.storage.scoped import WorkspaceStore
 
 # Fields a new thread starts without, so that `$min`/`$max`/`$addToSet` set them.
 GROWN_FIELDS = (
@@ -170,14 +170,9 @@ class AssociateRepository:
 
     async def mark_all_published(self, message_ids: Sequence[str]) -> None:
         """Record that the events of these logged messages were confirmed."""
-        markers = [{"_id": message_document_id(self.workspace_id, m)} for m in message_ids]
-        if not markers:
-            return
-        try:
-            await self._store.announced_messages.insert_many(markers, ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise
+        await self._store.announced_messages.insert_new(
+            [{"_id": message_document_id(self.workspace_id, m)} for m in message_ids]
+        )
 
     async def insert_message(self, message: MessageDocument) -> bool:
         """Insert the message; False when the workspace already has its `Message-ID`."""

@@ -232,18 +232,24 @@ class WorkspaceCollection:
         One unordered insert (cheap on any MongoDB-wire server), then updates only for the
         documents that existed.
         """
-        if not items:
-            return
+        taken = await self.insert_new([document for document, _ in items])
+        await self.update_each([({"_id": items[i][0]["_id"]}, items[i][1]) for i in taken])
+
+    async def insert_new(self, documents: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert the documents in one unordered write; the positions of those whose unique
+        keys were taken already (the others are inserted). Any other failure raises."""
+        if not documents:
+            return []
         try:
-            await self.insert_many([document for document, _ in items], ordered=False)
+            await self.insert_many(documents, ordered=False)
         except BulkWriteError as error:
             failed = error.details.get("writeErrors", [])
             if error.details.get("writeConcernErrors") or any(
                 e.get("code") != DUPLICATE_KEY for e in failed
             ):
                 raise
-            taken = sorted({e["index"] for e in failed})
-            await self.update_each([({"_id": items[i][0]["_id"]}, items[i][1]) for i in taken])
+            return sorted({e["index"] for e in failed})
+        return []
 
     async def update_one(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
