@@ -39,13 +39,14 @@ class PageParams:
     cursor: str | None
 
 
-def page_params(
+async def page_params(
     request: Request,
     limit: Annotated[int, Query(ge=1, description="Items per page.")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> PageParams:
+    """The page asked for (async, so FastAPI runs it on the event loop, not in a thread)."""
     maximum: int = request.app.state.context.settings.max_page_size
     if limit > maximum:
         raise invalid("query.limit", f"must be at most {maximum}")
