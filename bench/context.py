@@ -42,7 +42,7 @@ class BenchContext:
             "MAILSYNC_MONGODB_DATABASE": DATABASE,
             "MAILSYNC_SECRET_KEY": self.secret_key,
             "MAILSYNC_ALLOW_PRIVATE_HOSTS": "true",
-            "MAILSYNC_LOG_LEVEL": "WARNING",
+            "MAILSYNC_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
 
     @property

@@ -8,6 +8,7 @@ time, in delivery order; workspaces run in parallel.
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,8 +48,10 @@ def register_handlers(
 ) -> None:
     async def log_batch(workspace_id: str, items: Sequence[ToLog]) -> list[BaseException | None]:
         """Log a batch of one workspace's messages in order, then announce them together."""
+        started = time.perf_counter()
         repository = BatchRepository(WorkspaceStore(db, workspace_id))
         await repository.load([item.message for item in items])
+        loaded = time.perf_counter()
         results: list[Logged | Skipped | BaseException] = []
         for item in items:
             try:
@@ -61,7 +64,9 @@ def register_handlers(
             if isinstance(logged, Logged) and logged.publish:
                 repository.will_publish(logged.stored)
             results.append(logged)
+        threaded = time.perf_counter()
         lost = await repository.flush()
+        written = time.perf_counter()
         results = [
             DuplicateKeyError(f"message {result.stored.message_id} was stored by another writer")
             if isinstance(result, Logged) and result.stored.message_id in lost
@@ -87,6 +92,21 @@ def register_handlers(
                 if outcome is None and result.publish:
                     published.append(result.stored.message_id)
         await repository.mark_all_published(published)
+        done = time.perf_counter()
+        logger.info(
+            "batch logged",
+            extra={
+                "workspace_id": workspace_id,
+                "messages": len(items),
+                "failed": sum(outcome is not None for outcome in final),
+                "seconds": {
+                    "read": round(loaded - started, 3),
+                    "thread": round(threaded - loaded, 3),
+                    "write": round(written - threaded, 3),
+                    "announce": round(done - written, 3),
+                },
+            },
+        )
         return final
 
     async def announce(workspace_id: str, logged: Logged) -> None:
