@@ -34,12 +34,20 @@ from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, ServerAccount, SyncPolicy
+from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import WORK_EXCHANGE, declare_topology
 from tests.conftest import TEST_DATABASE
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, build_message, imap_login
 
 _FETCH_PREFIX = re.compile(rb"UID (\d+) FLAGS \(([^)]*)\)")
+
+
+async def mailbox_state(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
+    """The mailbox as stored now (it must exist)."""
+    document = await store.mailboxes.find_one({"_id": mailbox_id})
+    assert document is not None
+    return MailboxDocument.from_document(document)
 
 
 def mailbox_document(

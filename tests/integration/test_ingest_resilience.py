@@ -8,7 +8,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import MailboxDocument, MessageDocument
+from mailsync_shared.storage.documents import MessageDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.integration.conftest_ingest import (
     FetchedSpy,
@@ -18,6 +18,7 @@ from tests.integration.conftest_ingest import (
     fill_inbox,
     folder_status,
     mailbox_document,
+    mailbox_state,
     running_worker,
     unique_published,
     worker_settings,
@@ -29,12 +30,6 @@ from tests.support.polling import eventually
 pytestmark = pytest.mark.integration
 
 CLIENT = "carol@client.test"
-
-
-async def mailbox_state(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
-    document = await store.mailboxes.find_one({"_id": mailbox_id})
-    assert document is not None
-    return MailboxDocument.from_document(document)
 
 
 async def test_a_changed_uidvalidity_resyncs_the_folder_once(

@@ -17,6 +17,7 @@ from tests.integration.conftest_ingest import (
     fill_inbox,
     ingest_process,
     mailbox_document,
+    mailbox_state,
     ready,
     running_worker,
     unique_published,
@@ -29,12 +30,6 @@ from tests.support.polling import eventually
 pytestmark = pytest.mark.integration
 
 CLIENT = "dave@client.test"
-
-
-async def mailbox_state(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
-    document = await store.mailboxes.find_one({"_id": mailbox_id})
-    assert document is not None
-    return MailboxDocument.from_document(document)
 
 
 async def test_a_mailbox_of_ten_thousand_messages_is_published_once_each(

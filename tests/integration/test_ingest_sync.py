@@ -7,12 +7,12 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import MailboxDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.integration.conftest_ingest import (
     append,
     fetched_spy,
     mailbox_document,
+    mailbox_state,
     running_worker,
     snapshot,
     worker_settings,
@@ -24,12 +24,6 @@ from tests.support.polling import eventually
 pytestmark = pytest.mark.integration
 
 CLIENT = "ann@client.test"
-
-
-async def mailbox_state(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
-    document = await store.mailboxes.find_one({"_id": mailbox_id})
-    assert document is not None
-    return MailboxDocument.from_document(document)
 
 
 async def test_backfill_then_live_mail_is_published_once_and_the_mailbox_is_untouched(

@@ -20,15 +20,16 @@ from datetime import datetime
 from typing import Any
 
 from mailsync_associate.repository import (
-    GROWN_FIELDS,
     AssociateRepository,
+    grown,
     message_document_id,
     ref_id,
     thread_keys,
+    thread_write,
+    with_message,
 )
-from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
+from mailsync_associate.threading import parent_ids, subject_key
 from mailsync_shared.association.linking import Links
-from mailsync_shared.association.records import links_update, thread_links
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.ids import stable_id
 from mailsync_shared.storage.client import Document
@@ -43,51 +44,7 @@ from mailsync_shared.storage.raw_messages import load_raw
 
 Records = tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]
 
-_LISTS = ("message_ids", "participants", "mailbox_ids", "provider_thread_ids", "logged_message_ids")
-_SCALARS = ("subject", "subject_key", "message_count")
 _LINKS = ("contact_ids", "company_ids", "deal_ids", "link_reasons")
-
-
-def _grown(thread: ThreadDocument, **lists: Iterable[str]) -> ThreadDocument:
-    """The thread with values added to its lists, as `$addToSet` adds them."""
-    return thread.model_copy(
-        update={
-            name: list(dict.fromkeys([*getattr(thread, name), *values]))
-            for name, values in lists.items()
-        }
-    )
-
-
-def thread_write(stored: ThreadDocument | None, current: ThreadDocument) -> dict[str, Any] | None:
-    """The update that brings the stored thread (None: not created yet) to `current`."""
-    update: dict[str, Any] = {}
-    additions = {
-        name: [v for v in getattr(current, name) if v not in set(getattr(stored, name, []))]
-        for name in _LISTS
-    }
-    if any(additions.values()):
-        update["$addToSet"] = {name: {"$each": v} for name, v in additions.items() if v}
-    first, last = current.first_message_at, current.last_message_at
-    if first is not None and (stored is None or stored.first_message_at != first):
-        update["$min"] = {"first_message_at": first}
-    if last is not None and (stored is None or stored.last_message_at != last):
-        update["$max"] = {"last_message_at": last}
-    fields = {
-        name: getattr(current, name)
-        for name in _SCALARS
-        if stored is None or getattr(stored, name) != getattr(current, name)
-    }
-    if stored is None:
-        fields |= links_update(thread_links(current))
-        fresh = current.to_document()
-        update["$setOnInsert"] = {
-            name: value
-            for name, value in fresh.items()
-            if name not in GROWN_FIELDS and name not in fields
-        }
-    if fields:
-        update["$set"] = fields
-    return update or None
 
 
 class BatchRepository(AssociateRepository):
@@ -236,7 +193,7 @@ class BatchRepository(AssociateRepository):
                 subject=message.subject,
                 subject_key=subject_key(message.subject),
             )
-        self._change(_grown(thread, message_ids=[message.message_id, *parent_ids(message)]))
+        self._change(grown(thread, message_ids=[message.message_id, *parent_ids(message)]))
         await self.add_refs(thread_id, thread_keys(message))
 
     async def insert_message(self, message: MessageDocument) -> bool:
@@ -276,29 +233,12 @@ class BatchRepository(AssociateRepository):
         before = await self.thread(thread_id)
         if before is None:
             raise LookupError(f"thread {thread_id} vanished while adding a message")
-        key = provider_key(message)
-        thread = _grown(
-            before,
-            message_ids=[message.message_id, *parent_ids(message)],
-            participants=[p.address.lower() for p in message.participants()],
-            mailbox_ids=[message.mailbox_id],
-            provider_thread_ids=[key] if key is not None else [],
-            logged_message_ids=[message.message_id],
-        )
-        first, last = before.first_message_at, before.last_message_at
-        fields: dict[str, Any] = {
-            "message_count": len(thread.logged_message_ids),
-            "first_message_at": at if first is None or at < aware(first) else first,
-            "last_message_at": at if last is None or at > aware(last) else last,
-        }
-        if first is None or at < aware(first):
-            fields |= {"subject": message.subject, "subject_key": subject_key(message.subject)}
-        return self._change(thread.model_copy(update=fields))
+        return self._change(with_message(before, message, at))
 
     async def add_mailbox_to_thread(self, thread_id: str, mailbox_id: str) -> None:
         thread = await self.thread(thread_id)
         if thread is not None and mailbox_id not in thread.mailbox_ids:
-            self._change(_grown(thread, mailbox_ids=[mailbox_id]))
+            self._change(grown(thread, mailbox_ids=[mailbox_id]))
 
     async def set_links(self, thread_id: str, links: Links) -> ThreadDocument:
         thread = await self.thread(thread_id)

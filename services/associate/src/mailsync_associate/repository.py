@@ -83,6 +83,74 @@ def keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:
     return keys
 
 
+_LISTS = ("message_ids", "participants", "mailbox_ids", "provider_thread_ids", "logged_message_ids")
+_SCALARS = ("subject", "subject_key", "message_count")
+
+
+def grown(thread: ThreadDocument, **lists: Iterable[str]) -> ThreadDocument:
+    """The thread with values added to its lists, as `$addToSet` adds them."""
+    return thread.model_copy(
+        update={
+            name: list(dict.fromkeys([*getattr(thread, name), *values]))
+            for name, values in lists.items()
+        }
+    )
+
+
+def thread_write(stored: ThreadDocument | None, current: ThreadDocument) -> dict[str, Any] | None:
+    """The update that brings the stored thread (None: not created yet) to `current`."""
+    update: dict[str, Any] = {}
+    additions = {
+        name: [v for v in getattr(current, name) if v not in set(getattr(stored, name, []))]
+        for name in _LISTS
+    }
+    if any(additions.values()):
+        update["$addToSet"] = {name: {"$each": v} for name, v in additions.items() if v}
+    first, last = current.first_message_at, current.last_message_at
+    if first is not None and (stored is None or stored.first_message_at != first):
+        update["$min"] = {"first_message_at": first}
+    if last is not None and (stored is None or stored.last_message_at != last):
+        update["$max"] = {"last_message_at": last}
+    fields = {
+        name: getattr(current, name)
+        for name in _SCALARS
+        if stored is None or getattr(stored, name) != getattr(current, name)
+    }
+    if stored is None:
+        fields |= links_update(thread_links(current))
+        fresh = current.to_document()
+        update["$setOnInsert"] = {
+            name: value
+            for name, value in fresh.items()
+            if name not in GROWN_FIELDS and name not in fields
+        }
+    if fields:
+        update["$set"] = fields
+    return update or None
+
+
+def with_message(thread: ThreadDocument, message: MailMessage, at: datetime) -> ThreadDocument:
+    """The thread once `message`, dated `at`, is logged on it."""
+    key = provider_key(message)
+    after = grown(
+        thread,
+        message_ids=[message.message_id, *parent_ids(message)],
+        participants=[p.address.lower() for p in message.participants()],
+        mailbox_ids=[message.mailbox_id],
+        provider_thread_ids=[key] if key is not None else [],
+        logged_message_ids=[message.message_id],
+    )
+    first, last = thread.first_message_at, thread.last_message_at
+    fields: dict[str, Any] = {
+        "message_count": len(after.logged_message_ids),
+        "first_message_at": at if first is None or at < aware(first) else first,
+        "last_message_at": at if last is None or at > aware(last) else last,
+    }
+    if first is None or at < aware(first):
+        fields |= {"subject": message.subject, "subject_key": subject_key(message.subject)}
+    return after.model_copy(update=fields)
+
+
 class AssociateRepository:
     def __init__(self, store: WorkspaceStore) -> None:
         self._store = store
@@ -277,31 +345,17 @@ class AssociateRepository:
     async def add_message_to_thread(
         self, thread_id: str, message: MailMessage, at: datetime
     ) -> ThreadDocument:
-        """Add the message's ids, participants and mailbox to the thread; return the thread."""
+        """Add the message's ids, participants and mailbox to the thread; return the thread.
+
+        One workspace's messages are logged one at a time, so the thread read here is the
+        one the update applies to.
+        """
         before = await self.thread(thread_id)
-        additions: dict[str, Any] = {
-            "message_ids": {"$each": [message.message_id, *parent_ids(message)]},
-            "participants": {"$each": [p.address.lower() for p in message.participants()]},
-            "mailbox_ids": message.mailbox_id,
-            "logged_message_ids": message.message_id,
-        }
-        key = provider_key(message)
-        if key is not None:
-            additions["provider_thread_ids"] = key
-        update: dict[str, Any] = {
-            "$addToSet": additions,
-            "$min": {"first_message_at": at},
-            "$max": {"last_message_at": at},
-        }
         if before is None:
             raise LookupError(f"thread {thread_id} vanished while adding a message")
-        # One workspace's messages are logged one at a time, so the count follows from `before`.
-        fields: dict[str, Any] = {
-            "message_count": len({*before.logged_message_ids, message.message_id})
-        }
-        if before.first_message_at is None or at < aware(before.first_message_at):
-            fields |= {"subject": message.subject, "subject_key": subject_key(message.subject)}
-        update["$set"] = fields
+        update = thread_write(before, with_message(before, message, at))
+        if update is None:
+            return before
         updated = await self._store.threads.find_one_and_update({"_id": thread_id}, update)
         if updated is None:
             raise LookupError(f"thread {thread_id} vanished while adding a message")
