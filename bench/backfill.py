@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from bench.context import DATABASE, BenchContext
 from bench.mailbox import (
     CLIENTS,
+    IsolatedStack,
     create_filled_mailbox,
     free_port,
     isolated_stack,
@@ -27,10 +28,13 @@ from bench.mailbox import (
 )
 from bench.report import Figure
 from bench.store import raw_write_rate
+from bench.watch import first_seen
 from mailsync_devtools.stack import Service, running_stack
+from mailsync_shared.contracts.records import EmailLogged
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, ServerAccount, SyncPolicy
+from mailsync_shared.topology import EVENTS_EXCHANGE
 
 
 async def run(context: BenchContext) -> list[Figure]:
@@ -52,9 +56,7 @@ async def run(context: BenchContext) -> list[Figure]:
     if os.environ.get("BENCH_END_TO_END", "1") != "0":
         print("backfill: end to end through ingest, capture and associate", flush=True)
         with isolated_stack(context, "backfill") as stack:
-            _, backfill = await _end_to_end_rate(
-                context, stack.api_url, stack.database, owner, password, count
-            )
+            backfill = await _end_to_end_rate(context, stack, owner, password, count)
         figures.insert(0, Figure("backfill_msgs_per_s", backfill, "msg/s", slowest_raw))
     return [
         *figures,
@@ -119,9 +121,13 @@ async def _ingested(mailboxes: Any, workspace_id: str) -> int:
 
 
 async def _end_to_end_rate(
-    context: BenchContext, api_url: str, database: str, owner: str, password: str, count: int
-) -> tuple[float, float]:
-    """(ingest alone, end to end) in messages per second, from the mailbox's connection."""
+    context: BenchContext, stack: IsolatedStack, owner: str, password: str, count: int
+) -> float:
+    """Messages per second from the mailbox's connection until all are logged and announced.
+
+    Progress is the `email.logged` events, published once each message is stored on its
+    thread; at the end, the store is checked to hold every one of them.
+    """
     server = {
         "host": context.imap_host,
         "security": "none",
@@ -129,10 +135,15 @@ async def _end_to_end_rate(
         "password": password,
     }
     client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
-    messages = client[database]["messages"]
-    mailboxes = client[database]["mailboxes"]
+    messages = client[stack.database]["messages"]
+    mailboxes = client[stack.database]["mailboxes"]
     limit = float(os.environ.get("BENCH_E2E_TIMEOUT", "900"))
-    async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
+    async with (
+        httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api,
+        first_seen(
+            stack.rabbitmq_url, EVENTS_EXCHANGE, EmailLogged, lambda event: event.data.message_id
+        ) as logged,
+    ):
         workspace = (await api.post("/v1/workspaces", json={"name": "Bench"})).json()
         api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
         for index, address in enumerate(CLIENTS):
@@ -151,24 +162,20 @@ async def _end_to_end_rate(
             },
         )
         response.raise_for_status()
-        done = ingested = 0
-        ingest_elapsed: float | None = None
         last_report = started
-        while done < count:
-            await asyncio.sleep(0.25)
+        while len(logged) < count:
+            await asyncio.sleep(0.05)
             now = time.perf_counter()
-            if ingest_elapsed is None:
-                ingested = await _ingested(mailboxes, workspace["id"])
-                if ingested >= count:
-                    ingest_elapsed = now - started
-            done = await messages.count_documents({"workspace_id": workspace["id"]})
             if now - last_report > 5:
-                print(f"  backfill: {ingested}/{count} ingested, {done} logged", flush=True)
+                ingested = await _ingested(mailboxes, workspace["id"])
+                print(f"  backfill: {ingested}/{count} ingested, {len(logged)} logged", flush=True)
                 last_report = now
             if now - started > limit:
-                print(f"  backfill: stopped at {done}/{count} logged after {limit:.0f} s")
+                print(f"  backfill: stopped at {len(logged)}/{count} logged after {limit:.0f} s")
                 break
-        elapsed = time.perf_counter() - started
+        elapsed = (max(logged.values()) if logged else time.perf_counter()) - started
+    stored = await messages.count_documents({"workspace_id": workspace["id"]})
     await client.close()
-    ingest_rate = count / ingest_elapsed if ingest_elapsed else ingested / elapsed
-    return ingest_rate, done / elapsed
+    if stored < len(logged):
+        raise RuntimeError(f"{len(logged)} messages announced as logged but {stored} stored")
+    return len(logged) / elapsed

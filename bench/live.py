@@ -7,23 +7,20 @@ APPEND round trip measured in the same run: the part of the latency no pipeline 
 
 import asyncio
 import imaplib
-import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-import aio_pika
 import httpx
 
 from bench.context import BenchContext
 from bench.mailbox import isolated_stack
 from bench.report import Figure
+from bench.watch import first_seen
 from mailsync_devmail.accounts import add_account
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.topology import WORK_EXCHANGE
@@ -57,7 +54,9 @@ async def run(context: BenchContext) -> list[Figure]:
     add_account(context.users_file, owner, password)
     print(f"live: {samples} messages appended one at a time, IDLE on", flush=True)
     with isolated_stack(context, "live") as stack:
-        async with _fetched_times(stack.rabbitmq_url) as fetched_at:
+        async with first_seen(
+            stack.rabbitmq_url, WORK_EXCHANGE, MessageFetched, lambda event: event.data.message_id
+        ) as fetched_at:
             latencies, appends, started = await _measure(
                 context, stack.api_url, owner, password, samples
             )
@@ -73,28 +72,6 @@ async def run(context: BenchContext) -> list[Figure]:
         Figure("live_ingest_p99_ms", percentile(ingest, 0.99), "ms", percentile(appends, 0.99)),
         Figure("imap_append_p50_ms", percentile(appends, 0.5), "ms"),
     ]
-
-
-@asynccontextmanager
-async def _fetched_times(rabbitmq_url: str) -> AsyncIterator[dict[str, float]]:
-    """When each Message-ID was published by ingest (MessageFetched seen on the work exchange):
-    the ingest share of the latency, from a temporary queue of the benchmark's own."""
-    seen: dict[str, float] = {}
-    connection = await aio_pika.connect_robust(rabbitmq_url)
-    try:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(WORK_EXCHANGE.name, routing_key=f"{MessageFetched.event_type}.*")
-
-        async def note(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                event = MessageFetched.model_validate(json.loads(message.body))
-                seen.setdefault(event.data.message_id, time.perf_counter())
-
-        await queue.consume(note)
-        yield seen
-    finally:
-        await connection.close()
 
 
 async def _measure(
