@@ -22,7 +22,7 @@ from typing import Any
 from mailsync_associate.repository import (
     AssociateRepository,
     grown,
-    message_document_id,
+    lookup_keys,
     ref_id,
     thread_keys,
     thread_write,
@@ -70,46 +70,29 @@ class BatchRepository(AssociateRepository):
     async def load(self, messages: Sequence[MailMessage]) -> None:
         """Read at once what logging these messages will look up."""
         ids = list(dict.fromkeys(message.message_id for message in messages))
-        keys = list(dict.fromkeys(key for message in messages for key in thread_keys(message)))
+        keys = list(dict.fromkeys(key for message in messages for key in lookup_keys(message)))
         raw_ids = sorted({message.raw_id for message in messages if message.raw_id})
-        found, refs, raws, mailboxes = await asyncio.gather(
-            asyncio.gather(
-                *(
-                    self._store.messages.find_one(
-                        {"_id": message_document_id(self.workspace_id, m)}
-                    )
-                    for m in ids
-                )
-            ),
+        refs, raws, mailboxes = await asyncio.gather(
             asyncio.gather(*(super(BatchRepository, self).thread_ids_for([k]) for k in keys)),
             asyncio.gather(*(load_raw(self._store, raw_id) for raw_id in raw_ids)),
             self._store.mailboxes.find({}, projection={"address": 1, "sync.scope": 1}),
         )
-        stored = [None if d is None else MessageDocument.from_document(d) for d in found]
-        announced = await asyncio.gather(
-            *(
-                self._store.announced_messages.find_one({"_id": m.id}, projection={"_id": 1})
-                for m in stored
-                if m is not None
-            )
-        )
-        markers = iter(announced)
-        stored = [
-            None
-            if m is None
-            else m.model_copy(update={"events_published": next(markers) is not None})
-            for m in stored
-        ]
-        self._messages.update(zip(ids, stored, strict=True))
         self._refs.update((key, set(found)) for key, found in zip(keys, refs, strict=True))
+        # Refs are written before the message that needs them: a Message-ID no ref lists
+        # cannot be stored yet, so only the listed ones are read.
+        listed = [m for m in ids if self._refs[("message-id", m)]]
+        found = await asyncio.gather(*(super(BatchRepository, self).message(m) for m in listed))
+        self._messages.update(dict.fromkeys(ids))
+        self._messages.update(zip(listed, found, strict=True))
+        stored = [m for m in found if m is not None]
         self._raw.update(zip(raw_ids, raws, strict=True))
         for mailbox in mailboxes:
             self._owners[str(mailbox["_id"])] = str(mailbox.get("address", "")).lower()
             self._scopes[str(mailbox["_id"])] = str(
                 (mailbox.get("sync") or {}).get("scope") or "all"
             )
-        thread_ids = {m.thread_id for m in stored if m is not None}
-        thread_ids |= {thread_id for listed in refs for thread_id in listed}
+        thread_ids = {m.thread_id for m in stored}
+        thread_ids |= {thread_id for named in refs for thread_id in named}
         await self._load_threads(thread_ids)
         # A thread a message would open is listed under the message's own id once it exists;
         # not listed, it is new (or was opened by a try that crashed before listing it, and
@@ -143,7 +126,8 @@ class BatchRepository(AssociateRepository):
         missing = [key for key in keys if key not in self._refs]
         if missing:
             found = await asyncio.gather(*(super().thread_ids_for([key]) for key in missing))
-            self._refs.update((key, set(ids)) for key, ids in zip(missing, found, strict=True))
+            for key, ids in zip(missing, found, strict=True):
+                self._refs[key] = set(ids) | self._new_refs.get(key, set())
         return {thread_id for key in keys for thread_id in self._refs[key]}
 
     async def raw(self, raw_id: str) -> bytes | None:
@@ -181,7 +165,8 @@ class BatchRepository(AssociateRepository):
             await super().add_refs(thread_id, keys)
             return
         for key in keys:
-            self._refs.setdefault(key, set()).add(thread_id)
+            if key in self._refs:  # a key never read is read with the batch's additions
+                self._refs[key].add(thread_id)
             self._new_refs[key].add(thread_id)
 
     async def open_thread(self, thread_id: str, message: MailMessage) -> None:

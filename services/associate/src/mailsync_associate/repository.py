@@ -19,7 +19,13 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from mailsync_associate.threading import aware, parent_ids, provider_key, subject_key
+from mailsync_associate.threading import (
+    aware,
+    may_join_by_subject,
+    parent_ids,
+    provider_key,
+    subject_key,
+)
 from mailsync_shared.association.linking import Links
 from mailsync_shared.association.records import (
     links_update,
@@ -73,6 +79,13 @@ def thread_keys(message: MailMessage) -> list[tuple[str, str]]:
     if subject:
         keys.append(("subject", subject))
     return keys
+
+
+def lookup_keys(message: MailMessage) -> list[tuple[str, str]]:
+    """The refs threading may read for `message`: its subject only when rule 3 applies."""
+    return [
+        key for key in thread_keys(message) if key[0] != "subject" or may_join_by_subject(message)
+    ]
 
 
 def keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:

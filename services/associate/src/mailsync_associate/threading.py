@@ -79,6 +79,15 @@ def looks_like_reply(subject: str) -> bool:
     return _REPLY_PREFIX.match(_LIST_TAG.sub("", subject)) is not None
 
 
+def may_join_by_subject(message: MailMessage) -> bool:
+    """Whether rule 3 applies: a dated reply or forward (by prefix, or by its parents)."""
+    return bool(
+        subject_key(message.subject)
+        and message.date is not None
+        and (parent_ids(message) or looks_like_reply(message.subject))
+    )
+
+
 def parent_ids(message: MailMessage) -> list[str]:
     """`In-Reply-To` then `References`, without repeats and without the message itself."""
     ordered = dict.fromkeys([*message.in_reply_to, *message.references])
@@ -198,9 +207,9 @@ async def choose_thread(
         if by_provider is not None:
             return ThreadChoice(by_provider.id, "provider_thread")
 
-    subject = subject_key(message.subject)
-    if subject and message.date is not None and (parents or looks_like_reply(message.subject)):
+    if may_join_by_subject(message) and message.date is not None:
         around = aware(message.date)
+        subject = subject_key(message.subject)
         candidates = [
             thread
             for thread in await lookup.threads_with_subject(subject, around, SUBJECT_WINDOW)
