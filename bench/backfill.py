@@ -1,4 +1,4 @@
-"""Backfill: messages per second from INBOX to the timeline, end to end.
+"""Backfill: messages per second from INBOX to logged and announced, end to end.
 
 The baseline is the slowest raw stage measured in the same run on the same mailbox:
 whole-message IMAP fetch, or storing raw bytes plus a message document. Beside it, the rate

@@ -5,7 +5,6 @@ growing collection is a full read each time on a MongoDB-compatible server witho
 on the filtered field, and would take its CPU from the services being measured.
 """
 
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ import aio_pika
 from faststream.rabbit import RabbitExchange
 
 from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.work_batches import events_in
 
 EventT = TypeVar("EventT", bound=Event)
 
@@ -41,8 +41,8 @@ async def first_seen(
 
         async def note(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             at = time.perf_counter()
-            event = event_type.model_validate(json.loads(message.body))
-            seen.setdefault(key(event), at)
+            for event in events_in(message.body, event_type):
+                seen.setdefault(key(event), at)
             await message.ack()
 
         await queue.consume(note)

@@ -68,7 +68,11 @@ class Tap:
         return self.received
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
-        bodies = [json.loads(message.body) for message in self.received]
+        """Every event received, in order; a work message holding a list counts each one."""
+        bodies: list[dict[str, Any]] = []
+        for message in self.received:
+            payload = json.loads(message.body)
+            bodies += payload if isinstance(payload, list) else [payload]
         return [b for b in bodies if event_type is None or b.get("type") == event_type]
 
     async def wait_for(

@@ -4,7 +4,6 @@ read-only snapshots of IMAP folders, and the ingest worker run in-process."""
 import asyncio
 import contextlib
 import imaplib
-import json
 import os
 import re
 import smtplib
@@ -36,6 +35,7 @@ from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, ServerAccount, SyncPolicy
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import WORK_EXCHANGE, declare_topology
+from mailsync_shared.work_batches import events_in
 from tests.conftest import TEST_DATABASE
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, build_message, imap_login
@@ -139,7 +139,7 @@ async def fetched_spy(infra: Infra, workspace_id: str) -> AsyncIterator[FetchedS
 
         async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
-                spy.events.append(MessageFetched.model_validate(json.loads(message.body)))
+                spy.events += events_in(message.body, MessageFetched)
 
         await queue.consume(collect)
         yield spy

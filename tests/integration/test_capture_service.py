@@ -1,6 +1,7 @@
 """The capture service against the real RabbitMQ and MongoDB-wire server."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -206,7 +207,7 @@ async def test_invalid_message_is_dead_lettered_with_the_reason(
     like = fetched(workspace_id)
     body = like.model_dump(mode="json", by_alias=True)
     del body["data"]["message_id"]
-    await publish_raw(broker, __import__("json").dumps(body).encode(), like, message_id=like.id)
+    await publish_raw(broker, json.dumps(body).encode(), like, message_id=like.id)
 
     await dead.wait_for(lambda e: len(e) >= 1, "a dead letter")
     letter = dead.received[0]
@@ -231,6 +232,24 @@ async def test_one_workspace_is_passed_on_in_delivery_order(
     work = await captured.wait_for(lambda e: len(e) >= len(sent), "every MessageCaptured")
     assert [w["data"]["message"]["message_id"] for w in work] == [e.data.message_id for e in sent]
     assert await store.contacts.count({}) == 1, "one contact for the address all of them share"
+
+
+async def test_a_batch_in_one_message_is_captured_in_order_and_passed_on_together(
+    capture_service: None,
+    broker: Any,
+    store: WorkspaceStore,
+    workspace_id: str,
+    tapped: tuple[Tap, Tap, Tap],
+) -> None:
+    _, captured, _ = tapped
+    sent = [fetched(workspace_id) for _ in range(30)]
+    body = json.dumps([event.model_dump(mode="json", by_alias=True) for event in sent]).encode()
+    await publish_raw(broker, body, sent[0])
+
+    work = await captured.wait_for(lambda e: len(e) >= len(sent), "every MessageCaptured")
+    assert [w["data"]["message"]["message_id"] for w in work] == [e.data.message_id for e in sent]
+    assert len(captured.received) < len(sent), "passed on in messages holding several"
+    assert await store.contacts.count({}) == 1
 
 
 async def test_messages_delivered_together_decide_as_one_after_another(

@@ -33,11 +33,19 @@ class Batcher(Generic[ItemT, ResultT]):
 
     async def submit(self, key: str, item: ItemT) -> ResultT:
         """Queue the item under `key` and wait for its outcome."""
+        return await self._enqueue(key, item)
+
+    async def submit_all(self, key: str, items: Sequence[ItemT]) -> list[ResultT | BaseException]:
+        """Queue the items under `key`, in order, and wait for every outcome."""
+        futures = [self._enqueue(key, item) for item in items]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    def _enqueue(self, key: str, item: ItemT) -> asyncio.Future[ResultT]:
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(key, []).append((item, future))
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key))
-        return await future
+        return future
 
     async def _work(self, key: str) -> None:
         try:

@@ -1,7 +1,7 @@
 """Publishing events reliably and dead-lettering input that can never succeed."""
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from faststream import BaseMiddleware
@@ -11,9 +11,13 @@ from faststream.rabbit.publisher import RabbitPublisher
 from pydantic import ValidationError
 
 from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.ids import new_id
 from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, exchange_for
 
 logger = logging.getLogger(__name__)
+
+# Events per message when a batch travels together (`EventPublisher.publish_together`).
+EVENTS_PER_MESSAGE = 100
 
 REASON_HEADER = "x-mailsync-reason"
 QUEUE_HEADER = "x-mailsync-queue"
@@ -43,13 +47,29 @@ class EventPublisher:
         }
 
     async def publish(self, event: Event) -> None:
+        await self._send(event, event.model_dump_json(by_alias=True).encode(), event.id)
+
+    async def publish_together(self, events: Sequence[Event]) -> None:
+        """Publish events of one type and workspace in order, as few messages: each body is a
+        JSON array of up to `EVENTS_PER_MESSAGE` events. For internal work queues only, whose
+        consumers accept an event or a list of them (`mailsync_shared.work_batches`)."""
+        for start in range(0, len(events), EVENTS_PER_MESSAGE):
+            chunk = events[start : start + EVENTS_PER_MESSAGE]
+            if {(event.type, event.workspaceid) for event in chunk} != {
+                (chunk[0].type, chunk[0].workspaceid)
+            }:
+                raise ValueError("events published together share one type and workspace")
+            body = b",".join(event.model_dump_json(by_alias=True).encode() for event in chunk)
+            await self._send(chunk[0], b"[" + body + b"]", new_id())
+
+    async def _send(self, event: Event, body: bytes, message_id: str) -> None:
         publisher = self._publishers.get(event.type)
         if publisher is None:
             raise KeyError(f"no publisher registered for {event.type}")
         await publisher.publish(
-            event.model_dump_json(by_alias=True).encode(),
+            body,
             routing_key=event.routing_key,
-            message_id=event.id,
+            message_id=message_id,
             content_type="application/json",
             message_type=event.type,
             persist=True,

@@ -6,6 +6,7 @@ from faststream.asgi import AsgiFastStream
 
 from mailsync_associate.handlers import register_handlers
 from mailsync_associate.settings import Settings
+from mailsync_shared.contracts.mail import MessageCaptured
 from mailsync_shared.contracts.records import EmailLogged, ThreadAssociated
 from mailsync_shared.outbox_service import outbox_worker_app
 
@@ -15,7 +16,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         settings,
         outbox_relay_seconds=settings.outbox_relay_seconds,
         title="Mailsync associate",
-        events=[EmailLogged, ThreadAssociated],
+        events=[EmailLogged, ThreadAssociated, MessageCaptured],
         outbox_collection="threads",
         register_handlers=partial(
             register_handlers, prefetch=settings.prefetch, batch_size=settings.batch_size

@@ -1,9 +1,10 @@
 """Associate's handlers: captured and sent messages logged on threads linked to records.
 
-Deliveries are logged in batches per workspace (`mailsync_shared.batching`): each handler
-hands its message to the workspace's batch and waits for its own outcome, so the broker's
-ack still follows the message's writes and events. One workspace's batches run one at a
-time, in delivery order; workspaces run in parallel.
+A delivery of captured messages holds one or a batch of them
+(`mailsync_shared.work_batches`). Messages are logged in batches per workspace
+(`mailsync_shared.batching`): each delivery hands its messages to the workspace's batch and
+waits for their outcomes, so the broker's ack still follows the messages' writes and events.
+One workspace's batches run one at a time, in delivery order; workspaces run in parallel.
 """
 
 import asyncio
@@ -28,6 +29,7 @@ from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import ASSOCIATE_MESSAGES, ASSOCIATE_SENT
+from mailsync_shared.work_batches import events_of, submit_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +148,14 @@ def register_handlers(
         channel=Channel(prefetch_count=prefetch),
         title="associate.message-captured",
     )
-    async def on_message_captured(event: MessageCaptured) -> None:
-        """Log a captured message on its thread and link the thread to records."""
-        await batcher.submit(event.workspaceid, ToLog(event.data.message))
+    async def on_message_captured(delivered: MessageCaptured | list[MessageCaptured]) -> None:
+        """Log captured messages on their threads and link the threads to records."""
+        await submit_delivery(
+            batcher,
+            events_of(delivered),
+            lambda event: ToLog(event.data.message),
+            publisher.publish,
+        )
 
     @broker.subscriber(
         ASSOCIATE_SENT.queue,

@@ -6,7 +6,7 @@ from faststream.asgi import AsgiFastStream
 
 from mailsync_capture.handlers import register_handlers
 from mailsync_capture.settings import Settings
-from mailsync_shared.contracts.mail import MessageCaptured
+from mailsync_shared.contracts.mail import MessageCaptured, MessageFetched
 from mailsync_shared.contracts.records import ContactCaptured
 from mailsync_shared.outbox_service import outbox_worker_app
 
@@ -16,7 +16,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         settings,
         outbox_relay_seconds=settings.outbox_relay_seconds,
         title="Mailsync capture",
-        events=[MessageCaptured, ContactCaptured],
+        events=[MessageCaptured, ContactCaptured, MessageFetched],
         outbox_collection="contacts",
         register_handlers=partial(
             register_handlers, prefetch=settings.prefetch, batch_size=settings.batch_size

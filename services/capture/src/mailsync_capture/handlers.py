@@ -1,11 +1,12 @@
 """Capture's message handler: rules applied, contacts created, the message passed on.
 
-Deliveries are captured in batches per workspace (`mailsync_shared.batching`): each handler
-hands its message to the workspace's batch and waits for its own outcome, so the broker's
-ack still follows the message's writes and events. One workspace's batches run one at a
+A delivery holds one fetched message or a batch of them (`mailsync_shared.work_batches`).
+Messages are captured in batches per workspace (`mailsync_shared.batching`): each delivery
+hands its messages to the workspace's batch and waits for their outcomes, so the broker's
+ack still follows the messages' writes and events. One workspace's batches run one at a
 time; within a batch the messages are decided in delivery order and their
-`message.captured` events published one after another in that order, so associate receives
-one workspace's messages in the order ingest published them. Workspaces run in parallel.
+`message.captured` events published together in that order, so associate receives one
+workspace's messages in the order ingest published them. Workspaces run in parallel.
 """
 
 import asyncio
@@ -26,6 +27,7 @@ from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.topology import CAPTURE_MESSAGES
+from mailsync_shared.work_batches import events_of, submit_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +74,20 @@ def register_handlers(
         for (index, _), failure in zip(contact_events, published, strict=True):
             if isinstance(failure, BaseException) and outcomes[index] is None:
                 outcomes[index] = failure
-        for index, (event, result) in enumerate(zip(events, results, strict=True)):
-            if outcomes[index] is not None or not isinstance(result, CaptureResult):
-                continue
-            try:
-                await publisher.publish(message_captured(event, result))
-            except Exception as error:
+        captured = [
+            (index, event, result)
+            for index, (event, result) in enumerate(zip(events, results, strict=True))
+            if outcomes[index] is None and isinstance(result, CaptureResult)
+        ]
+        try:
+            await publisher.publish_together(
+                [message_captured(event, result) for _, event, result in captured]
+            )
+        except Exception as error:
+            for index, _, _ in captured:
                 outcomes[index] = error
-                continue
+            return outcomes
+        for _, event, result in captured:
             logger.info(
                 "message captured",
                 extra={
@@ -100,6 +108,6 @@ def register_handlers(
         channel=Channel(prefetch_count=prefetch),
         title="capture.message-fetched",
     )
-    async def on_message_fetched(event: MessageFetched) -> None:
-        """Apply the workspace's contact rules to a fetched message and pass it on."""
-        await batcher.submit(event.workspaceid, event)
+    async def on_message_fetched(delivered: MessageFetched | list[MessageFetched]) -> None:
+        """Apply the workspace's contact rules to fetched messages and pass them on."""
+        await submit_delivery(batcher, events_of(delivered), lambda event: event, publisher.publish)

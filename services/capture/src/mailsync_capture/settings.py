@@ -13,7 +13,9 @@ class Settings(ServiceSettings):
         description="How often events left in contacts' outboxes by a crash are published.",
     )
     prefetch: int = Field(
-        default=300, ge=1, description="Deliveries held unacknowledged at once, so batches fill."
+        default=30,
+        ge=1,
+        description="Deliveries held unacknowledged at once (each may hold a batch of messages).",
     )
     batch_size: int = Field(
         default=200, ge=1, description="Most messages of one workspace captured together."

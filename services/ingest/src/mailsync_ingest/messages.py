@@ -1,10 +1,10 @@
 """From fetched bytes to published `MessageFetched` events: limit, store, extract headers, publish.
 
-A batch is stored with one unordered insert and published with every confirm in flight at
-once, so the rate is bound by the broker and the store, not by round trips per message.
+A batch is stored with one unordered insert and its events published together (JSON arrays,
+`mailsync_shared.work_batches`), so the rate is bound by the broker and the store, not by
+round trips or deliveries per message.
 """
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -48,10 +48,11 @@ class MessagePipeline:
     async def ingest_batch(
         self, items: Sequence[tuple[FetchedMessage, MailSource]]
     ) -> list[MailMessage | BaseException]:
-        """Store a batch's bytes in one write, then publish every message with the confirms in
-        flight together; per message, what was published or why it was not.
+        """Store a batch's bytes in one write, then publish its events together; per message,
+        what was published or why it was not.
 
-        A failed raw write fails the whole batch (nothing is published without its bytes).
+        A failed raw write fails the whole batch (nothing is published without its bytes), and
+        so does a failed publish.
         """
         inspections = [inspect_message(fetched.body, self.limits) for fetched, _ in items]
         raw_ids = await store_raw_many(self.store, [inspection.data for inspection in inspections])
@@ -70,13 +71,11 @@ class MessagePipeline:
             ).model_copy(update={"id": event_id(source)})
             for message, (_, source) in zip(messages, items, strict=True)
         ]
-        results = await asyncio.gather(
-            *(self.publisher.publish(event) for event in events), return_exceptions=True
-        )
-        return [
-            result if isinstance(result, BaseException) else message
-            for message, result in zip(messages, results, strict=True)
-        ]
+        try:
+            await self.publisher.publish_together(events)
+        except Exception as error:
+            return [error for _ in messages]
+        return list(messages)
 
     def _message(
         self, fetched: FetchedMessage, source: MailSource, raw_id: str, inspection: Inspection

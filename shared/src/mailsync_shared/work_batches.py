@@ -1,0 +1,65 @@
+"""Internal work messages that carry a batch: one broker message for many events.
+
+Ingest and capture publish a batch of one workspace's events as JSON arrays
+(`EventPublisher.publish_together`), so the broker, FastStream and the consumer pay their
+per-delivery cost once per batch rather than once per email. A consumer of these queues takes
+a delivery holding one event or a list of them.
+
+`submit_delivery` hands a delivery's events, in order, to the consumer's `Batcher`. Its
+outcome keeps what per-event deliveries gave:
+
+- every event succeeded: the delivery is acknowledged;
+- every event failed: the first error is raised, so the delivery is requeued and, after the
+  queue's delivery limit, dead-lettered with its reason;
+- some failed: those events are published again one per message and the delivery is
+  acknowledged, so a bad event is retried and dead-lettered on its own while the others,
+  already done, are not repeated.
+"""
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from mailsync_shared.batching import Batcher
+from mailsync_shared.contracts.envelope import Event
+
+EventT = TypeVar("EventT", bound=Event)
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+def events_of(delivered: EventT | Sequence[EventT]) -> list[EventT]:
+    return list(delivered) if isinstance(delivered, Sequence) else [delivered]
+
+
+def events_in(body: bytes, event_type: type[EventT]) -> list[EventT]:
+    """The events of a work message's body, whether it holds one event or a list."""
+    payload = json.loads(body)
+    items = payload if isinstance(payload, list) else [payload]
+    return [event_type.model_validate(item) for item in items]
+
+
+async def submit_delivery(
+    batcher: Batcher[ItemT, ResultT],
+    events: Sequence[EventT],
+    item: Callable[[EventT], ItemT],
+    retry_alone: Callable[[EventT], Awaitable[None]],
+) -> None:
+    """Process one delivery's events through `batcher` (see the module docstring)."""
+    by_workspace: dict[str, list[EventT]] = {}
+    for event in events:
+        by_workspace.setdefault(event.workspaceid, []).append(event)
+    failed: list[tuple[EventT, BaseException]] = []
+    for workspace_id, group in by_workspace.items():
+        outcomes = await batcher.submit_all(workspace_id, [item(event) for event in group])
+        failed += [
+            (event, outcome)
+            for event, outcome in zip(group, outcomes, strict=True)
+            if isinstance(outcome, BaseException)
+        ]
+    if not failed:
+        return
+    if len(failed) == len(events):
+        raise failed[0][1]
+    for event, _ in failed:
+        await retry_alone(event)
