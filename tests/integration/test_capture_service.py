@@ -217,39 +217,29 @@ async def test_invalid_message_is_dead_lettered_with_the_reason(
     assert await store.capture_decisions.count({}) == 0
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["one-per-message", "one-message"])
 async def test_one_workspace_is_passed_on_in_delivery_order(
     capture_service: None,
     broker: Any,
     store: WorkspaceStore,
     workspace_id: str,
     tapped: tuple[Tap, Tap, Tap],
+    together: bool,
 ) -> None:
     _, captured, _ = tapped
     sent = [fetched(workspace_id) for _ in range(40)]
-    for event in sent:
-        await publish(broker, event)
+    if together:  # as ingest publishes a batch: one message holding the list
+        body = [event.model_dump(mode="json", by_alias=True) for event in sent]
+        await publish_raw(broker, json.dumps(body).encode(), sent[0])
+    else:
+        for event in sent:
+            await publish(broker, event)
 
     work = await captured.wait_for(lambda e: len(e) >= len(sent), "every MessageCaptured")
     assert [w["data"]["message"]["message_id"] for w in work] == [e.data.message_id for e in sent]
+    if together:
+        assert len(captured.received) < len(sent), "passed on in messages holding several"
     assert await store.contacts.count({}) == 1, "one contact for the address all of them share"
-
-
-async def test_a_batch_in_one_message_is_captured_in_order_and_passed_on_together(
-    capture_service: None,
-    broker: Any,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap, Tap],
-) -> None:
-    _, captured, _ = tapped
-    sent = [fetched(workspace_id) for _ in range(30)]
-    body = json.dumps([event.model_dump(mode="json", by_alias=True) for event in sent]).encode()
-    await publish_raw(broker, body, sent[0])
-
-    work = await captured.wait_for(lambda e: len(e) >= len(sent), "every MessageCaptured")
-    assert [w["data"]["message"]["message_id"] for w in work] == [e.data.message_id for e in sent]
-    assert len(captured.received) < len(sent), "passed on in messages holding several"
-    assert await store.contacts.count({}) == 1
 
 
 async def test_messages_delivered_together_decide_as_one_after_another(
