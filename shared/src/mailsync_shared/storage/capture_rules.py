@@ -9,7 +9,7 @@ so "why is this address (not) a contact?" always has an answer.
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.documents import CapturePolicy, StoredDocument
@@ -19,8 +19,9 @@ CAPTURE_RULES_COLLECTION = "capture_rules"
 CaptureOutcome = Literal["captured", "skipped", "existing"]
 
 
-class CaptureRulesDocument(StoredDocument):
-    """A workspace's contact-capture rules; every field has the default a new workspace gets."""
+class CaptureRuleSwitches(BaseModel):
+    """The switches of a workspace's capture rules, with the defaults a new workspace gets:
+    what the api takes and shows, and what it stores."""
 
     policy: CapturePolicy = Field(
         default="sent",
@@ -49,6 +50,11 @@ class CaptureRulesDocument(StoredDocument):
             "(never for free-mail domains), and link the contact to it."
         ),
     )
+
+
+class CaptureRulesDocument(StoredDocument, CaptureRuleSwitches):
+    """A workspace's contact-capture rules; every field has the default a new workspace gets."""
+
     blocked: list[str] = Field(
         default_factory=list,
         description="Addresses (`ann@client.test`) and domains (`@client.test`) never captured.",

@@ -1,14 +1,18 @@
 """Contact-capture rules, their preview and application, and explanations, over HTTP."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from mailsync_api.schemas.common import Input, domain_name, email_address, no_line_breaks
 from mailsync_shared.capture_policy.explain import DecisionSummary, Explanation, describe
 from mailsync_shared.capture_policy.review import ContactChange, RuleApplication, RulePreview
-from mailsync_shared.storage.capture_rules import CaptureOutcome, CaptureRulesDocument
+from mailsync_shared.storage.capture_rules import (
+    CaptureOutcome,
+    CaptureRulesDocument,
+    CaptureRuleSwitches,
+)
 
 KEPT_TEXT: dict[str, str] = {
     "edited": "a person edited the contact",
@@ -64,7 +68,7 @@ LookupAddress = Annotated[
 ]
 
 
-class CaptureRulesIn(Input):
+class CaptureRulesIn(Input, CaptureRuleSwitches):
     """The complete rules; a field left out takes its default."""
 
     model_config = Input.model_config | ConfigDict(
@@ -83,30 +87,6 @@ class CaptureRulesIn(Input):
         }
     )
 
-    policy: Literal["none", "sent", "sent_and_received"] = Field(
-        default="sent",
-        description=(
-            "`none`: never create contacts; `sent`: people the mailbox owner writes to; "
-            "`sent_and_received`: also people who write to the owner."
-        ),
-    )
-    known_company_domains_only: bool = Field(
-        default=False, description="Only capture addresses whose domain belongs to a company."
-    )
-    exclude_free_mail: bool = Field(
-        default=True, description="Skip addresses at free-mail providers (gmail.com, ...)."
-    )
-    exclude_automated: bool = Field(
-        default=True,
-        description="Skip role senders (noreply@, ...) and bulk or auto-submitted messages.",
-    )
-    exclude_internal: bool = Field(
-        default=True, description="Skip the owner's domain and the workspace's own domains."
-    )
-    create_companies: bool = Field(
-        default=False,
-        description="Create a company for a captured contact's domain when no company has it.",
-    )
     blocked: list[BlockEntry] = Field(
         default_factory=list,
         max_length=1000,
@@ -117,15 +97,9 @@ class CaptureRulesIn(Input):
         return CaptureRulesDocument(id=workspace_id, workspace_id=workspace_id, **self.model_dump())
 
 
-class CaptureRulesOut(BaseModel):
+class CaptureRulesOut(CaptureRuleSwitches):
     model_config = ConfigDict(json_schema_extra={"examples": [RULES_EXAMPLE]})
 
-    policy: Literal["none", "sent", "sent_and_received"]
-    known_company_domains_only: bool
-    exclude_free_mail: bool
-    exclude_automated: bool
-    exclude_internal: bool
-    create_companies: bool
     blocked: list[str]
     is_default: bool = Field(description="True while the workspace never saved rules.")
     updated_at: datetime | None
@@ -134,12 +108,7 @@ class CaptureRulesOut(BaseModel):
     @classmethod
     def of(cls, rules: CaptureRulesDocument, *, is_default: bool) -> "CaptureRulesOut":
         return cls(
-            policy=rules.policy,
-            known_company_domains_only=rules.known_company_domains_only,
-            exclude_free_mail=rules.exclude_free_mail,
-            exclude_automated=rules.exclude_automated,
-            exclude_internal=rules.exclude_internal,
-            create_companies=rules.create_companies,
+            **rules.model_dump(include=set(CaptureRuleSwitches.model_fields)),
             blocked=rules.blocked,
             is_default=is_default,
             updated_at=None if is_default else rules.updated_at,
