@@ -12,6 +12,7 @@ import ipaddress
 import smtplib
 import socket
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,69 +72,93 @@ async def require_public_host(host: str, port: int) -> None:
         raise HostNotAllowedError(f"{host} resolves to a non-public address ({', '.join(private)})")
 
 
-def _reply_text(error: BaseException) -> str:
+def reply_text(error: BaseException) -> str:
     parts = []
     for arg in error.args:
         parts.append(arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg))
     return " ".join(part for part in parts if part).strip() or type(error).__name__
 
 
-def _imap_login(login: Login, timeout: float) -> None:
+def imap_client(host: str, port: int, security: Security, timeout: float) -> imaplib.IMAP4:
+    """A connected IMAP client, over TLS or STARTTLS as asked; `MailServerError` otherwise."""
     context = ssl.create_default_context()
     try:
-        if login.security == "tls":
-            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                login.host, login.port, ssl_context=context, timeout=timeout
+        if security == "tls":
+            return imaplib.IMAP4_SSL(host, port, ssl_context=context, timeout=timeout)
+        client = imaplib.IMAP4(host, port, timeout=timeout)
+        if security == "starttls":
+            client.starttls(context)
+        return client
+    except (OSError, imaplib.IMAP4.error) as error:
+        raise MailServerError("imap", "unreachable", reply_text(error)) from error
+
+
+def smtp_client(host: str, port: int, security: Security, timeout: float) -> smtplib.SMTP:
+    """A connected SMTP client after EHLO, over TLS or STARTTLS as asked."""
+    context = ssl.create_default_context()
+    try:
+        if security == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port, local_hostname=_EHLO_NAME, timeout=timeout, context=context
             )
         else:
-            client = imaplib.IMAP4(login.host, login.port, timeout=timeout)
-            if login.security == "starttls":
-                client.starttls(context)
-    except (OSError, imaplib.IMAP4.error) as error:
-        raise MailServerError("imap", "unreachable", _reply_text(error)) from error
+            client = smtplib.SMTP(host, port, local_hostname=_EHLO_NAME, timeout=timeout)
+            if security == "starttls":
+                client.starttls(context=context)
+        client.ehlo()
+    except (OSError, smtplib.SMTPException) as error:
+        raise MailServerError("smtp", "unreachable", reply_text(error)) from error
+    return client
+
+
+@contextlib.contextmanager
+def imap_login_answers(client: imaplib.IMAP4) -> Iterator[None]:
+    """A refused IMAP login or a dropped connection as `MailServerError`; logs out after."""
     try:
-        client.login(login.username, login.password)
+        yield
     except imaplib.IMAP4.error as error:
-        raise MailServerError("imap", "login-refused", _reply_text(error)) from error
-    except UnicodeEncodeError as error:
-        raise MailServerError(
-            "imap", "login-refused", "IMAP LOGIN accepts only ASCII user names and passwords"
-        ) from error
+        raise MailServerError("imap", "login-refused", reply_text(error)) from error
     except OSError as error:
-        raise MailServerError("imap", "unreachable", _reply_text(error)) from error
+        raise MailServerError("imap", "unreachable", reply_text(error)) from error
     finally:
         with contextlib.suppress(Exception):
             client.logout()
 
 
-def _smtp_login(login: Login, timeout: float) -> None:
-    context = ssl.create_default_context()
+@contextlib.contextmanager
+def smtp_login_answers(client: smtplib.SMTP) -> Iterator[None]:
+    """A refused SMTP login (with the server's code) or a dropped connection as
+    `MailServerError`; quits after."""
     try:
-        if login.security == "tls":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                login.host, login.port, local_hostname=_EHLO_NAME, timeout=timeout, context=context
-            )
-        else:
-            client = smtplib.SMTP(
-                login.host, login.port, local_hostname=_EHLO_NAME, timeout=timeout
-            )
-            if login.security == "starttls":
-                client.starttls(context=context)
-    except (OSError, smtplib.SMTPException) as error:
-        raise MailServerError("smtp", "unreachable", _reply_text(error)) from error
-    try:
-        client.login(login.username, login.password)
+        yield
     except smtplib.SMTPResponseException as error:
         raw = error.smtp_error
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         raise MailServerError("smtp", "login-refused", f"{error.smtp_code} {text}") from error
     except smtplib.SMTPException as error:
-        raise MailServerError("smtp", "login-refused", _reply_text(error)) from error
+        raise MailServerError("smtp", "login-refused", reply_text(error)) from error
     except OSError as error:
-        raise MailServerError("smtp", "unreachable", _reply_text(error)) from error
+        raise MailServerError("smtp", "unreachable", reply_text(error)) from error
     finally:
         with contextlib.suppress(Exception):
             client.quit()
+
+
+def _imap_login(login: Login, timeout: float) -> None:
+    client = imap_client(login.host, login.port, login.security, timeout)
+    with imap_login_answers(client):
+        try:
+            client.login(login.username, login.password)
+        except UnicodeEncodeError as error:
+            raise MailServerError(
+                "imap", "login-refused", "IMAP LOGIN accepts only ASCII user names and passwords"
+            ) from error
+
+
+def _smtp_login(login: Login, timeout: float) -> None:
+    client = smtp_client(login.host, login.port, login.security, timeout)
+    with smtp_login_answers(client):
+        client.login(login.username, login.password)
 
 
 async def verify_login(server: ServerKind, login: Login, socket_timeout: float) -> None:

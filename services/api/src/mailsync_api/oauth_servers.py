@@ -7,17 +7,17 @@ is used to log in over XOAUTH2, so a wrong grant is reported at once with the pr
 
 import asyncio
 import base64
-import contextlib
-import imaplib
-import smtplib
-import ssl
 from urllib.parse import urlsplit
 
 from mailsync_api.mail_servers import (
     HostNotAllowedError,
     MailServerError,
     ServerKind,
+    imap_client,
+    imap_login_answers,
     require_public_host,
+    smtp_client,
+    smtp_login_answers,
 )
 from mailsync_api.problems import ProblemError, invalid
 from mailsync_api.schemas.mailboxes import ServerIn
@@ -25,8 +25,6 @@ from mailsync_api.settings import Settings
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.oauth import OAuthError, OAuthGrant, refresh_access_token, xoauth2_string
 from mailsync_shared.storage.documents import ServerAccount
-
-_EHLO_NAME = "mailsync"
 
 
 def _secret(value: object) -> str:
@@ -67,72 +65,20 @@ def xoauth2_raw(username: str, access_token: str) -> bytes:
     return base64.b64decode(xoauth2_string(username, access_token))
 
 
-def _text(error: BaseException) -> str:
-    parts = [a.decode(errors="replace") if isinstance(a, bytes) else str(a) for a in error.args]
-    return " ".join(part for part in parts if part).strip() or type(error).__name__
-
-
 def _imap_xoauth2(server: ServerIn, token: str, timeout: float) -> None:
-    context = ssl.create_default_context()
-    try:
-        if server.security == "tls":
-            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                server.host, server.port, ssl_context=context, timeout=timeout
-            )
-        else:
-            client = imaplib.IMAP4(server.host, server.port, timeout=timeout)
-            if server.security == "starttls":
-                client.starttls(context)
-    except (OSError, imaplib.IMAP4.error) as error:
-        raise MailServerError("imap", "unreachable", _text(error)) from error
+    client = imap_client(server.host, server.port, server.security, timeout)
     # imaplib base64-encodes what the callback returns; a second challenge (the server's
     # error details) is answered with an empty line, as XOAUTH2 asks.
     answers = iter([xoauth2_raw(server.username, token)])
-    try:
+    with imap_login_answers(client):
         client.authenticate("XOAUTH2", lambda _: next(answers, b""))
-    except imaplib.IMAP4.error as error:
-        raise MailServerError("imap", "login-refused", _text(error)) from error
-    except OSError as error:
-        raise MailServerError("imap", "unreachable", _text(error)) from error
-    finally:
-        with contextlib.suppress(Exception):
-            client.logout()
 
 
 def _smtp_xoauth2(server: ServerIn, token: str, timeout: float) -> None:
-    context = ssl.create_default_context()
-    try:
-        if server.security == "tls":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                server.host,
-                server.port,
-                local_hostname=_EHLO_NAME,
-                timeout=timeout,
-                context=context,
-            )
-        else:
-            client = smtplib.SMTP(
-                server.host, server.port, local_hostname=_EHLO_NAME, timeout=timeout
-            )
-            if server.security == "starttls":
-                client.starttls(context=context)
-        client.ehlo()
-    except (OSError, smtplib.SMTPException) as error:
-        raise MailServerError("smtp", "unreachable", _text(error)) from error
+    client = smtp_client(server.host, server.port, server.security, timeout)
     initial = xoauth2_raw(server.username, token).decode()
-    try:
+    with smtp_login_answers(client):
         client.auth("XOAUTH2", lambda challenge=None: initial if challenge is None else "")
-    except smtplib.SMTPResponseException as error:
-        raw = error.smtp_error
-        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        raise MailServerError("smtp", "login-refused", f"{error.smtp_code} {text}") from error
-    except smtplib.SMTPException as error:
-        raise MailServerError("smtp", "login-refused", _text(error)) from error
-    except OSError as error:
-        raise MailServerError("smtp", "unreachable", _text(error)) from error
-    finally:
-        with contextlib.suppress(Exception):
-            client.quit()
 
 
 async def check_xoauth2_server(kind: ServerKind, server: ServerIn, settings: Settings) -> None:

@@ -18,7 +18,7 @@ from mailsync_shared.contracts.mail import Address
 from mailsync_shared.ids import new_id
 from mailsync_shared.mail.headers import single_line
 from mailsync_shared.mail.html import sanitize_html
-from mailsync_shared.send_outbox import cancel
+from mailsync_shared.send_outbox import as_it_stands, cancel
 from mailsync_shared.storage.attachments import (
     MAX_ATTACHMENTS_BYTES,
     AttachmentTooLargeError,
@@ -212,7 +212,7 @@ async def cancel_request(store: WorkspaceStore, request_id: str) -> SendRequestD
         if cancelled is not None:
             return cancelled
         latest = await store.send_requests.find_one({"_id": request_id})
-        current = SendRequestDocument.from_document(latest or document)
+        current = await as_it_stands(store, latest or document)
     if current.state == "cancelled":
         return current
     raise ProblemError(

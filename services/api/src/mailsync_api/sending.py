@@ -17,7 +17,7 @@ from mailsync_shared.contracts.outbound import SendRequest, SendRequested
 from mailsync_shared.ids import new_id
 from mailsync_shared.mail.headers import single_line
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.send_outbox import Insert, insert_one, send_request_id
+from mailsync_shared.send_outbox import Insert, as_it_stands, insert_one, send_request_id
 from mailsync_shared.storage.documents import (
     MailboxDocument,
     MessageDocument,
@@ -72,7 +72,7 @@ async def followed_request(
     document = await store.send_requests.find_one({"_id": request_id})
     if document is None:
         raise not_found("send request")
-    request = SendRequestDocument.from_document(document)
+    request = await as_it_stands(store, document)
     followed = await followed_mailboxes(store, principal)
     if followed is not None and request.mailbox_id not in followed:
         raise not_found("send request")

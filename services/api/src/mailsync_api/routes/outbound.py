@@ -1,6 +1,6 @@
 """Forwarding from a thread, and following or cancelling send requests."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -20,8 +20,10 @@ from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.forwards import ForwardIn
 from mailsync_api.schemas.send_requests import SendRequestOut
 from mailsync_api.threads import visible_thread
+from mailsync_shared.send_outbox import as_it_stands
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, SendState
+from mailsync_shared.storage.documents import MailboxDocument, SendState
+from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.visibility import Access
 
 router = APIRouter(prefix="/v1", tags=["sending"], responses=problem_responses(401, 403, 404, 422))
@@ -76,8 +78,21 @@ async def cancel_send_request(
     return SendRequestOut.of(await outbound.cancel_request(store, send_request_id))
 
 
-async def _render(documents: Sequence[Document]) -> list[SendRequestOut]:
-    return [SendRequestOut.of(SendRequestDocument.from_document(d)) for d in documents]
+def _render(
+    store: WorkspaceStore, state: SendState | None
+) -> Callable[[Sequence[Document]], Awaitable[list[SendRequestOut]]]:
+    """Each request as it stands (a stored `queued` one whose attempt began is `sending`),
+    keeping only those in `state` when one was asked for."""
+
+    async def render(documents: Sequence[Document]) -> list[SendRequestOut]:
+        requests = [await as_it_stands(store, document) for document in documents]
+        return [
+            SendRequestOut.of(request)
+            for request in requests
+            if state is None or request.state == state
+        ]
+
+    return render
 
 
 @router.get("/send-requests")
@@ -93,13 +108,16 @@ async def list_send_requests(
     those of mailboxes you may send from or that share everything with you."""
     filter_: dict[str, object] = {
         name: value
-        for name, value in (("state", state), ("mailbox_id", mailbox_id), ("thread_id", thread_id))
+        for name, value in (("mailbox_id", mailbox_id), ("thread_id", thread_id))
         if value is not None
     }
+    if state is not None:
+        # A `sending` request may still be stored `queued` (its attempt's claim says more).
+        filter_["state"] = {"$in": ["queued", "sending"]} if state == "sending" else state
     followed = await sending.followed_mailboxes(store, principal)
     if followed is not None:
         wanted = followed if mailbox_id is None else followed & {mailbox_id}
         filter_["mailbox_id"] = {"$in": sorted(wanted)}
     return await paginate(
-        store.send_requests, filter_, page, sort_field="created_at", render=_render
+        store.send_requests, filter_, page, sort_field="created_at", render=_render(store, state)
     )
