@@ -42,6 +42,11 @@ DOVECOT_TEMPLATE="$REPO/deploy/dovecot/dovecot.conf"
 DOVECOT_CONF="$INFRA/dovecot/dovecot.conf"
 DOVECOT_PID="$INFRA/dovecot/run/master.pid"
 USERS_FILE="$INFRA/dovecot/users"
+OAUTH2_TEMPLATE="$REPO/deploy/dovecot/dovecot-oauth2.conf.ext"
+OAUTH2_CONF="$INFRA/dovecot/dovecot-oauth2.conf.ext"
+OAUTH2_KEYS="$INFRA/dovecot/oauth2-keys"
+# The HS256 key that signs local XOAUTH2 access tokens: `<azp>/<alg>/<kid>` under the key dict.
+OAUTH2_KEY_FILE="$OAUTH2_KEYS/default/HS256/default"
 MAIL_DIR="$INFRA/mail"
 FERRET_SRC="$REPO/deploy/ferretdb"
 FERRET_BIN="$INFRA/bin/ferretdb"
@@ -393,11 +398,28 @@ dovecot_prepare() {
   # Read by Dovecot's auth process (user `dovecot`); plaintext throwaway passwords.
   chmod 0640 "$USERS_FILE"
   chgrp dovecot "$USERS_FILE" 2>/dev/null || chmod 0644 "$USERS_FILE"
-  local escaped
-  escaped="$(printf '%s' "$INFRA" | sed 's/[&|\\]/\\&/g')"
-  if sed "s|@INFRA@|$escaped|g" "$DOVECOT_TEMPLATE" | write_if_changed "$DOVECOT_CONF"; then
+  # Access tokens for XOAUTH2 logins are JWTs signed with a key made here once (base64).
+  mkdir -p "$(dirname "$OAUTH2_KEY_FILE")"
+  if [[ ! -s "$OAUTH2_KEY_FILE" ]]; then
+    head -c 32 /dev/urandom | base64 -w0 >"$OAUTH2_KEY_FILE"
+  fi
+  if chgrp -R dovecot "$OAUTH2_KEYS" 2>/dev/null; then
+    chmod -R u=rwX,g=rX,o= "$OAUTH2_KEYS"
+  else
+    chmod -R a+rX "$OAUTH2_KEYS"
+  fi
+  if render_infra_template "$DOVECOT_TEMPLATE" "$DOVECOT_CONF"; then
     DOVECOT_CONF_CHANGED=1
   fi
+  if render_infra_template "$OAUTH2_TEMPLATE" "$OAUTH2_CONF"; then
+    DOVECOT_CONF_CHANGED=1
+  fi
+}
+
+render_infra_template() { # render_infra_template TEMPLATE DEST: @INFRA@ replaced; 0 when changed
+  local escaped
+  escaped="$(printf '%s' "$INFRA" | sed 's/[&|\\]/\\&/g')"
+  sed "s|@INFRA@|$escaped|g" "$1" | write_if_changed "$2"
 }
 
 dovecot_up() {
@@ -591,6 +613,7 @@ cmd_env() {
     "MAILSYNC_SMTP_HOST=$HOST" \
     "MAILSYNC_SMTP_PORT=$SMTP_PORT" \
     "MAILSYNC_DOVECOT_CONFIG=$DOVECOT_CONF" \
+    "MAILSYNC_DOVECOT_OAUTH2_KEY=$OAUTH2_KEY_FILE" \
     "MAILSYNC_MAIL_USERS_FILE=$USERS_FILE"; do
     value="${var#*=}"
     if [[ ! "$value" =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then

@@ -27,6 +27,8 @@ class Infra:
     smtp_port: int
     dovecot_config: Path
     mail_users_file: Path
+    # Base64 of the HS256 key Dovecot checks XOAUTH2 access tokens (JWTs) with.
+    dovecot_oauth2_key: Path
 
 
 def isolated_vhost_url(rabbitmq_url: str, vhost: str) -> str:
@@ -85,6 +87,12 @@ def infra_from_env() -> Infra:
             env.get("MAILSYNC_DOVECOT_CONFIG", REPO / ".infra/dovecot/dovecot.conf")
         ),
         mail_users_file=Path(env.get("MAILSYNC_MAIL_USERS_FILE", REPO / ".infra/dovecot/users")),
+        dovecot_oauth2_key=Path(
+            env.get(
+                "MAILSYNC_DOVECOT_OAUTH2_KEY",
+                REPO / ".infra/dovecot/oauth2-keys/default/HS256/default",
+            )
+        ),
     )
 
 
