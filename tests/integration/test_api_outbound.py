@@ -23,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.crypto import CredentialCipher
-from mailsync_shared.send_outbox import send_request_id
+from mailsync_shared.send_outbox import SendOutbox, send_request_id
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.raw_messages import store_raw
@@ -468,6 +468,35 @@ async def test_a_request_past_queued_cannot_be_cancelled(
     assert state in response.json()["detail"]
     assert read.json()["state"] == state
     assert read.json()["error"] == "550 5.1.1 User unknown"
+
+
+async def test_a_request_whose_attempt_began_is_shown_sending_and_cannot_be_cancelled(
+    api: httpx.AsyncClient, ws: ApiWorkspace, secret_key: str
+) -> None:
+    """A send attempt writes only its claim when it starts; the api reads the state from it."""
+    mailbox = await insert_mailbox(ws, secret_key)
+    created = await api.post("/v1/send-requests", json=compose_body(mailbox.id), headers=ws.auth)
+    request_id = created.json()["id"]
+    document = await ws.store.send_requests.find_one({"_id": request_id})
+    assert document is not None
+    outbox = SendOutbox(ws.store, claim_timeout=timedelta(minutes=5))
+    claimed = await outbox.claim(SendRequestDocument.from_document(document))
+    assert claimed is not None
+
+    read = await api.get(f"/v1/send-requests/{request_id}", headers=ws.auth)
+    sending = await api.get("/v1/send-requests", params={"state": "sending"}, headers=ws.auth)
+    queued = await api.get("/v1/send-requests", params={"state": "queued"}, headers=ws.auth)
+    cancel = await api.post(f"/v1/send-requests/{request_id}/cancel", headers=ws.auth)
+
+    stored = await ws.store.send_requests.find_one({"_id": request_id})
+    assert stored is not None
+    assert stored["state"] == "queued"
+    assert read.json()["state"] == "sending"
+    assert read.json()["attempts"] == 1
+    assert [item["id"] for item in sending.json()["items"]] == [request_id]
+    assert queued.json()["items"] == []
+    assert cancel.status_code == 409
+    assert cancel.json()["state"] == "sending"
 
 
 async def test_cancelling_an_unknown_request_is_404(

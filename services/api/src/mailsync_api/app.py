@@ -11,6 +11,7 @@ from faststream.rabbit import RabbitBroker
 
 from mailsync_api.body_limits import BodyLimitMiddleware
 from mailsync_api.context import ApiContext
+from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.problems import document_problems, install_problem_handlers
 from mailsync_api.request_context import RequestIdMiddleware
 from mailsync_api.routes import (
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         client=client,
         db=database(client, settings),
         cipher=CredentialCipher(settings.secret_key),
+        mailboxes=KeptMailboxes(settings.mailbox_cache_seconds),
     )
 
     @asynccontextmanager

@@ -6,6 +6,7 @@ from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.settings import Settings
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
@@ -20,3 +21,4 @@ class ApiContext:
     client: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
     cipher: CredentialCipher
+    mailboxes: KeptMailboxes

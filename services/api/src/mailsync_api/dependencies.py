@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_api.api_keys import hash_api_key
 from mailsync_api.context import ApiContext
+from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.pagination import PageParams, page_params
 from mailsync_api.permissions import PERMISSIONS, Rule
 from mailsync_api.principal import Principal, principal_of
@@ -54,6 +55,10 @@ async def get_cipher(context: ContextDep) -> CredentialCipher:
     return context.cipher
 
 
+async def get_kept_mailboxes(context: ContextDep) -> KeptMailboxes:
+    return context.mailboxes
+
+
 async def get_inserts(request: Request) -> InsertBatches:
     """The app's gathering of single-document inserts (one per app, made on first use)."""
     state = request.app.state
@@ -68,6 +73,7 @@ InsertsDep = Annotated[InsertBatches, Depends(get_inserts)]
 DbDep = Annotated[AsyncDatabase[Document], Depends(get_db)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]
+KeptMailboxesDep = Annotated[KeptMailboxes, Depends(get_kept_mailboxes)]
 
 
 def _unauthorized(detail: str) -> ProblemError:

@@ -4,6 +4,7 @@ import logging
 from datetime import timedelta
 from email.utils import make_msgid
 
+from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.principal import Principal
 from mailsync_api.problems import ProblemError, conflict, invalid, not_found
 from mailsync_api.replies import reply_headers
@@ -88,13 +89,20 @@ def not_yours() -> ProblemError:
 
 
 async def chosen_mailbox(
-    store: WorkspaceStore, mailbox_id: str, principal: Principal | None = None
+    store: WorkspaceStore,
+    mailbox_id: str,
+    principal: Principal | None = None,
+    kept: KeptMailboxes | None = None,
 ) -> MailboxDocument:
-    """The mailbox the caller named; it must be connected and theirs to send from."""
-    document = await store.mailboxes.find_one({"_id": mailbox_id})
-    if document is None:
+    """The mailbox the caller named; it must be connected and theirs to send from. `kept`:
+    where a mailbox read a moment ago is reused."""
+    if kept is not None:
+        mailbox = await kept.get(store, mailbox_id)
+    else:
+        document = await store.mailboxes.find_one({"_id": mailbox_id})
+        mailbox = None if document is None else MailboxDocument.from_document(document)
+    if mailbox is None:
         raise invalid("body.mailbox_id", f"no mailbox with id {mailbox_id}")
-    mailbox = MailboxDocument.from_document(document)
     if not may_send_from(principal, mailbox):
         raise not_yours()
     if mailbox.status.state == "disconnected":

@@ -37,6 +37,14 @@ class Settings(SecretSettings):
         default=20_000_000, ge=1024, description="Largest body of a bulk import."
     )
     max_import_rows: int = Field(default=10_000, ge=1, description="Most rows in one import.")
+    mailbox_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "How long `POST /v1/send-requests` reuses a mailbox it read (owner, whether it is "
+            "connected) before reading it again; 0 reads it for every request."
+        ),
+    )
     max_attachments_bytes: int = Field(
         default=MAX_ATTACHMENTS_BYTES,
         ge=0,

@@ -2,14 +2,16 @@
 
 from mailsync_send.app import create_app
 from mailsync_send.settings import Settings
-from mailsync_shared.service import serve
+from mailsync_shared.service import collect_cycles_less_often, serve
 from mailsync_shared.structured_logging import configure_logging
 
 
 def main() -> None:
     settings = Settings()
     configure_logging("send", settings.log_level)
-    serve(create_app(settings), host=settings.http_host, port=settings.http_port)
+    app = create_app(settings)
+    collect_cycles_less_often()
+    serve(app, host=settings.http_host, port=settings.http_port)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 The sender never sleeps on a request: a scheduled send (`send_at`), a retry after a transient
 failure and a send held back by the mailbox's rate limit all wait in the store with a
-`next_attempt_at`. This loop publishes `SendRequested` for those that are due, for `sending`
-requests whose claim ran out (a crashed worker, or an attempt to look at again), and for
-requests that should have moved but did not for a while (a lost `SendRequested`, a report that
-never went out). Publishing twice is harmless: the sender's claim is atomic.
+`next_attempt_at`, and an attempt that ended not knowing the outcome leaves its request
+`sending` until `claimed_until`. Each of these writes also sets a timer (`send_timers`, keyed by
+the request's `_id`), and this loop publishes `SendRequested` for the requests whose timer is
+due, every `interval`: it reads the small timer collection and each due request by `_id`, never
+the whole of `send_requests` (which the store would decode document by document). A timer whose
+request has ended is removed.
+
+Every `redispatch_after / 2` a sweep of all requests also hands on the ones that should have
+moved but did not for `redispatch_after` (a lost `SendRequested`, an attempt that crashed after
+its claim, a report that never went out) and due ones without a timer (a crash between the
+request's write and its timer's). Publishing twice is harmless: the sender's claim is atomic.
 
 The scheduler never updates a request: an update at the moment the sender moves it could undo
 the sender's write (the store rewrites whole documents). What it handed on, and when, goes in a
@@ -16,6 +23,7 @@ handed on again only once it has changed since (deferred anew, released, re-clai
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +34,7 @@ from mailsync_send.sender import SOURCE
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import SendRequest, SendRequested
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.send_outbox import retry_locked
+from mailsync_shared.send_outbox import TIMERS, retry_locked
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
@@ -34,6 +42,7 @@ from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 DISPATCHES = "send_dispatches"
 # Requests looked at per pass; the store reads the whole collection for the query anyway.
 FOUND_LIMIT = 1000
+WAITING = {"_id": 1, "workspace_id": 1, "state": 1, "next_attempt_at": 1, "claimed_until": 1}
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +73,8 @@ class Scheduler:
         self._redispatch_after = redispatch_after
         self._claim_timeout = claim_timeout
         self._task: asyncio.Task[None] | None = None
+        self._sweep_every = redispatch_after / 2
+        self._next_sweep: datetime | None = None
         # What this process handed on lately, by request id: its version and when.
         self._handed: dict[str, tuple[str, datetime]] = {}
 
@@ -72,7 +83,14 @@ class Scheduler:
         now = utcnow()
         stale_before = now - self._redispatch_after
         self._handed = {key: seen for key, seen in self._handed.items() if seen[1] > stale_before}
-        found = await self._system.send_requests_to_dispatch(now, stale_before, limit=FOUND_LIMIT)
+        found = await self._due_by_timer(now)
+        if self._next_sweep is None or now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_every
+            timed = {str(holder["_id"]) for holder in found}
+            swept = await self._system.send_requests_to_dispatch(
+                now, stale_before, limit=FOUND_LIMIT
+            )
+            found += [holder for holder in swept if str(holder["_id"]) not in timed]
         dispatched = 0
         for holder in found:
             store = WorkspaceStore(self._db, str(holder["workspace_id"]))
@@ -81,6 +99,24 @@ class Scheduler:
         if dispatched:
             logger.info("send requests handed on", extra={"count": dispatched})
         return dispatched
+
+    async def _due_by_timer(self, now: datetime) -> list[Document]:
+        """The requests whose timer is due and that are still waiting for it, as stored."""
+        due: list[Document] = []
+        for timer in await self._system.send_timers_due(now, limit=FOUND_LIMIT):
+            store = WorkspaceStore(self._db, str(timer["workspace_id"]))
+            request_id = str(timer["_id"])
+            document = await store.send_requests.find_one({"_id": request_id}, projection=WAITING)
+            state = None if document is None else document.get("state")
+            if document is None or state not in ("queued", "sending"):
+                await retry_locked(
+                    functools.partial(store.collection(TIMERS).delete_many, {"_id": request_id})
+                )
+                continue
+            at = document.get("next_attempt_at" if state == "queued" else "claimed_until")
+            if isinstance(at, datetime) and at <= now:
+                due.append(document)
+        return due
 
     async def _dispatch(
         self, store: WorkspaceStore, holder: Document, stale_before: datetime

@@ -4,17 +4,21 @@
    `send_at` has come and its mailbox has a free slot in the current minute.
 2. Compose the message (a pure function of the request and its stored attachments).
 3. Claim the request (`queued` -> `sending`, one more attempt, `data_started_at`): a unique
-   claim insert, then one write of the request.
-4. A request recovered from `sending` first looks for its Message-ID in the Sent folder: if
+   claim insert, which holds the attempt until it records how it ended on the request.
+4. A request recovered from `sending` (stored so, or claimed by an attempt that ran out
+   without a word) first looks for its Message-ID in the Sent folder: if
    the message is there, the server took it and it is only recorded. If it is not, it is sent
    again when that is certainly safe: the data never started (`data_started_at` unset), or the
    provider files sent mail itself. When we file the copy ourselves (`append_to_sent`) and the
    data had started, the folder cannot tell, and the request ends `unknown` rather than risk a
    second delivery.
-5. Relay it over a kept SMTP session of the mailbox (the raw bytes are stored meanwhile);
-   record `sent` at once, the narrowest window between acceptance and our record.
-6. Report: save the copy in Sent, publish `email.sent`, set `reported_at`. A redelivered
-   request that is `sent` but not reported repeats only this step, looking in Sent first.
+5. Relay it over a kept SMTP session of the mailbox (the raw bytes are stored meanwhile),
+   noting the time of the server's acceptance.
+6. Report: save the copy in Sent, publish `email.sent`, then record `sent` (with `sent_at`,
+   the acceptance's time) and `reported_at` in one write. A crash before that write leaves the
+   request `sending`, recovered as in step 4: the copy in Sent, once saved, tells that it went
+   out. A request that is `sent` but not reported (recorded so by an older version) repeats
+   only this step, looking in Sent first.
 
 Sends run concurrently (the consumer's prefetch), at most `smtp_connections_per_mailbox` per
 mailbox at once. Transient failures are not slept on: the request goes back to the scheduler
@@ -24,7 +28,7 @@ with the time of its next attempt.
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from bson import Binary
@@ -70,6 +74,15 @@ class AccountError(Exception):
     def __init__(self, reason: str, *, permanent: bool = True) -> None:
         super().__init__(reason)
         self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The server's acceptance of a message, still to be recorded on its request."""
+
+    raw_id: str
+    sent_at: datetime
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,7 +188,9 @@ class Sender:
             composed = await self._compose(store, request, mailbox)
             if isinstance(composed, str):
                 return Done(f"sent, but cannot be recomposed: {composed}")
-            return await self._report(store, outbox, request, mailbox, composed, just_sent=False)
+            return await self._report(
+                store, outbox, request, mailbox, composed, delivery=None, copy="check"
+            )
         if mailbox is None or mailbox.status.state == "disconnected":
             reason = "the sending mailbox is not connected"
             return await self._give_up(store, outbox, request, "failed", reason)
@@ -201,15 +216,13 @@ class Sender:
         composed = await self._compose(store, request, mailbox)
         if isinstance(composed, str):
             return await self._give_up(store, outbox, request, "failed", composed)
-        recovering = request.state == "sending"
-        data_had_started = request.data_started_at is not None
         raw_id = await _store_raw(self._inserts, store, composed.data)
         claimed = await outbox.claim(request)
         if claimed is None:
             return Done("moved on by another attempt")
-        request = claimed
+        request = claimed.request
 
-        if recovering:
+        if claimed.recovering:
             try:
                 delivered = await self._in_sent_folder(mailbox, composed.message_id)
             except (SentFolderError, AccountError, UnsafeHostError, OSError) as error:
@@ -219,11 +232,11 @@ class Sender:
                 return await self._failed(store, outbox, request, failure)
             if delivered:
                 logger.info("found in Sent, not sending again", extra=log)
-                sent = await outbox.mark_sent(request, raw_id=raw_id, note=None)
-                if sent is None:
-                    return Done("moved on by another attempt")
-                return await self._report(store, outbox, sent, mailbox, composed, just_sent=False)
-            if data_had_started and mailbox.append_to_sent:
+                found = Delivery(raw_id, utcnow())
+                return await self._report(
+                    store, outbox, request, mailbox, composed, delivery=found, copy="present"
+                )
+            if claimed.data_had_started and mailbox.append_to_sent:
                 reason = (
                     "the attempt ended while the message was being transferred, and this "
                     "mailbox's Sent folder cannot tell whether the server took it; not sent "
@@ -242,11 +255,11 @@ class Sender:
         note = None
         if result.refused:
             note = "not accepted for " + "; ".join(f"{a}: {r}" for a, r in result.refused.items())
-        sent = await outbox.mark_sent(request, raw_id=raw_id, note=note)
+        accepted = Delivery(raw_id, utcnow(), note)
         logger.info("sent", extra={**log, "accepted": len(result.accepted)})
-        if sent is None:
-            return Done("moved on by another attempt")
-        return await self._report(store, outbox, sent, mailbox, composed, just_sent=True)
+        return await self._report(
+            store, outbox, request, mailbox, composed, delivery=accepted, copy="append"
+        )
 
     async def _mailbox(self, store: WorkspaceStore, mailbox_id: str) -> MailboxDocument | None:
         """The mailbox, as read at most `mailbox_cache_seconds` ago."""
@@ -446,15 +459,26 @@ class Sender:
         mailbox: MailboxDocument | None,
         composed: ComposedMessage,
         *,
-        just_sent: bool,
+        delivery: Delivery | None,
+        copy: Literal["append", "check", "present"],
     ) -> Done:
-        """Save the Sent copy and publish `email.sent` for a request the server accepted.
+        """Save the Sent copy and publish `email.sent` for a message the server accepted, then
+        record it: `delivery` (this attempt's acceptance) turns the `sending` request `sent` and
+        reported in one write; without it the request is `sent` already and only reported.
 
-        `just_sent`: this attempt has just sent it, so no copy can be in Sent yet.
+        `copy`: whether the copy is still to be appended (just sent: none can be in Sent yet),
+        to be looked for first, or known to be in Sent.
         """
-        raw_id = request.raw_id or await _store_raw(self._inserts, store, composed.data)
-        if mailbox is not None and mailbox.append_to_sent:
-            await self._save_sent_copy(outbox, request, mailbox, composed, just_sent=just_sent)
+        raw_id = (
+            delivery.raw_id
+            if delivery is not None
+            else request.raw_id or await _store_raw(self._inserts, store, composed.data)
+        )
+        notes = [delivery.note] if delivery is not None and delivery.note else []
+        if mailbox is not None and mailbox.append_to_sent and copy != "present":
+            failure = await self._save_sent_copy(request, mailbox, composed, check=copy == "check")
+            if failure is not None:
+                notes.append(failure)
         owner = mailbox.address if mailbox else composed.from_.address
         event = EmailSent.create(
             source=SOURCE,
@@ -467,27 +491,33 @@ class Sender:
             ),
         ).model_copy(update={"id": stable_id("email_sent", request.id)})
         await self._publisher.publish(event)
-        await outbox.mark_reported(request)
+        note = "; ".join(notes) or None
+        if delivery is None:
+            await outbox.mark_reported(request, note=note)
+        else:
+            await outbox.mark_sent(
+                request, raw_id=raw_id, sent_at=delivery.sent_at, note=note, reported=True
+            )
         return Done("sent")
 
     async def _save_sent_copy(
         self,
-        outbox: SendOutbox,
         request: SendRequestDocument,
         mailbox: MailboxDocument,
         composed: ComposedMessage,
         *,
-        just_sent: bool,
-    ) -> None:
-        """Append the exact bytes to Sent unless a copy is there; a failure only leaves a note."""
+        check: bool,
+    ) -> str | None:
+        """Append the exact bytes to Sent (unless `check` finds a copy there); why it failed,
+        which only leaves a note on the request."""
         try:
             folder = await self._sent_folder(mailbox)
-            if just_sent or not await folder.contains_message_id(composed.message_id):
+            if not check or not await folder.contains_message_id(composed.message_id):
                 await folder.append(composed.data, date=composed.date)
         except (SentFolderError, AccountError, UnsafeHostError, OSError) as error:
-            note = f"sent, but the copy was not saved to Sent: {error}"
             logger.warning(
                 "sent copy not saved",
                 extra={"send_request_id": request.id, "reason": str(error)},
             )
-            await outbox.note_error(request, note)
+            return f"sent, but the copy was not saved to Sent: {error}"
+        return None

@@ -5,13 +5,19 @@ imapclient is blocking, so each operation runs in a worker thread. `SentFolders`
 logged-in connection per account (with the folder's name) for the next operation; a connection
 that fails is dropped, and an operation that failed on a kept connection is tried once more on a
 new one (the server may have closed it while it was idle).
+
+Copies to save are queued per folder: the ones that arrive while one is being written go
+together in one MULTIAPPEND (RFC 3502: the server saves all of them or none) where the server
+offers it. A batch the server refuses, and any batch on a server without MULTIAPPEND, is saved
+one APPEND per copy, so each copy gets its own outcome.
 """
 
 import asyncio
+import functools
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -19,12 +25,17 @@ from typing import TypeVar
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from mailsync_shared.batching import Batcher
 from mailsync_shared.storage.documents import Security
 
 T = TypeVar("T")
 
 SENT_FLAG = b"\\Sent"
 SEEN_FLAG = b"\\Seen"
+# Copies saved in one MULTIAPPEND at most.
+APPEND_BATCH = 50
+
+_Copy = tuple[bytes, datetime]
 
 
 class SentFolderError(Exception):
@@ -74,6 +85,26 @@ def _contains(client: IMAPClient, folder: str, message_id: str) -> bool:
     return bool(client.search(["HEADER", "Message-ID", message_id]))
 
 
+def _append(client: IMAPClient, folder: str, data: bytes, date: datetime) -> None:
+    client.append(folder, data, flags=(SEEN_FLAG,), msg_time=date)
+
+
+def _append_together(client: IMAPClient, folder: str, copies: Sequence[_Copy]) -> bool:
+    """Save every copy in one MULTIAPPEND; False if the server does not offer it or refused
+    the batch (then none was saved)."""
+    if not client.has_capability("MULTIAPPEND"):
+        return False
+    try:
+        client.multiappend(
+            folder, [{"msg": data, "flags": (SEEN_FLAG,), "date": date} for data, date in copies]
+        )
+    except IMAPClient.AbortError:
+        raise  # the connection broke: handled as any failed operation
+    except IMAPClient.Error:
+        return False
+    return True
+
+
 @dataclass
 class _Session:
     client: IMAPClient
@@ -90,18 +121,31 @@ class SentFolder:
         self._idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._session: _Session | None = None
+        self._copies: Batcher[_Copy, None] = Batcher(self._save, max_size=APPEND_BATCH)
 
     async def contains_message_id(self, message_id: str) -> bool:
         """Whether a message with this `Message-ID` is in the Sent folder."""
         return await self._run(lambda client, folder: _contains(client, folder, message_id))
 
     async def append(self, data: bytes, *, date: datetime) -> None:
-        """Save `data` byte for byte in the Sent folder, flagged `\\Seen`."""
+        """Save `data` byte for byte in the Sent folder, flagged `\\Seen` (with the copies
+        queued meanwhile)."""
+        await self._copies.submit("", (data, date))
 
-        def append(client: IMAPClient, folder: str) -> None:
-            client.append(folder, data, flags=(SEEN_FLAG,), msg_time=date)
-
-        await self._run(append)
+    async def _save(self, _key: str, copies: Sequence[_Copy]) -> list[BaseException | None]:
+        if len(copies) > 1 and await self._run(
+            lambda client, folder: _append_together(client, folder, copies)
+        ):
+            return [None] * len(copies)
+        outcomes: list[BaseException | None] = []
+        for data, date in copies:
+            try:
+                await self._run(functools.partial(_append, data=data, date=date))
+            except SentFolderError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     async def close(self) -> None:
         await asyncio.to_thread(self._close)

@@ -13,7 +13,8 @@ document `x` is (one indexed look-up) and goes ahead by `_id` alone only for thi
 own or a missing document. Document ids are unique across workspaces (random, or derived from
 the workspace id), so a missing document cannot be another workspace's by the time of the
 write; an upsert stamps the workspace on the document it creates. The owner found for an
-`_id` is remembered (a bounded cache), as a document never changes workspace.
+`_id` (by that look-up, or by a read of the document) is remembered (a bounded cache), as a
+document never changes workspace.
 """
 
 import asyncio
@@ -135,6 +136,7 @@ class WorkspaceCollection:
         document = await self._collection.find_one({"_id": document_id}, projection=asked, **kwargs)
         if document is None or document.get(WORKSPACE_FIELD) != self.workspace_id:
             return None
+        _OWNERS.remember((self._collection.full_name, document_id), self.workspace_id)
         if not keep_workspace:
             del document[WORKSPACE_FIELD]
         return document
@@ -383,6 +385,19 @@ class SystemCollections:
             self._db[collection]
             .find(
                 {"outbox.at": {"$lt": older_than}},
+                projection={"_id": 1, "workspace_id": 1},
+                limit=limit,
+            )
+            .to_list()
+        )
+
+    async def send_timers_due(self, now: datetime, limit: int = 1000) -> list[Document]:
+        """The send timers of any workspace that are due now, each with `_id` (its request's)
+        and `workspace_id`. Only waiting requests have one, so the collection stays small."""
+        return await (
+            self._db["send_timers"]
+            .find(
+                {"due": {"$lte": now}},
                 projection={"_id": 1, "workspace_id": 1},
                 limit=limit,
             )

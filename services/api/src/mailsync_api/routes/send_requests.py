@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Response, status
 from mailsync_api import outbound, sending
 from mailsync_api.dependencies import (
     InsertsDep,
+    KeptMailboxesDep,
     PrincipalDep,
     PublisherDep,
     SettingsDep,
@@ -36,12 +37,13 @@ async def compose(
     publisher: PublisherDep,
     inserts: InsertsDep,
     settings: SettingsDep,
+    mailboxes: KeptMailboxesDep,
     response: Response,
 ) -> SendRequestOut:
     """Send a new message from a mailbox of yours (any, for an admin); it goes out shortly
     after."""
     try:
-        mailbox = await sending.chosen_mailbox(store, body.mailbox_id, principal)
+        mailbox = await sending.chosen_mailbox(store, body.mailbox_id, principal, mailboxes)
         built = await outbound.with_options(
             store,
             body,
