@@ -1,19 +1,30 @@
-"""Helpers for the capture and associate integration tests: services in-process, event taps."""
+"""Helpers for the capture and associate integration tests: services in-process, event taps,
+and the `ws` fixture through which a test publishes to and watches the service under test."""
 
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from unittest.mock import patch
 
 import aio_pika
+import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from faststream.asgi import AsgiFastStream
 from faststream.rabbit import RabbitBroker
+from pymongo.asynchronous.database import AsyncDatabase
 
+from mailsync_associate.app import create_app as create_associate_app
+from mailsync_associate.settings import Settings as AssociateSettings
+from mailsync_capture.app import create_app as create_capture_app
+from mailsync_capture.settings import Settings as CaptureSettings
 from mailsync_shared.contracts.envelope import Event
-from mailsync_shared.topology import exchange_for
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, exchange_for
+from tests.support.infra import Infra
 from tests.support.polling import eventually
 
 SettingsT = TypeVar("SettingsT")
@@ -85,8 +96,11 @@ class Tap:
         return await eventually(probe, timeout=within, what=what)
 
 
+TapFactory = Callable[[str, str], Awaitable[Tap]]
+
+
 @asynccontextmanager
-async def taps(rabbitmq_url: str) -> AsyncIterator[Callable[[str, str], Any]]:
+async def taps(rabbitmq_url: str) -> AsyncIterator[TapFactory]:
     """`await tap(exchange_name, binding_key)` -> a `Tap`; queues vanish with the connection."""
     connection = await aio_pika.connect_robust(rabbitmq_url)
     channel = await connection.channel()
@@ -100,3 +114,53 @@ async def taps(rabbitmq_url: str) -> AsyncIterator[Callable[[str, str], Any]]:
         yield tap
     finally:
         await connection.close()
+
+
+@pytest.fixture(scope="module", name="capture_service")
+async def capture_service_fixture(
+    service_env: dict[str, str], mongo: AsyncDatabase[Document]
+) -> AsyncIterator[None]:
+    async with running(create_capture_app(settings_from(service_env, CaptureSettings))):
+        yield
+
+
+@pytest.fixture(scope="module", name="associate_service")
+async def associate_service_fixture(
+    service_env: dict[str, str], mongo: AsyncDatabase[Document]
+) -> AsyncIterator[None]:
+    async with running(create_associate_app(settings_from(service_env, AssociateSettings))):
+        yield
+
+
+@dataclass(frozen=True)
+class ServiceWorkspace:
+    """A test's workspace as the service under test sees it: its store, the broker events
+    reach the service through, and taps on the workspace's public events and dead letters."""
+
+    id: str
+    store: WorkspaceStore
+    broker: RabbitBroker
+    events: Tap
+    dead_letters: Tap
+    tap: TapFactory
+
+    async def publish(self, event: Event) -> None:
+        await publish(self.broker, event)
+
+    async def publish_raw(self, body: bytes, like: Event, *, message_id: str | None = None) -> None:
+        await publish_raw(self.broker, body, like, message_id=message_id)
+
+
+@pytest.fixture(name="ws")
+async def ws_fixture(
+    infra: Infra, broker: RabbitBroker, store: WorkspaceStore, workspace_id: str
+) -> AsyncIterator[ServiceWorkspace]:
+    async with taps(infra.rabbitmq_url) as tap:
+        yield ServiceWorkspace(
+            id=workspace_id,
+            store=store,
+            broker=broker,
+            events=await tap(EVENTS_EXCHANGE.name, f"#.{workspace_id}"),
+            dead_letters=await tap(DEAD_LETTER_EXCHANGE.name, f"#.{workspace_id}"),
+            tap=tap,
+        )

@@ -1,5 +1,6 @@
 """Helpers for the ingest integration tests: mailbox documents, a spy on MessageFetched,
-read-only snapshots of IMAP folders, and the ingest worker run in-process."""
+read-only snapshots of IMAP folders, the ingest worker run in-process or as a process, and the
+`ingest` fixture that bundles them for one test's workspace."""
 
 import asyncio
 import contextlib
@@ -22,6 +23,7 @@ from typing import Any
 
 import aio_pika
 import httpx
+import pytest
 from faststream.rabbit import RabbitBroker
 from pydantic import SecretStr
 from pymongo.asynchronous.database import AsyncDatabase
@@ -38,7 +40,7 @@ from mailsync_shared.topology import WORK_EXCHANGE, declare_topology
 from mailsync_shared.work_batches import events_in
 from tests.conftest import TEST_DATABASE
 from tests.support.infra import Infra
-from tests.support.mail import MailAccount, build_message, imap_login
+from tests.support.mail import MailAccount, build_message, create_account, imap_login
 
 _FETCH_PREFIX = re.compile(rb"UID (\d+) FLAGS \(([^)]*)\)")
 
@@ -58,11 +60,12 @@ def mailbox_document(
     *,
     backfill_days: int | None,
     password: str | None = None,
+    imap_port: int | None = None,
 ) -> MailboxDocument:
     secret = CredentialCipher(SecretStr(secret_key)).encrypt(password or account.password)
     server = ServerAccount(
         host=infra.imap_host,
-        port=infra.imap_port,
+        port=imap_port or infra.imap_port,
         security="none",
         username=account.address,
         secret_encrypted=secret,
@@ -120,6 +123,9 @@ class FetchedSpy:
 
     def message_ids(self) -> list[str]:
         return [event.data.message_id for event in self.events]
+
+    async def at_least(self, count: int) -> bool:
+        return len(self.events) >= count
 
 
 @asynccontextmanager
@@ -317,3 +323,95 @@ async def ready(port: int) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+@dataclass(frozen=True)
+class SeededMailbox:
+    """A fresh Dovecot account, its stored mailbox and the Message-IDs put in its INBOX."""
+
+    owner: MailAccount
+    mailbox: MailboxDocument
+    sent_ids: list[str]
+
+
+@dataclass(frozen=True)
+class IngestCase:
+    """One test's infrastructure and workspace, with the set-up the ingest tests share."""
+
+    infra: Infra
+    secret_key: str
+    service_env: dict[str, str]
+    mongo: AsyncDatabase[Document]
+    store: WorkspaceStore
+    workspace_id: str
+
+    def mailbox(
+        self,
+        account: MailAccount,
+        *,
+        backfill_days: int | None = 30,
+        password: str | None = None,
+        imap_port: int | None = None,
+    ) -> MailboxDocument:
+        return mailbox_document(
+            self.infra,
+            self.secret_key,
+            self.workspace_id,
+            account,
+            backfill_days=backfill_days,
+            password=password,
+            imap_port=imap_port,
+        )
+
+    async def add_mailbox(self, mailbox: MailboxDocument) -> MailboxDocument:
+        await self.store.mailboxes.insert_one(mailbox.to_document())
+        return mailbox
+
+    async def seeded_mailbox(
+        self, messages: int = 0, sender: str = "", *, backfill_days: int | None = 30
+    ) -> SeededMailbox:
+        """A new account with `messages` from `sender` in its INBOX, and its mailbox stored."""
+        owner = create_account(self.infra, "acme.test", "owner")
+        sent_ids = fill_inbox(self.infra, owner, messages, sender) if messages else []
+        mailbox = await self.add_mailbox(self.mailbox(owner, backfill_days=backfill_days))
+        return SeededMailbox(owner, mailbox, sent_ids)
+
+    async def state(self, mailbox_id: str) -> MailboxDocument:
+        return await mailbox_state(self.store, mailbox_id)
+
+    async def caught_up(self, mailbox_id: str, spy: FetchedSpy, count: int) -> bool:
+        """The mailbox is live and at least `count` messages were published."""
+        state = await self.state(mailbox_id)
+        return len(spy.events) >= count and state.status.state == "live"
+
+    def settings(self, **overrides: Any) -> Settings:
+        return worker_settings(self.infra, self.secret_key, self.workspace_id, **overrides)
+
+    def spy(self) -> contextlib.AbstractAsyncContextManager[FetchedSpy]:
+        return fetched_spy(self.infra, self.workspace_id)
+
+    def worker(self, settings: Settings) -> contextlib.AbstractAsyncContextManager[IngestWorker]:
+        return running_worker(settings, self.mongo)
+
+    @asynccontextmanager
+    async def watched_worker(self, **overrides: Any) -> AsyncIterator[FetchedSpy]:
+        """A spy on the workspace's MessageFetched, then a worker with these settings."""
+        async with self.spy() as spy, self.worker(self.settings(**overrides)):
+            yield spy
+
+    def process(
+        self, log: Path, **settings: str
+    ) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[bytes], int]]:
+        return ingest_process(self.service_env, self.workspace_id, log, **settings)
+
+
+@pytest.fixture(name="ingest")
+def ingest_fixture(
+    infra: Infra,
+    secret_key: str,
+    service_env: dict[str, str],
+    mongo: AsyncDatabase[Document],
+    store: WorkspaceStore,
+    workspace_id: str,
+) -> IngestCase:
+    return IngestCase(infra, secret_key, service_env, mongo, store, workspace_id)

@@ -2,62 +2,35 @@
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from faststream.rabbit import RabbitBroker
-from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_associate.app import create_app
 from mailsync_associate.logbook import log_message
 from mailsync_associate.repository import AssociateRepository
-from mailsync_associate.settings import Settings
 from mailsync_shared.contracts.mail import CapturedMessage, MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent, SentEmail
 from mailsync_shared.messaging import REASON_HEADER
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.raw_messages import store_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.topology import ASSOCIATE_MESSAGES, DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE
-from tests.integration.conftest_capture import (
-    Tap,
-    publish,
-    publish_raw,
-    running,
-    settings_from,
-    taps,
+from mailsync_shared.topology import ASSOCIATE_MESSAGES
+from tests.integration.conftest_capture import (  # noqa: F401  (fixtures register by name)
+    ServiceWorkspace,
+    associate_service_fixture,
+    ws_fixture,
 )
-from tests.support.infra import Infra
 from tests.support.mail import build_message
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("associate_service")]
 
 OWNER = "owner@acme.test"
 ANN = "ann@client.test"
 LOGGED = "mailsync.email.logged.v1"
 ASSOCIATED = "mailsync.thread.associated.v1"
-
-
-@pytest.fixture(scope="module")
-async def associate_service(
-    service_env: dict[str, str], mongo: AsyncDatabase[Document]
-) -> AsyncIterator[None]:
-    async with running(create_app(settings_from(service_env, Settings))):
-        yield
-
-
-@pytest.fixture
-async def tapped(infra: Infra, workspace_id: str) -> AsyncIterator[tuple[Tap, Tap]]:
-    """Taps on the workspace's public events and dead letters."""
-    async with taps(infra.rabbitmq_url) as tap:
-        yield (
-            await tap(EVENTS_EXCHANGE.name, f"#.{workspace_id}"),
-            await tap(DEAD_LETTER_EXCHANGE.name, f"#.{workspace_id}"),
-        )
 
 
 async def stored_mail(
@@ -141,26 +114,19 @@ async def seed_records(store: WorkspaceStore) -> dict[str, str]:
     return ids
 
 
-async def test_received_message_is_logged_on_a_linked_thread(
-    associate_service: None,
-    broker: RabbitBroker,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap],
-) -> None:
-    events, _ = tapped
-    ids = await seed_records(store)
+async def test_received_message_is_logged_on_a_linked_thread(ws: ServiceWorkspace) -> None:
+    ids = await seed_records(ws.store)
     email = build_message(
         sender=ANN, sender_name="Ann Client", to=[OWNER], subject="Proposal", body="Hello owner\n"
     )
-    message = await stored_mail(store, email)
-    await publish(broker, captured(workspace_id, message))
+    message = await stored_mail(ws.store, email)
+    await ws.publish(captured(ws.id, message))
 
-    stored = await logged_message(store, message.message_id)
+    stored = await logged_message(ws.store, message.message_id)
     assert stored["body_text"].strip() == "Hello owner"
     assert stored["direction"] == "received"
     assert stored["mailbox_ids"] == ["mb-owner"]
-    thread = await store.threads.find_one({"_id": stored["thread_id"]})
+    thread = await ws.store.threads.find_one({"_id": stored["thread_id"]})
     assert thread is not None
     assert (thread["contact_ids"], thread["company_ids"], thread["deal_ids"]) == (
         [ids["contact"]],
@@ -172,7 +138,7 @@ async def test_received_message_is_logged_on_a_linked_thread(
     assert (thread["message_count"], thread["subject"]) == (1, "Proposal")
     assert sorted(thread["participants"]) == [ANN, OWNER]
 
-    published = await events.wait_for(
+    published = await ws.events.wait_for(
         lambda e: {LOGGED, ASSOCIATED} <= {x["type"] for x in e}, "EmailLogged and ThreadAssociated"
     )
     logged = next(e for e in published if e["type"] == LOGGED)
@@ -185,13 +151,8 @@ async def test_received_message_is_logged_on_a_linked_thread(
 
 
 async def test_reply_before_parent_and_a_redelivery_give_one_thread_logged_once(
-    associate_service: None,
-    broker: RabbitBroker,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap],
+    ws: ServiceWorkspace,
 ) -> None:
-    events, _ = tapped
     parent = build_message(
         sender=OWNER,
         to=[ANN],
@@ -207,92 +168,77 @@ async def test_reply_before_parent_and_a_redelivery_give_one_thread_logged_once(
         in_reply_to=parent["Message-ID"],
         references=[parent["Message-ID"]],
     )
-    reply_mail = await stored_mail(store, reply, uid=2)
-    parent_mail = await stored_mail(store, parent, direction="sent", folder="Sent", uid=7)
-    reply_event = captured(workspace_id, reply_mail)
-    await publish(broker, reply_event)
-    await publish(broker, reply_event)
-    await publish(broker, captured(workspace_id, parent_mail))
+    reply_mail = await stored_mail(ws.store, reply, uid=2)
+    parent_mail = await stored_mail(ws.store, parent, direction="sent", folder="Sent", uid=7)
+    reply_event = captured(ws.id, reply_mail)
+    await ws.publish(reply_event)
+    await ws.publish(reply_event)
+    await ws.publish(captured(ws.id, parent_mail))
 
-    stored_parent = await logged_message(store, parent_mail.message_id)
-    stored_reply = await logged_message(store, reply_mail.message_id)
+    stored_parent = await logged_message(ws.store, parent_mail.message_id)
+    stored_reply = await logged_message(ws.store, reply_mail.message_id)
     assert stored_parent["thread_id"] == stored_reply["thread_id"]
-    assert await store.messages.count({}) == 2
-    threads = await store.threads.find({})
+    assert await ws.store.messages.count({}) == 2
+    threads = await ws.store.threads.find({})
     assert len(threads) == 1
     assert threads[0]["message_count"] == 2
     assert threads[0]["subject"] == "Plan", "the earliest message names the thread"
 
-    await events.wait_for(lambda e: len([x for x in e if x["type"] == LOGGED]) >= 2, "2 logged")
-    logged = [e["data"]["message_id"] for e in events.events(LOGGED)]
+    await ws.events.wait_for(lambda e: len([x for x in e if x["type"] == LOGGED]) >= 2, "2 logged")
+    logged = [e["data"]["message_id"] for e in ws.events.events(LOGGED)]
     assert sorted(logged) == sorted([parent_mail.message_id, reply_mail.message_id])
 
 
 async def test_sent_folder_copy_after_email_sent_merges_into_one_message(
-    associate_service: None,
-    broker: RabbitBroker,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap],
+    ws: ServiceWorkspace,
 ) -> None:
-    events, _ = tapped
     email = build_message(sender=OWNER, to=[ANN], subject="Offer", body="Our offer")
-    sent_now = await stored_mail(store, email, direction="sent", with_source=False)
+    sent_now = await stored_mail(ws.store, email, direction="sent", with_source=False)
     sent_event = EmailSent.create(
         source="/test",
-        workspace_id=workspace_id,
+        workspace_id=ws.id,
         data=SentEmail(send_request_id="sr-1", thread_id=None, message=sent_now),
     )
-    await publish(broker, sent_event)
-    first = await logged_message(store, sent_now.message_id)
+    await ws.publish(sent_event)
+    first = await logged_message(ws.store, sent_now.message_id)
     assert (first["direction"], first["send_request_id"], first["sources"]) == ("sent", "sr-1", [])
 
-    sent_copy = await stored_mail(store, email, direction="sent", folder="Sent", uid=42)
-    await publish(broker, captured(workspace_id, sent_copy))
-    merged = await logged_message(store, sent_copy.message_id, **{"sources.uid": 42})
+    sent_copy = await stored_mail(ws.store, email, direction="sent", folder="Sent", uid=42)
+    await ws.publish(captured(ws.id, sent_copy))
+    merged = await logged_message(ws.store, sent_copy.message_id, **{"sources.uid": 42})
     assert merged["_id"] == first["_id"]
     assert merged["send_request_id"] == "sr-1"
-    assert await store.messages.count({}) == 1
-    await events.drain()
-    assert len(events.events(LOGGED)) == 1
+    assert await ws.store.messages.count({}) == 1
+    await ws.events.drain()
+    assert len(ws.events.events(LOGGED)) == 1
 
 
 async def test_message_written_but_never_announced_is_announced_on_redelivery(
-    associate_service: None,
-    broker: RabbitBroker,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap],
+    ws: ServiceWorkspace,
 ) -> None:
-    events, _ = tapped
     email = build_message(sender=ANN, to=[OWNER], subject="Crash", body="before the publish")
-    message = await stored_mail(store, email)
+    message = await stored_mail(ws.store, email)
     # The state a SIGKILL between the writes and the publish leaves behind.
-    await log_message(AssociateRepository(store), message)
-    assert await store.messages.count({}) == 1
-    assert await store.announced_messages.count({}) == 0
+    await log_message(AssociateRepository(ws.store), message)
+    assert await ws.store.messages.count({}) == 1
+    assert await ws.store.announced_messages.count({}) == 0
 
-    await publish(broker, captured(workspace_id, message))
-    await logged_message(store, message.message_id)
-    published = await events.wait_for(lambda e: len(e) >= 1, "EmailLogged")
+    await ws.publish(captured(ws.id, message))
+    await logged_message(ws.store, message.message_id)
+    published = await ws.events.wait_for(lambda e: len(e) >= 1, "EmailLogged")
     assert [e["data"]["message_id"] for e in published if e["type"] == LOGGED] == [
         message.message_id
     ]
-    assert await store.messages.count({}) == 1
+    assert await ws.store.messages.count({}) == 1
 
 
-async def test_manually_linked_thread_keeps_its_links(
-    associate_service: None,
-    broker: RabbitBroker,
-    store: WorkspaceStore,
-    workspace_id: str,
-) -> None:
-    ids = await seed_records(store)
+async def test_manually_linked_thread_keeps_its_links(ws: ServiceWorkspace) -> None:
+    ids = await seed_records(ws.store)
     first = build_message(sender=ANN, to=[OWNER], subject="Manual", body="one")
-    first_mail = await stored_mail(store, first)
-    await publish(broker, captured(workspace_id, first_mail))
-    stored = await logged_message(store, first_mail.message_id)
-    await store.threads.update_one(
+    first_mail = await stored_mail(ws.store, first)
+    await ws.publish(captured(ws.id, first_mail))
+    stored = await logged_message(ws.store, first_mail.message_id)
+    await ws.store.threads.update_one(
         {"_id": stored["thread_id"]},
         {"$set": {"manually_linked": True, "contact_ids": [], "company_ids": [], "deal_ids": []}},
     )
@@ -300,10 +246,10 @@ async def test_manually_linked_thread_keeps_its_links(
     reply = build_message(
         sender=ANN, to=[OWNER], subject="Re: Manual", body="two", in_reply_to=first["Message-ID"]
     )
-    reply_mail = await stored_mail(store, reply, uid=2)
-    await publish(broker, captured(workspace_id, reply_mail))
-    stored_reply = await logged_message(store, reply_mail.message_id)
-    thread = await store.threads.find_one({"_id": stored_reply["thread_id"]})
+    reply_mail = await stored_mail(ws.store, reply, uid=2)
+    await ws.publish(captured(ws.id, reply_mail))
+    stored_reply = await logged_message(ws.store, reply_mail.message_id)
+    thread = await ws.store.threads.find_one({"_id": stored_reply["thread_id"]})
     assert thread is not None
     assert thread["_id"] == stored["thread_id"]
     assert thread["message_count"] == 2
@@ -311,23 +257,16 @@ async def test_manually_linked_thread_keeps_its_links(
     assert ids["contact"] not in thread["contact_ids"]
 
 
-async def test_invalid_message_is_dead_lettered_with_the_reason(
-    associate_service: None,
-    broker: RabbitBroker,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap],
-) -> None:
-    _, dead = tapped
+async def test_invalid_message_is_dead_lettered_with_the_reason(ws: ServiceWorkspace) -> None:
     email = build_message(sender=ANN, to=[OWNER], subject="Broken", body="x")
-    like = captured(workspace_id, await stored_mail(store, email))
+    like = captured(ws.id, await stored_mail(ws.store, email))
     body = like.model_dump(mode="json", by_alias=True)
     body["data"]["message"]["size"] = -1
-    await publish_raw(broker, json.dumps(body).encode(), like, message_id=like.id)
+    await ws.publish_raw(json.dumps(body).encode(), like, message_id=like.id)
 
-    await dead.wait_for(lambda e: len(e) >= 1, "a dead letter")
-    letter = dead.received[0]
+    await ws.dead_letters.wait_for(lambda e: len(e) >= 1, "a dead letter")
+    letter = ws.dead_letters.received[0]
     assert letter.message_id == like.id
     assert str(letter.headers[REASON_HEADER]).startswith("ValidationError")
     assert ASSOCIATE_MESSAGES.queue.name in str(letter.headers.get("x-mailsync-queue"))
-    assert await store.messages.count({}) == 0
+    assert await ws.store.messages.count({}) == 0

@@ -3,15 +3,13 @@
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_capture.app import create_app
-from mailsync_capture.settings import Settings
 from mailsync_shared.capture_policy.batch import BatchCaptureRepository
 from mailsync_shared.capture_policy.capturing import CaptureResult, capture_contacts
 from mailsync_shared.capture_policy.repository import CaptureRepository, captured_contact_id
@@ -20,47 +18,26 @@ from mailsync_shared.contracts.mail import MailMessage, MessageFetched
 from mailsync_shared.messaging import REASON_HEADER
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
-from mailsync_shared.topology import (
-    CAPTURE_MESSAGES,
-    DEAD_LETTER_EXCHANGE,
-    EVENTS_EXCHANGE,
-    WORK_EXCHANGE,
-)
-from tests.integration.conftest_capture import (
+from mailsync_shared.topology import CAPTURE_MESSAGES, WORK_EXCHANGE
+from tests.integration.conftest_capture import (  # noqa: F401  (fixtures register by name)
+    ServiceWorkspace,
     Tap,
-    publish,
-    publish_raw,
-    running,
-    settings_from,
-    taps,
+    capture_service_fixture,
+    ws_fixture,
 )
-from tests.support.infra import Infra
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("capture_service")]
 
 OWNER = "owner@acme.test"
 CAPTURED = "mailsync.message.captured.v1"
 CONTACT_CAPTURED = "mailsync.contact.captured.v1"
 
 
-@pytest.fixture(scope="module")
-async def capture_service(
-    service_env: dict[str, str], mongo: AsyncDatabase[Document]
-) -> AsyncIterator[None]:
-    async with running(create_app(settings_from(service_env, Settings))):
-        yield
-
-
 @pytest.fixture
-async def tapped(infra: Infra, workspace_id: str) -> AsyncIterator[tuple[Tap, Tap, Tap]]:
-    """Taps on the public events, the captured work messages and the dead letters."""
-    async with taps(infra.rabbitmq_url) as tap:
-        yield (
-            await tap(EVENTS_EXCHANGE.name, f"#.{workspace_id}"),
-            await tap(WORK_EXCHANGE.name, f"{CAPTURED}.{workspace_id}"),
-            await tap(DEAD_LETTER_EXCHANGE.name, f"#.{workspace_id}"),
-        )
+async def captured(ws: ServiceWorkspace) -> Tap:
+    """A tap on the MessageCaptured work messages capture passes on for the workspace."""
+    return await ws.tap(WORK_EXCHANGE.name, f"{CAPTURED}.{ws.id}")
 
 
 def fetched(workspace_id: str, **fields: Any) -> MessageFetched:
@@ -91,18 +68,13 @@ async def decisions_of(store: WorkspaceStore, message_id: str, count: int) -> di
 
 
 async def test_sent_message_creates_contacts_by_the_rules(
-    capture_service: None,
-    broker: Any,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap, Tap],
+    ws: ServiceWorkspace, captured: Tap
 ) -> None:
-    events, captured, _ = tapped
-    await store.companies.insert_one(
-        {"_id": f"co-{workspace_id}", "name": "Client Inc", "domains": ["client.test"]}
+    await ws.store.companies.insert_one(
+        {"_id": f"co-{ws.id}", "name": "Client Inc", "domains": ["client.test"]}
     )
     event = fetched(
-        workspace_id,
+        ws.id,
         to=[
             {"address": "ann@client.test", "name": "Ann Client"},
             {"address": "noreply@client.test"},
@@ -110,9 +82,9 @@ async def test_sent_message_creates_contacts_by_the_rules(
             {"address": "colleague@acme.test"},
         ],
     )
-    await publish(broker, event)
+    await ws.publish(event)
 
-    decisions = await decisions_of(store, event.data.message_id, 5)
+    decisions = await decisions_of(ws.store, event.data.message_id, 5)
     assert {a: (d["decision"], d["rule"]) for a, d in decisions.items()} == {
         OWNER: ("skipped", "owner_address"),
         "ann@client.test": ("captured", "policy_sent"),
@@ -120,7 +92,7 @@ async def test_sent_message_creates_contacts_by_the_rules(
         "pal@gmail.com": ("skipped", "free_mail_domain"),
         "colleague@acme.test": ("skipped", "internal_domain"),
     }
-    contacts = await store.contacts.find({})
+    contacts = await ws.store.contacts.find({})
     assert len(contacts) == 1
     ann = contacts[0]
     assert (ann["name"], ann["emails"], ann["source"]) == (
@@ -128,10 +100,10 @@ async def test_sent_message_creates_contacts_by_the_rules(
         ["ann@client.test"],
         "capture",
     )
-    assert ann["company_id"] == f"co-{workspace_id}"
+    assert ann["company_id"] == f"co-{ws.id}"
     assert decisions["ann@client.test"]["contact_id"] == ann["_id"]
 
-    published = await events.wait_for(lambda e: len(e) >= 1, "ContactCaptured")
+    published = await ws.events.wait_for(lambda e: len(e) >= 1, "ContactCaptured")
     assert [(e["type"], e["data"]["contact_id"], e["data"]["rule"]) for e in published] == [
         (CONTACT_CAPTURED, ann["_id"], "policy_sent")
     ]
@@ -140,122 +112,94 @@ async def test_sent_message_creates_contacts_by_the_rules(
     assert work[0]["data"]["contacts"] == [{"contact_id": ann["_id"], "address": "ann@client.test"}]
 
 
-async def test_redelivery_creates_no_second_contact(
-    capture_service: None,
-    broker: Any,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap, Tap],
-) -> None:
-    events, captured, _ = tapped
-    event = fetched(workspace_id)
-    await publish(broker, event)
-    await publish(broker, event)
+async def test_redelivery_creates_no_second_contact(ws: ServiceWorkspace, captured: Tap) -> None:
+    event = fetched(ws.id)
+    await ws.publish(event)
+    await ws.publish(event)
     work = await captured.wait_for(lambda e: len(e) >= 2, "two MessageCaptured")
     assert {w["id"] for w in work} == {work[0]["id"]}, "a redelivery keeps the event id"
-    assert await store.contacts.count({}) == 1
+    assert await ws.store.contacts.count({}) == 1
     # Each delivery published its ContactCaptured before its MessageCaptured.
-    await events.drain()
-    contact_events = events.events(CONTACT_CAPTURED)
+    await ws.events.drain()
+    contact_events = ws.events.events(CONTACT_CAPTURED)
     assert len(contact_events) >= 1
     assert len({e["id"] for e in contact_events}) == 1, "repeats carry the same event id"
 
     # A later message to the same person finds the contact: decision "existing".
-    later = fetched(workspace_id)
-    await publish(broker, later)
-    decisions = await decisions_of(store, later.data.message_id, 2)
+    later = fetched(ws.id)
+    await ws.publish(later)
+    decisions = await decisions_of(ws.store, later.data.message_id, 2)
     assert decisions["ann@client.test"]["decision"] == "existing"
-    assert await store.contacts.count({}) == 1
+    assert await ws.store.contacts.count({}) == 1
 
 
-async def test_received_mail_follows_the_workspace_policy(
-    capture_service: None,
-    broker: Any,
-    store: WorkspaceStore,
-    workspace_id: str,
-) -> None:
+async def test_received_mail_follows_the_workspace_policy(ws: ServiceWorkspace) -> None:
     received = {
         "direction": "received",
         "from": {"address": "bob@client.test", "name": "Bob"},
         "to": [{"address": OWNER}],
     }
-    first = fetched(workspace_id, **received)
-    await publish(broker, first)
-    decisions = await decisions_of(store, first.data.message_id, 2)
+    first = fetched(ws.id, **received)
+    await ws.publish(first)
+    decisions = await decisions_of(ws.store, first.data.message_id, 2)
     assert decisions["bob@client.test"]["rule"] == "policy_sent_only"
-    assert await store.contacts.count({}) == 0
+    assert await ws.store.contacts.count({}) == 0
 
-    await store.collection("capture_rules").insert_one(
-        {"_id": workspace_id, "policy": "sent_and_received", "blocked": ["@spam.test"]}
+    await ws.store.collection("capture_rules").insert_one(
+        {"_id": ws.id, "policy": "sent_and_received", "blocked": ["@spam.test"]}
     )
-    second = fetched(workspace_id, **{**received, "cc": [{"address": "x@spam.test"}]})
-    await publish(broker, second)
-    decisions = await decisions_of(store, second.data.message_id, 3)
+    second = fetched(ws.id, **{**received, "cc": [{"address": "x@spam.test"}]})
+    await ws.publish(second)
+    decisions = await decisions_of(ws.store, second.data.message_id, 3)
     assert decisions["bob@client.test"]["decision"] == "captured"
     assert decisions["x@spam.test"]["rule"] == "blocked_domain"
-    assert [c["emails"] for c in await store.contacts.find({})] == [["bob@client.test"]]
+    assert [c["emails"] for c in await ws.store.contacts.find({})] == [["bob@client.test"]]
 
 
-async def test_invalid_message_is_dead_lettered_with_the_reason(
-    capture_service: None,
-    broker: Any,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap, Tap],
-) -> None:
-    _, _, dead = tapped
-    like = fetched(workspace_id)
+async def test_invalid_message_is_dead_lettered_with_the_reason(ws: ServiceWorkspace) -> None:
+    like = fetched(ws.id)
     body = like.model_dump(mode="json", by_alias=True)
     del body["data"]["message_id"]
-    await publish_raw(broker, json.dumps(body).encode(), like, message_id=like.id)
+    await ws.publish_raw(json.dumps(body).encode(), like, message_id=like.id)
 
-    await dead.wait_for(lambda e: len(e) >= 1, "a dead letter")
-    letter = dead.received[0]
+    await ws.dead_letters.wait_for(lambda e: len(e) >= 1, "a dead letter")
+    letter = ws.dead_letters.received[0]
     assert letter.message_id == like.id
     assert str(letter.headers[REASON_HEADER]).startswith("ValidationError")
     assert CAPTURE_MESSAGES.queue.name in str(letter.headers.get("x-mailsync-queue"))
-    assert await store.capture_decisions.count({}) == 0
+    assert await ws.store.capture_decisions.count({}) == 0
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["one-per-message", "one-message"])
 async def test_one_workspace_is_passed_on_in_delivery_order(
-    capture_service: None,
-    broker: Any,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tapped: tuple[Tap, Tap, Tap],
-    together: bool,
+    ws: ServiceWorkspace, captured: Tap, together: bool
 ) -> None:
-    _, captured, _ = tapped
-    sent = [fetched(workspace_id) for _ in range(40)]
+    sent = [fetched(ws.id) for _ in range(40)]
     if together:  # as ingest publishes a batch: one message holding the list
         body = [event.model_dump(mode="json", by_alias=True) for event in sent]
-        await publish_raw(broker, json.dumps(body).encode(), sent[0])
+        await ws.publish_raw(json.dumps(body).encode(), sent[0])
     else:
         for event in sent:
-            await publish(broker, event)
+            await ws.publish(event)
 
     work = await captured.wait_for(lambda e: len(e) >= len(sent), "every MessageCaptured")
     assert [w["data"]["message"]["message_id"] for w in work] == [e.data.message_id for e in sent]
     if together:
         assert len(captured.received) < len(sent), "passed on in messages holding several"
-    assert await store.contacts.count({}) == 1, "one contact for the address all of them share"
+    assert await ws.store.contacts.count({}) == 1, "one contact for the address all of them share"
 
 
 async def test_messages_delivered_together_decide_as_one_after_another(
-    capture_service: None,
-    broker: Any,
-    store: WorkspaceStore,
-    workspace_id: str,
+    ws: ServiceWorkspace,
 ) -> None:
     to = [{"address": "dana@newco.test", "name": "Dana"}]
-    messages = [fetched(workspace_id, to=to) for _ in range(5)]
-    await asyncio.gather(*(publish(broker, m) for m in messages))
+    messages = [fetched(ws.id, to=to) for _ in range(5)]
+    await asyncio.gather(*(ws.publish(m) for m in messages))
 
-    decided = [await decisions_of(store, m.data.message_id, 2) for m in messages]
+    decided = [await decisions_of(ws.store, m.data.message_id, 2) for m in messages]
     outcomes = sorted(d["dana@newco.test"]["decision"] for d in decided)
     assert outcomes == ["captured", "existing", "existing", "existing", "existing"]
-    contacts = await store.contacts.find({})
+    contacts = await ws.store.contacts.find({})
     assert [c["emails"] for c in contacts] == [["dana@newco.test"]]
 
 

@@ -11,14 +11,13 @@ from urllib.parse import parse_qs
 
 import pytest
 from pydantic import SecretStr
-from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.crypto import CredentialCipher
-from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument
-from mailsync_shared.storage.scoped import WorkspaceStore
-from tests.integration.conftest_ingest import mailbox_document, running_worker, worker_settings
-from tests.support.infra import Infra
+from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
+    IngestCase,
+    ingest_fixture,
+)
 from tests.support.mail import create_account
 from tests.support.polling import eventually
 
@@ -71,16 +70,10 @@ def token_endpoint(refused_tokens: set[str]) -> Iterator[TokenEndpoint]:
 
 
 def oauth_mailbox(
-    infra: Infra, secret_key: str, workspace_id: str, address: str, refresh_token: str, url: str
+    ingest: IngestCase, address: str, refresh_token: str, url: str
 ) -> MailboxDocument:
-    cipher = CredentialCipher(SecretStr(secret_key))
-    base = mailbox_document(
-        infra,
-        secret_key,
-        workspace_id,
-        create_account(infra, "acme.test", "oauth"),
-        backfill_days=30,
-    )
+    cipher = CredentialCipher(SecretStr(ingest.secret_key))
+    base = ingest.mailbox(create_account(ingest.infra, "acme.test", "oauth"))
     imap = base.imap.model_copy(
         update={
             "auth": "xoauth2",
@@ -95,32 +88,23 @@ def oauth_mailbox(
 
 
 async def test_tokens_are_refreshed_and_refusals_become_the_mailbox_status(
-    infra: Infra,
-    secret_key: str,
-    mongo: AsyncDatabase[Document],
-    store: WorkspaceStore,
-    workspace_id: str,
+    ingest: IngestCase,
 ) -> None:
     with token_endpoint(refused_tokens={"revoked-refresh-token"}) as endpoint:
         # Dovecot here offers no XOAUTH2, so a fresh token is refused by the IMAP server.
         refused_by_server = oauth_mailbox(
-            infra, secret_key, workspace_id, "ann@acme.test", "good-refresh-token", endpoint.url
+            ingest, "ann@acme.test", "good-refresh-token", endpoint.url
         )
-        revoked = oauth_mailbox(
-            infra, secret_key, workspace_id, "bob@acme.test", "revoked-refresh-token", endpoint.url
-        )
+        revoked = oauth_mailbox(ingest, "bob@acme.test", "revoked-refresh-token", endpoint.url)
         for mailbox in (refused_by_server, revoked):
-            await store.mailboxes.insert_one(mailbox.to_document())
-        settings = worker_settings(infra, secret_key, workspace_id)
+            await ingest.add_mailbox(mailbox)
 
-        async with running_worker(settings, mongo):
+        async with ingest.worker(ingest.settings()):
 
             async def both_in_error() -> dict[str, str] | None:
                 reasons: dict[str, str] = {}
                 for mailbox in (refused_by_server, revoked):
-                    document = await store.mailboxes.find_one({"_id": mailbox.id})
-                    assert document is not None
-                    status = MailboxDocument.from_document(document).status
+                    status = (await ingest.state(mailbox.id)).status
                     if status.state != "error" or status.reason is None:
                         return None
                     reasons[mailbox.address] = status.reason

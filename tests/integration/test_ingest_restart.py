@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mailsync_shared.storage.documents import MailboxDocument
-from mailsync_shared.storage.scoped import WorkspaceStore
-from tests.integration.conftest_ingest import (
+from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
+    IngestCase,
     append,
-    fetched_spy,
-    ingest_process,
-    mailbox_document,
+    ingest_fixture,
     ready,
 )
-from tests.support.infra import Infra
 from tests.support.mail import build_message, create_account, deliver
 from tests.support.polling import eventually
 
@@ -32,32 +28,25 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 async def test_restart_publishes_only_mail_that_arrived_meanwhile(
-    infra: Infra,
-    service_env: dict[str, str],
-    secret_key: str,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tmp_path: Path,
+    ingest: IngestCase, tmp_path: Path
 ) -> None:
+    infra, store = ingest.infra, ingest.store
     owner = create_account(infra, "acme.test", "owner")
     earlier = build_message(sender=CLIENT, to=[owner.address], subject="Before", body="old")
     append(infra, owner, "INBOX", earlier, when=datetime.now(UTC) - timedelta(minutes=10))
-    mailbox = mailbox_document(infra, secret_key, workspace_id, owner, backfill_days=None)
-    await store.mailboxes.insert_one(mailbox.to_document())
+    mailbox = await ingest.add_mailbox(ingest.mailbox(owner, backfill_days=None))
     log = tmp_path / "ingest.log"
 
     async def inbox_checkpoint() -> int:
-        document = await store.mailboxes.find_one({"_id": mailbox.id})
-        assert document is not None
-        folders = MailboxDocument.from_document(document).folders
+        folders = (await ingest.state(mailbox.id)).folders
         return folders["INBOX"].last_uid if "INBOX" in folders else 0
 
-    async with fetched_spy(infra, workspace_id) as spy:
+    async with ingest.spy() as spy:
         first = [
             build_message(sender=CLIENT, to=[owner.address], subject=f"First {n}", body="a")
             for n in range(2)
         ]
-        with ingest_process(service_env, workspace_id, log) as (process, port):
+        with ingest.process(log) as (process, port):
             await eventually(lambda: ready(port), what="ingest ready", timeout=30)
             for item in first:
                 deliver(infra, item, [owner.address])
@@ -78,7 +67,7 @@ async def test_restart_publishes_only_mail_that_arrived_meanwhile(
         ]
         for item in second:
             deliver(infra, item, [owner.address])
-        with ingest_process(service_env, workspace_id, log) as (process, port):
+        with ingest.process(log) as (process, port):
 
             async def second_published() -> bool:
                 return len(spy.events) >= 4 and await inbox_checkpoint() == 5

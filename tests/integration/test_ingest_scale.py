@@ -6,24 +6,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_ingest.worker import IngestWorker
-from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument
-from mailsync_shared.storage.scoped import WorkspaceStore
-from tests.integration.conftest_ingest import (
-    fetched_spy,
+from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
+    IngestCase,
     fill_inbox,
-    ingest_process,
-    mailbox_document,
-    mailbox_state,
+    ingest_fixture,
     ready,
-    running_worker,
     unique_published,
-    worker_settings,
 )
-from tests.support.infra import Infra
 from tests.support.mail import create_account
 from tests.support.polling import eventually
 
@@ -33,63 +25,45 @@ CLIENT = "dave@client.test"
 
 
 async def test_a_mailbox_of_ten_thousand_messages_is_published_once_each(
-    infra: Infra,
-    secret_key: str,
-    mongo: AsyncDatabase[Document],
-    store: WorkspaceStore,
-    workspace_id: str,
+    ingest: IngestCase,
 ) -> None:
-    owner = create_account(infra, "acme.test", "owner")
-    sent_ids = fill_inbox(infra, owner, 10_000, CLIENT)
-    mailbox = mailbox_document(infra, secret_key, workspace_id, owner, backfill_days=30)
-    await store.mailboxes.insert_one(mailbox.to_document())
-    settings = worker_settings(infra, secret_key, workspace_id)
+    seeded = await ingest.seeded_mailbox(10_000, CLIENT)
+    mailbox = seeded.mailbox
 
-    async with fetched_spy(infra, workspace_id) as spy, running_worker(settings, mongo):
+    async with ingest.watched_worker() as spy:
+        await eventually(
+            lambda: ingest.caught_up(mailbox.id, spy, 10_000),
+            what="10,000 messages backfilled",
+            timeout=150,
+            interval=1,
+        )
 
-        async def complete() -> bool:
-            state = await mailbox_state(store, mailbox.id)
-            return state.status.state == "live" and len(spy.events) >= 10_000
-
-        await eventually(complete, what="10,000 messages backfilled", timeout=150, interval=1)
-
-    inbox = (await mailbox_state(store, mailbox.id)).folders["INBOX"]
+    inbox = (await ingest.state(mailbox.id)).folders["INBOX"]
     assert (inbox.done, inbox.total, inbox.backfill_floor) == (10_000, 10_000, None)
-    assert sorted(spy.message_ids()) == sorted(sent_ids)
+    assert sorted(spy.message_ids()) == sorted(seeded.sent_ids)
     assert len(unique_published(spy)) == len(spy.events) == 10_000
 
 
 async def test_a_worker_killed_mid_backfill_is_replaced_within_30_seconds(
-    infra: Infra,
-    service_env: dict[str, str],
-    secret_key: str,
-    store: WorkspaceStore,
-    workspace_id: str,
-    tmp_path: Path,
+    ingest: IngestCase, tmp_path: Path
 ) -> None:
-    owner = create_account(infra, "acme.test", "owner")
-    sent_ids = fill_inbox(infra, owner, 2_000, CLIENT)
-    mailbox = mailbox_document(infra, secret_key, workspace_id, owner, backfill_days=30)
+    owner = create_account(ingest.infra, "acme.test", "owner")
+    sent_ids = fill_inbox(ingest.infra, owner, 2_000, CLIENT)
+    mailbox = ingest.mailbox(owner)
     log = tmp_path / "ingest.log"
     slow = {"fetch_batch": "10"}
 
-    async with fetched_spy(infra, workspace_id) as spy:
+    async with ingest.spy() as spy:
         with (
-            ingest_process(service_env, workspace_id, log, worker_id="first", **slow) as (
-                first,
-                first_port,
-            ),
-            ingest_process(service_env, workspace_id, log, worker_id="second", **slow) as (
-                second,
-                second_port,
-            ),
+            ingest.process(log, worker_id="first", **slow) as (first, first_port),
+            ingest.process(log, worker_id="second", **slow) as (second, second_port),
         ):
             await eventually(lambda: ready(first_port), what="first worker ready", timeout=30)
             await eventually(lambda: ready(second_port), what="second worker ready", timeout=30)
-            await store.mailboxes.insert_one(mailbox.to_document())
+            await ingest.add_mailbox(mailbox)
 
             async def mid_backfill() -> str | None:
-                state = await mailbox_state(store, mailbox.id)
+                state = await ingest.state(mailbox.id)
                 inbox = state.folders.get("INBOX")
                 if state.lease is None or inbox is None or inbox.done < 100:
                     return None
@@ -102,14 +76,14 @@ async def test_a_worker_killed_mid_backfill_is_replaced_within_30_seconds(
             killed_at = time.monotonic()
 
             async def taken_over() -> bool:
-                state = await mailbox_state(store, mailbox.id)
+                state = await ingest.state(mailbox.id)
                 return state.lease is not None and state.lease.owner == survivor
 
             await eventually(taken_over, what="the survivor holding the lease", timeout=40)
             takeover = time.monotonic() - killed_at
 
             async def complete() -> bool:
-                state = await mailbox_state(store, mailbox.id)
+                state = await ingest.state(mailbox.id)
                 return state.status.state == "live" and len(unique_published(spy)) >= 2_000
 
             await eventually(complete, what="backfill completed by the survivor", timeout=90)
@@ -123,31 +97,23 @@ async def test_a_worker_killed_mid_backfill_is_replaced_within_30_seconds(
     assert repeats <= 10
 
 
-async def test_a_second_worker_takes_half_of_the_mailboxes(
-    infra: Infra,
-    secret_key: str,
-    mongo: AsyncDatabase[Document],
-    store: WorkspaceStore,
-    workspace_id: str,
-) -> None:
+async def test_a_second_worker_takes_half_of_the_mailboxes(ingest: IngestCase) -> None:
     for _ in range(4):
-        account = create_account(infra, "acme.test", "owner")
-        document = mailbox_document(infra, secret_key, workspace_id, account, backfill_days=30)
-        await store.mailboxes.insert_one(document.to_document())
-    settings = worker_settings(infra, secret_key, workspace_id, lease_seconds=6.0)
+        await ingest.seeded_mailbox()
+    settings = ingest.settings(lease_seconds=6.0)
 
     async def leased_by() -> dict[str, set[str]]:
         owners: dict[str, set[str]] = {}
-        for document in await store.mailboxes.find({}):
+        for document in await ingest.store.mailboxes.find({}):
             mailbox = MailboxDocument.from_document(document)
             if mailbox.lease is not None:
                 owners.setdefault(mailbox.lease.owner, set()).add(mailbox.id)
         return owners
 
-    async with running_worker(settings, mongo) as first:
+    async with ingest.worker(settings) as first:
         await eventually(lambda: _holds(first, 4), what="one worker holding all", timeout=20)
         second_settings = settings.model_copy(update={"worker_id": f"{settings.worker_id}-b"})
-        async with running_worker(second_settings, mongo) as second:
+        async with ingest.worker(second_settings) as second:
 
             async def spread() -> bool:
                 owners = await leased_by()

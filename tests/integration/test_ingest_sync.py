@@ -1,23 +1,15 @@
 """Ingest against real Dovecot, FerretDB and RabbitMQ: backfill, live mail, read-only proof."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.scoped import WorkspaceStore
-from tests.integration.conftest_ingest import (
+from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
+    IngestCase,
     append,
-    fetched_spy,
-    mailbox_document,
-    mailbox_state,
-    running_worker,
+    ingest_fixture,
     snapshot,
-    worker_settings,
 )
-from tests.support.infra import Infra
 from tests.support.mail import build_message, create_account, deliver
 from tests.support.polling import eventually
 
@@ -27,12 +19,9 @@ CLIENT = "ann@client.test"
 
 
 async def test_backfill_then_live_mail_is_published_once_and_the_mailbox_is_untouched(
-    infra: Infra,
-    secret_key: str,
-    mongo: AsyncDatabase[Document],
-    store: WorkspaceStore,
-    workspace_id: str,
+    ingest: IngestCase,
 ) -> None:
+    infra, store = ingest.infra, ingest.store
     owner = create_account(infra, "acme.test", "owner")
     inbox = [
         build_message(sender=CLIENT, to=[owner.address], subject=f"Hello {n}", body=f"body {n}")
@@ -55,24 +44,18 @@ async def test_backfill_then_live_mail_is_published_once_and_the_mailbox_is_unto
     before = {folder: snapshot(infra, owner, folder) for folder in ("INBOX", "Sent")}
     assert all("\\Seen" not in flags for flags, _ in before["INBOX"].values())
 
-    mailbox = mailbox_document(infra, secret_key, workspace_id, owner, backfill_days=30)
-    await store.mailboxes.insert_one(mailbox.to_document())
-    refused = mailbox_document(
-        infra, secret_key, workspace_id, owner, backfill_days=30, password="wrong"
-    )
-    await store.mailboxes.insert_one(refused.to_document())
-    settings = worker_settings(infra, secret_key, workspace_id)
+    mailbox = await ingest.add_mailbox(ingest.mailbox(owner))
+    refused = await ingest.add_mailbox(ingest.mailbox(owner, password="wrong"))
 
-    async with fetched_spy(infra, workspace_id) as spy, running_worker(settings, mongo):
-
-        async def backfilled() -> bool:
-            state = await mailbox_state(store, mailbox.id)
-            return len(spy.events) >= 4 and state.status.state == "live"
-
-        await eventually(backfilled, what="backfill of INBOX and Sent", timeout=60)
+    async with ingest.watched_worker() as spy:
+        await eventually(
+            lambda: ingest.caught_up(mailbox.id, spy, 4),
+            what="backfill of INBOX and Sent",
+            timeout=60,
+        )
 
         async def refused_recorded() -> str | None:
-            state = await mailbox_state(store, refused.id)
+            state = await ingest.state(refused.id)
             return state.status.reason if state.status.state == "error" else None
 
         reason = await eventually(refused_recorded, what="auth failure on the status")
@@ -80,7 +63,7 @@ async def test_backfill_then_live_mail_is_published_once_and_the_mailbox_is_unto
 
         live = build_message(sender=CLIENT, to=[owner.address], subject="Live", body="now")
         deliver(infra, live, [owner.address])
-        await eventually(lambda: _count_at_least(spy, 5), what="live message", timeout=30)
+        await eventually(lambda: spy.at_least(5), what="live message", timeout=30)
 
     expected = {m["Message-ID"] for m in [*inbox, sent, live]}
     assert sorted(spy.message_ids()) == sorted(expected)
@@ -91,12 +74,12 @@ async def test_backfill_then_live_mail_is_published_once_and_the_mailbox_is_unto
     assert by_id[live["Message-ID"]].direction == "received"
     assert by_id[live["Message-ID"]].subject == "Live"
     assert by_id[live["Message-ID"]].from_ is not None
-    assert all(event.workspaceid == workspace_id for event in spy.events)
+    assert all(event.workspaceid == ingest.workspace_id for event in spy.events)
     for event in spy.events:
         raw = await store.raw_messages.find_one({"_id": event.data.raw_id})
         assert raw is not None
 
-    state = await mailbox_state(store, mailbox.id)
+    state = await ingest.state(mailbox.id)
     inbox_checkpoint = state.folders["INBOX"]
     assert inbox_checkpoint.last_uid == max(snapshot(infra, owner, "INBOX"))
     assert inbox_checkpoint.backfill_floor is None
@@ -111,7 +94,3 @@ async def test_backfill_then_live_mail_is_published_once_and_the_mailbox_is_unto
     live_uid = max(after["INBOX"])
     assert {uid: item for uid, item in after["INBOX"].items() if uid != live_uid} == before["INBOX"]
     assert "\\Seen" not in after["INBOX"][live_uid][0]
-
-
-async def _count_at_least(spy: Any, count: int) -> bool:
-    return len(spy.events) >= count
