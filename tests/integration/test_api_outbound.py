@@ -4,16 +4,12 @@ service delivering what the api stored."""
 
 import asyncio
 import functools
-import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -48,7 +44,8 @@ from tests.integration.test_api_replies import from_ann, insert_mailbox, insert_
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, fetch_all
 from tests.support.polling import eventually
-from tests.support.smtp_faults import FaultySmtpServer, free_port
+from tests.support.smtp_faults import FaultySmtpServer
+from tests.support.token_endpoint import TokenEndpoint
 
 pytestmark = [
     pytest.mark.integration,
@@ -757,54 +754,10 @@ async def test_the_send_rate_is_a_mailbox_setting_and_null_restores_the_default(
     assert reset.json()["send_rate_per_minute"] is None
 
 
-class TokenEndpoint:
-    """A local OAuth token endpoint: one refresh token, numbered access tokens."""
-
-    def __init__(self, refresh_token: str) -> None:
-        self.refresh_token = refresh_token
-        self.forms: list[dict[str, list[str]]] = []
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = parse_qs(self.rfile.read(length).decode())
-                endpoint.forms.append(form)
-                if form.get("refresh_token") == [endpoint.refresh_token]:
-                    body: dict[str, object] = {
-                        "access_token": f"access-{len(endpoint.forms)}",
-                        "expires_in": 3600,
-                    }
-                    status = 200
-                else:
-                    body, status = {"error": "invalid_grant"}, 400
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = HTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/token"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def token_endpoint() -> Iterator[TokenEndpoint]:
-    endpoint = TokenEndpoint("refresh-secret")
-    try:
+    with TokenEndpoint({"refresh-secret"}) as endpoint:
         yield endpoint
-    finally:
-        endpoint.close()
 
 
 @pytest.fixture

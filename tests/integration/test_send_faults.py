@@ -2,15 +2,11 @@
 stalled connections, a SIGKILL mid-flight, XOAUTH2, scheduling, cancelling and rate limiting."""
 
 import asyncio
-import json
 import os
 import signal
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
 from pydantic import SecretStr
@@ -36,7 +32,8 @@ from tests.integration.conftest_send import (  # noqa: F401  (fixtures register 
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, fetch_all
 from tests.support.polling import eventually
-from tests.support.smtp_faults import FaultySmtpServer, free_port
+from tests.support.smtp_faults import FaultySmtpServer
+from tests.support.token_endpoint import TokenEndpoint
 
 pytestmark = [
     pytest.mark.integration,
@@ -295,53 +292,9 @@ async def test_a_drop_mid_data_where_sent_cannot_tell_ends_unknown_without_a_sec
     assert len(await inbox(infra, client)) == 1
 
 
-class TokenEndpoint:
-    """A local OAuth token endpoint handing out numbered access tokens for one refresh token."""
-
-    def __init__(self, refresh_token: str) -> None:
-        self.refresh_token = refresh_token
-        self.issued: list[str] = []
-        self.forms: list[dict[str, list[str]]] = []
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = parse_qs(self.rfile.read(length).decode())
-                endpoint.forms.append(form)
-                body: dict[str, object]
-                if form.get("refresh_token") != [endpoint.refresh_token]:
-                    body, status = {"error": "invalid_grant"}, 400
-                else:
-                    token = f"access-{len(endpoint.issued) + 1}"
-                    endpoint.issued.append(token)
-                    body, status = {"access_token": token, "expires_in": 3600}, 200
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = HTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/token"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "TokenEndpoint":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def token_endpoint() -> Iterator[TokenEndpoint]:
-    with TokenEndpoint("refresh-secret") as endpoint:
+    with TokenEndpoint({"refresh-secret"}) as endpoint:
         yield endpoint
 
 
