@@ -14,13 +14,10 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import make_msgid
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiosmtplib
 import httpx
@@ -29,6 +26,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.context import DATABASE, BenchContext
+from bench.mailbox import own_vhost
 from bench.report import Figure
 from mailsync_devmail.accounts import add_accounts
 from mailsync_devtools.stack import SERVICES, free_ports, running_stack
@@ -58,7 +56,7 @@ async def run(context: BenchContext) -> list[Figure]:
     client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
     rabbitmq_url = os.environ.get("MAILSYNC_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
     try:
-        with _own_vhost(rabbitmq_url, f"mailsync-bench-send-{run_id}") as vhost_url:
+        with own_vhost(rabbitmq_url) as vhost_url:
             env = {
                 **context.service_env,
                 "MAILSYNC_RABBITMQ_URL": vhost_url,
@@ -85,27 +83,6 @@ async def run(context: BenchContext) -> list[Figure]:
         Figure("smtp_submit_per_s", baseline, "msg/s"),
         Figure("send_duplicates", float(duplicates), "messages"),
     ]
-
-
-@contextmanager
-def _own_vhost(rabbitmq_url: str, vhost: str) -> Iterator[str]:
-    """A fresh RabbitMQ vhost (management API) for the measurement; its AMQP URL."""
-    parts = urlsplit(rabbitmq_url)
-    management = os.environ.get(
-        "MAILSYNC_RABBITMQ_MANAGEMENT_URL", f"http://{parts.hostname}:15672"
-    )
-    auth = (parts.username or "guest", parts.password or "guest")
-    httpx.put(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=10).raise_for_status()
-    try:
-        httpx.put(
-            f"{management}/api/permissions/{vhost}/{auth[0]}",
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-            auth=auth,
-            timeout=10,
-        ).raise_for_status()
-        yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
-    finally:
-        httpx.delete(f"{management}/api/vhosts/{vhost}", auth=auth, timeout=30)
 
 
 def _message(owner: str, to: str, index: int) -> EmailMessage:

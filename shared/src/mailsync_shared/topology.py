@@ -11,7 +11,16 @@
 
 from dataclasses import dataclass
 
-from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream import AckPolicy
+from faststream.rabbit import (
+    Channel,
+    ExchangeType,
+    QueueType,
+    RabbitBroker,
+    RabbitExchange,
+    RabbitQueue,
+)
+from faststream.rabbit.subscriber import RabbitSubscriber
 
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.mail import MessageCaptured, MessageFetched
@@ -65,6 +74,17 @@ class Consumer:
     queue: RabbitQueue
     exchange: RabbitExchange
     event_type: type[Event]
+
+    def subscriber(self, broker: RabbitBroker, *, prefetch: int, title: str) -> RabbitSubscriber:
+        """The broker's subscriber on this queue, holding up to `prefetch` deliveries; a
+        handler that raises nacks its delivery (requeued, dead-lettered after the limit)."""
+        return broker.subscriber(
+            self.queue,
+            self.exchange,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            channel=Channel(prefetch_count=prefetch),
+            title=title,
+        )
 
 
 def consumer(name: str, event_type: type[Event]) -> Consumer:

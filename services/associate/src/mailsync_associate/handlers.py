@@ -13,8 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -141,13 +140,7 @@ def register_handlers(
 
     batcher: Batcher[ToLog, None] = Batcher(log_batch, max_size=batch_size)
 
-    @broker.subscriber(
-        ASSOCIATE_MESSAGES.queue,
-        ASSOCIATE_MESSAGES.exchange,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        channel=Channel(prefetch_count=prefetch),
-        title="associate.message-captured",
-    )
+    @ASSOCIATE_MESSAGES.subscriber(broker, prefetch=prefetch, title="associate.message-captured")
     async def on_message_captured(delivered: MessageCaptured | list[MessageCaptured]) -> None:
         """Log captured messages on their threads and link the threads to records."""
         await submit_delivery(
@@ -157,13 +150,7 @@ def register_handlers(
             publisher.publish,
         )
 
-    @broker.subscriber(
-        ASSOCIATE_SENT.queue,
-        ASSOCIATE_SENT.exchange,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        channel=Channel(prefetch_count=prefetch),
-        title="associate.email-sent",
-    )
+    @ASSOCIATE_SENT.subscriber(broker, prefetch=prefetch, title="associate.email-sent")
     async def on_email_sent(event: EmailSent) -> None:
         """Log a message sent through Mailsync at once, on the thread it replies on."""
         message = event.data.message.model_copy(

@@ -13,8 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.events import contact_captured, message_captured
@@ -101,13 +100,7 @@ def register_handlers(
 
     batcher: Batcher[MessageFetched, None] = Batcher(capture_batch, max_size=batch_size)
 
-    @broker.subscriber(
-        CAPTURE_MESSAGES.queue,
-        CAPTURE_MESSAGES.exchange,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        channel=Channel(prefetch_count=prefetch),
-        title="capture.message-fetched",
-    )
+    @CAPTURE_MESSAGES.subscriber(broker, prefetch=prefetch, title="capture.message-fetched")
     async def on_message_fetched(delivered: MessageFetched | list[MessageFetched]) -> None:
         """Apply the workspace's contact rules to fetched messages and pass them on."""
         await submit_delivery(batcher, events_of(delivered), lambda event: event, publisher.publish)

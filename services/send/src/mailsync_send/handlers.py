@@ -2,8 +2,7 @@
 
 import logging
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 
 from mailsync_send.sender import Sender
 from mailsync_shared.contracts.outbound import SendRequested
@@ -13,13 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 def register_handlers(broker: RabbitBroker, sender: Sender, *, prefetch: int) -> None:
-    @broker.subscriber(
-        SEND_REQUESTS.queue,
-        SEND_REQUESTS.exchange,
-        channel=Channel(prefetch_count=prefetch),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        title="send.requested",
-    )
+    @SEND_REQUESTS.subscriber(broker, prefetch=prefetch, title="send.requested")
     async def on_send_requested(event: SendRequested) -> None:
         """Send the requested email from the user's own address, at most once."""
         outcome = await sender.handle(event.workspaceid, event.data.send_request_id)
