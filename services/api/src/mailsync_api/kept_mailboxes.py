@@ -37,3 +37,7 @@ class KeptMailboxes:
                 self._kept.clear()
             self._kept[key] = (now + self._seconds, mailbox)
         return mailbox
+
+    def forget(self, workspace_id: str, mailbox_id: str) -> None:
+        """Drop the copy of a mailbox this process just changed."""
+        self._kept.pop((workspace_id, mailbox_id), None)

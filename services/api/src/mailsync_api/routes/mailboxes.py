@@ -5,7 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from mailsync_api import mailboxes
-from mailsync_api.dependencies import CipherDep, PrincipalDep, SettingsDep, WorkspaceDep
+from mailsync_api.dependencies import (
+    CipherDep,
+    KeptMailboxesDep,
+    PrincipalDep,
+    SettingsDep,
+    WorkspaceDep,
+)
 from mailsync_api.mailbox_summary import sync_summary
 from mailsync_api.principal import Principal
 from mailsync_api.problems import ProblemError, problem_responses
@@ -61,12 +67,18 @@ async def get_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
 
 @router.patch("/{mailbox_id}")
 async def update_mailbox(
-    mailbox_id: MailboxId, body: MailboxPatch, store: WorkspaceDep, principal: PrincipalDep
+    mailbox_id: MailboxId,
+    body: MailboxPatch,
+    store: WorkspaceDep,
+    principal: PrincipalDep,
+    kept: KeptMailboxesDep,
 ) -> MailboxOut:
     """Change a mailbox's settings: display name, sync window, visibility, Sent copies."""
     await _managed(store, principal, mailbox_id)
     changes = body.model_dump(exclude_unset=True)
-    return MailboxOut.of(await mailboxes.update_settings(store, mailbox_id, changes))
+    updated = await mailboxes.update_settings(store, mailbox_id, changes)
+    kept.forget(store.workspace_id, mailbox_id)
+    return MailboxOut.of(updated)
 
 
 @router.post(
@@ -75,11 +87,13 @@ async def update_mailbox(
     responses=problem_responses(409),
 )
 async def resync_mailbox(
-    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep
+    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep, kept: KeptMailboxesDep
 ) -> MailboxOut:
     """Sync the mailbox again from the start of its window; nothing is logged twice."""
     await _managed(store, principal, mailbox_id)
-    return MailboxOut.of(await mailboxes.request_resync(store, mailbox_id))
+    resynced = await mailboxes.request_resync(store, mailbox_id)
+    kept.forget(store.workspace_id, mailbox_id)
+    return MailboxOut.of(resynced)
 
 
 @router.get("/{mailbox_id}/sync-summary")
@@ -90,11 +104,13 @@ async def get_sync_summary(mailbox_id: MailboxId, store: WorkspaceDep) -> SyncSu
 
 @router.post("/{mailbox_id}/disconnect")
 async def disconnect_mailbox(
-    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep
+    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep, kept: KeptMailboxesDep
 ) -> MailboxOut:
     """Stop syncing and erase the credentials; mail already logged stays on the records."""
     await _managed(store, principal, mailbox_id)
-    return MailboxOut.of(await mailboxes.disconnect(store, mailbox_id))
+    disconnected = await mailboxes.disconnect(store, mailbox_id)
+    kept.forget(store.workspace_id, mailbox_id)
+    return MailboxOut.of(disconnected)
 
 
 @router.delete("/{mailbox_id}/synced-data", responses=problem_responses(409))
