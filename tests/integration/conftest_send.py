@@ -185,28 +185,34 @@ async def ready_account(infra: Infra, domain: str, local: str) -> MailAccount:
     return account
 
 
+@pytest.fixture(name="owner")
+async def owner_fixture(infra: Infra) -> MailAccount:
+    """The mailbox owner's account, which sends."""
+    return await ready_account(infra, "acme.test", "owner")
+
+
+@pytest.fixture(name="client")
+async def client_fixture(infra: Infra) -> MailAccount:
+    """A correspondent's account, which receives."""
+    return await ready_account(infra, "client.test", "client")
+
+
 async def store_mailbox(
     store: WorkspaceStore, infra: Infra, owner: MailAccount, secret_key: str, **changes: object
 ) -> MailboxDocument:
     secret = CredentialCipher(SecretStr(secret_key)).encrypt(owner.password)
+
+    def account(host: str, port: int) -> ServerAccount:
+        return ServerAccount(
+            host=host, port=port, security="none", username=owner.address, secret_encrypted=secret
+        )
+
     mailbox = MailboxDocument(
         workspace_id=store.workspace_id,
         address=owner.address,
         display_name="Olive Owner",
-        imap=ServerAccount(
-            host=infra.imap_host,
-            port=infra.imap_port,
-            security="none",
-            username=owner.address,
-            secret_encrypted=secret,
-        ),
-        smtp=ServerAccount(
-            host=infra.smtp_host,
-            port=infra.smtp_port,
-            security="none",
-            username=owner.address,
-            secret_encrypted=secret,
-        ),
+        imap=account(infra.imap_host, infra.imap_port),
+        smtp=account(infra.smtp_host, infra.smtp_port),
         append_to_sent=True,
     ).model_copy(update=changes)
     await store.mailboxes.insert_one(mailbox.to_document())
@@ -235,3 +241,47 @@ async def store_request(
     )
     await store.send_requests.insert_one(request.to_document())
     return request
+
+
+@dataclass(frozen=True)
+class Sending:
+    """One workspace's side of a send: its store, the owner writing to the client, the bus."""
+
+    store: WorkspaceStore
+    infra: Infra
+    rabbit: Rabbit
+    workspace_id: str
+    owner: MailAccount
+    client: MailAccount
+    secret_key: str
+
+    async def mailbox(self, **changes: object) -> MailboxDocument:
+        """The owner's mailbox, stored with its password encrypted."""
+        return await store_mailbox(self.store, self.infra, self.owner, self.secret_key, **changes)
+
+    async def request(
+        self, mailbox: MailboxDocument, to: list[str] | None = None, **changes: object
+    ) -> SendRequestDocument:
+        """A stored request from `mailbox`, to the client unless `to` says otherwise."""
+        recipients = [self.client.address] if to is None else to
+        return await store_request(self.store, mailbox, recipients, **changes)
+
+    async def request_send(self, request_id: str) -> None:
+        await self.rabbit.request_send(self.workspace_id, request_id)
+
+    async def tap(self, event_type: str) -> Tap:
+        """A tap on this workspace's events of `event_type`."""
+        return await self.rabbit.tap(f"{event_type}.{self.workspace_id}")
+
+
+@pytest.fixture(name="sending")
+async def sending_fixture(
+    store: WorkspaceStore,
+    infra: Infra,
+    rabbit: Rabbit,
+    workspace_id: str,
+    owner: MailAccount,
+    client: MailAccount,
+    secret_key: str,
+) -> Sending:
+    return Sending(store, infra, rabbit, workspace_id, owner, client, secret_key)

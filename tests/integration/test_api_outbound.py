@@ -40,7 +40,13 @@ from tests.integration.conftest_send import (  # noqa: F401  (fixtures register 
     ready_account,
     send_service_fixture,
 )
-from tests.integration.test_api_replies import from_ann, insert_mailbox, insert_thread
+from tests.integration.test_api_replies import (
+    from_ann,
+    insert_mailbox,
+    insert_thread,
+    post_send_request,
+    post_to_thread,
+)
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, fetch_all
 from tests.support.polling import eventually
@@ -161,10 +167,8 @@ async def test_attachments_over_the_total_cap_are_refused_with_413(
     first = await uploaded_id(small_api, ws, b"a" * 3000)
     second = await uploaded_id(small_api, ws, b"b" * 3000)
 
-    response = await small_api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, attachments=[first, second]),
-        headers=ws.auth,
+    response = await post_send_request(
+        small_api, ws.auth, compose_body(mailbox.id, attachments=[first, second])
     )
 
     assert response.status_code == 413, response.text
@@ -180,10 +184,8 @@ async def test_the_same_file_in_two_workspaces_is_stored_for_each_and_ids_stay_i
     theirs = await upload(api, other_ws, data)
     other_mailbox = await insert_mailbox(other_ws, secret_key)
 
-    using_mine = await api.post(
-        "/v1/send-requests",
-        json=compose_body(other_mailbox.id, attachments=[mine]),
-        headers=other_ws.auth,
+    using_mine = await post_send_request(
+        api, other_ws.auth, compose_body(other_mailbox.id, attachments=[mine])
     )
 
     assert theirs.status_code == 201, theirs.text
@@ -203,9 +205,10 @@ async def test_compose_stores_cc_bcc_sanitized_html_attachments_and_a_verified_a
         api, ws, b"%PDF-1.4 fake", filename="offer.pdf", content_type="application/pdf"
     )
 
-    response = await api.post(
-        "/v1/send-requests",
-        json=compose_body(
+    response = await post_send_request(
+        api,
+        ws.auth,
+        compose_body(
             mailbox.id,
             from_address="Sales@Acme.test",
             cc=[{"address": "ben@client.test"}, ANN],
@@ -213,7 +216,6 @@ async def test_compose_stores_cc_bcc_sanitized_html_attachments_and_a_verified_a
             body_html='<p onclick="steal()">Hi <b>Ann</b></p><script>alert(1)</script>',
             attachments=[attachment],
         ),
-        headers=ws.auth,
     )
 
     assert response.status_code == 202, response.text
@@ -241,20 +243,14 @@ async def test_from_must_be_the_mailbox_or_a_verified_alias(
         headers=ws.auth,
     )
 
-    unverified = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, from_address="unverified@acme.test"),
-        headers=ws.auth,
+    unverified = await post_send_request(
+        api, ws.auth, compose_body(mailbox.id, from_address="unverified@acme.test")
     )
-    stranger = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, from_address="ceo@bank.test"),
-        headers=ws.auth,
+    stranger = await post_send_request(
+        api, ws.auth, compose_body(mailbox.id, from_address="ceo@bank.test")
     )
-    own = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, from_address=mailbox.address),
-        headers=ws.auth,
+    own = await post_send_request(
+        api, ws.auth, compose_body(mailbox.id, from_address=mailbox.address)
     )
 
     assert added.status_code == 201
@@ -308,22 +304,14 @@ async def test_recipients_are_validated(
     mailbox = await insert_mailbox(ws, secret_key)
     many = [{"address": f"r{index}@client.test"} for index in range(60)]
 
-    not_an_address = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, cc=[{"address": "not an address"}]),
-        headers=ws.auth,
+    not_an_address = await post_send_request(
+        api, ws.auth, compose_body(mailbox.id, cc=[{"address": "not an address"}])
     )
-    not_ascii = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, bcc=[{"address": "jürgen@client.test"}]),
-        headers=ws.auth,
+    not_ascii = await post_send_request(
+        api, ws.auth, compose_body(mailbox.id, bcc=[{"address": "jürgen@client.test"}])
     )
-    too_many = await api.post(
-        "/v1/send-requests", json=compose_body(mailbox.id, cc=many, bcc=many), headers=ws.auth
-    )
-    nobody = await api.post(
-        "/v1/send-requests", json=compose_body(mailbox.id, to=[]), headers=ws.auth
-    )
+    too_many = await post_send_request(api, ws.auth, compose_body(mailbox.id, cc=many, bcc=many))
+    nobody = await post_send_request(api, ws.auth, compose_body(mailbox.id, to=[]))
 
     assert not_an_address.status_code == 422
     assert not_an_address.json()["invalid_params"][0]["name"] == "body.cc.0.address"
@@ -411,20 +399,16 @@ async def test_a_scheduled_request_is_stored_with_its_time_and_cancelled_once(
     mailbox = await insert_mailbox(ws, secret_key)
     send_at = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
 
-    past = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, send_at=(utcnow() - timedelta(minutes=1)).isoformat()),
-        headers=ws.auth,
+    past = await post_send_request(
+        api,
+        ws.auth,
+        compose_body(mailbox.id, send_at=(utcnow() - timedelta(minutes=1)).isoformat()),
     )
-    naive = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, send_at="2030-01-01T10:00:00"),
-        headers=ws.auth,
+    naive = await post_send_request(
+        api, ws.auth, compose_body(mailbox.id, send_at="2030-01-01T10:00:00")
     )
-    scheduled = await api.post(
-        "/v1/send-requests",
-        json=compose_body(mailbox.id, send_at=send_at.isoformat()),
-        headers=ws.auth,
+    scheduled = await post_send_request(
+        api, ws.auth, compose_body(mailbox.id, send_at=send_at.isoformat())
     )
     request_id = scheduled.json()["id"]
     stored = await stored_request(ws, request_id)
@@ -446,12 +430,27 @@ async def test_a_scheduled_request_is_stored_with_its_time_and_cancelled_once(
     assert read.json()["state"] == "cancelled"
 
 
+async def test_a_mailbox_disconnected_through_the_api_takes_no_request_after(
+    api: httpx.AsyncClient, ws: ApiWorkspace, secret_key: str
+) -> None:
+    """The api reuses a mailbox it read for a moment, but not past its own change to it."""
+    mailbox = await insert_mailbox(ws, secret_key)
+    accepted = await post_send_request(api, ws.auth, compose_body(mailbox.id))
+    disconnected = await api.post(f"/v1/mailboxes/{mailbox.id}/disconnect", headers=ws.auth)
+    refused = await post_send_request(api, ws.auth, compose_body(mailbox.id))
+
+    assert accepted.status_code == 202, accepted.text
+    assert disconnected.status_code == 200, disconnected.text
+    assert refused.status_code == 409, refused.text
+    assert "disconnected" in refused.json()["detail"]
+
+
 @pytest.mark.parametrize("state", ["sending", "sent", "failed", "unknown"])
 async def test_a_request_past_queued_cannot_be_cancelled(
     api: httpx.AsyncClient, ws: ApiWorkspace, secret_key: str, state: str
 ) -> None:
     mailbox = await insert_mailbox(ws, secret_key)
-    created = await api.post("/v1/send-requests", json=compose_body(mailbox.id), headers=ws.auth)
+    created = await post_send_request(api, ws.auth, compose_body(mailbox.id))
     request_id = created.json()["id"]
     await ws.store.send_requests.update_one(
         {"_id": request_id}, {"$set": {"state": state, "error": "550 5.1.1 User unknown"}}
@@ -472,7 +471,7 @@ async def test_a_request_whose_attempt_began_is_shown_sending_and_cannot_be_canc
 ) -> None:
     """A send attempt writes only its claim when it starts; the api reads the state from it."""
     mailbox = await insert_mailbox(ws, secret_key)
-    created = await api.post("/v1/send-requests", json=compose_body(mailbox.id), headers=ws.auth)
+    created = await post_send_request(api, ws.auth, compose_body(mailbox.id))
     request_id = created.json()["id"]
     document = await ws.store.send_requests.find_one({"_id": request_id})
     assert document is not None
@@ -510,8 +509,8 @@ async def test_send_requests_are_listed_newest_first_by_state_with_a_cursor(
     mailbox = await insert_mailbox(ws, secret_key)
     ids = []
     for index in range(3):
-        created = await api.post(
-            "/v1/send-requests", json=compose_body(mailbox.id, subject=f"S{index}"), headers=ws.auth
+        created = await post_send_request(
+            api, ws.auth, compose_body(mailbox.id, subject=f"S{index}")
         )
         ids.append(created.json()["id"])
         await asyncio.sleep(0.01)
@@ -543,9 +542,7 @@ async def test_one_idempotency_key_makes_one_request_even_when_posted_at_once(
     mailbox = await insert_mailbox(ws, secret_key)
     body = compose_body(mailbox.id, idempotency_key="quote-7")
 
-    answers = await asyncio.gather(
-        *(api.post("/v1/send-requests", json=body, headers=ws.auth) for _ in range(4))
-    )
+    answers = await asyncio.gather(*(post_send_request(api, ws.auth, body) for _ in range(4)))
 
     assert sorted(answer.status_code for answer in answers) == [200, 200, 200, 202]
     assert len({answer.json()["id"] for answer in answers}) == 1
@@ -565,10 +562,10 @@ async def test_only_the_owner_or_an_admin_sends_from_a_mailbox_and_follows_its_r
     shared = await insert_mailbox(ws, secret_key, address="team@acme.test", visibility="workspace")
     as_member, as_admin = bearer(member["token"]), bearer(admin["token"])
 
-    refused = await api.post("/v1/send-requests", json=compose_body(owners.id), headers=as_member)
-    own = await api.post("/v1/send-requests", json=compose_body(members.id), headers=as_member)
-    by_admin = await api.post("/v1/send-requests", json=compose_body(owners.id), headers=as_admin)
-    on_shared = await api.post("/v1/send-requests", json=compose_body(shared.id), headers=ws.auth)
+    refused = await post_send_request(api, as_member, compose_body(owners.id))
+    own = await post_send_request(api, as_member, compose_body(members.id))
+    by_admin = await post_send_request(api, as_admin, compose_body(owners.id))
+    on_shared = await post_send_request(api, ws.auth, compose_body(shared.id))
     owner_id, on_shared_id = by_admin.json()["id"], on_shared.json()["id"]
 
     listed = await api.get("/v1/send-requests", headers=as_member)
@@ -604,9 +601,12 @@ async def test_reply_all_takes_extra_cc_bcc_html_and_attachments(
     thread, messages = await insert_thread(ws, mailbox, from_ann(subject="Team", cc=[ben]))
     attachment = await uploaded_id(api, ws, b"agenda", filename="agenda.txt")
 
-    response = await api.post(
-        f"/v1/threads/{thread.id}/reply",
-        json={
+    response = await post_to_thread(
+        api,
+        ws.auth,
+        thread.id,
+        "reply",
+        {
             "body_text": "See attached",
             "body_html": "<p>See <a href='javascript:x()'>attached</a></p>",
             "reply_all": True,
@@ -614,7 +614,6 @@ async def test_reply_all_takes_extra_cc_bcc_html_and_attachments(
             "bcc": [{"address": "boss@acme.test"}],
             "attachments": [attachment],
         },
-        headers=ws.auth,
     )
 
     assert response.status_code == 202, response.text
@@ -642,25 +641,27 @@ async def test_forward_attaches_the_chosen_message_and_links_the_thread(
         await ws.store.messages.update_one({"_id": message.id}, {"$set": {"raw_id": raw_id}})
         raw_ids.append(raw_id)
 
-    default = await api.post(
-        f"/v1/threads/{thread.id}/forward",
-        json={"to": [{"address": "finance@acme.test"}], "body_text": "FYI"},
-        headers=ws.auth,
+    default = await post_to_thread(
+        api,
+        ws.auth,
+        thread.id,
+        "forward",
+        {"to": [{"address": "finance@acme.test"}], "body_text": "FYI"},
     )
-    chosen = await api.post(
-        f"/v1/threads/{thread.id}/forward",
-        json={
+    chosen = await post_to_thread(
+        api,
+        ws.auth,
+        thread.id,
+        "forward",
+        {
             "to": [{"address": "finance@acme.test"}],
             "bcc": [{"address": "boss@acme.test"}],
             "message_id": messages[0].message_id,
             "subject": "Have a look",
         },
-        headers=ws.auth,
     )
-    unknown = await api.post(
-        f"/v1/threads/{thread.id}/forward",
-        json={"to": [ANN], "message_id": "<not-here@client.test>"},
-        headers=ws.auth,
+    unknown = await post_to_thread(
+        api, ws.auth, thread.id, "forward", {"to": [ANN], "message_id": "<not-here@client.test>"}
     )
 
     assert default.status_code == 202, default.text
@@ -687,9 +688,7 @@ async def test_a_forward_counts_the_original_against_the_size_cap(
     raw_id = await store_raw(ws.store, f"Subject: {ws.id}\r\n\r\n".encode() + b"z" * SMALL_LIMIT)
     await ws.store.messages.update_one({"_id": messages[0].id}, {"$set": {"raw_id": raw_id}})
 
-    response = await small_api.post(
-        f"/v1/threads/{thread.id}/forward", json={"to": [ANN]}, headers=ws.auth
-    )
+    response = await post_to_thread(small_api, ws.auth, thread.id, "forward", {"to": [ANN]})
 
     assert response.status_code == 413
     assert await ws.store.send_requests.count() == 0
@@ -701,9 +700,7 @@ async def test_a_message_whose_bytes_are_gone_cannot_be_forwarded(
     mailbox = await insert_mailbox(ws, secret_key, visibility="workspace")
     thread, _ = await insert_thread(ws, mailbox, from_ann(subject="Gone"))
 
-    response = await api.post(
-        f"/v1/threads/{thread.id}/forward", json={"to": [ANN]}, headers=ws.auth
-    )
+    response = await post_to_thread(api, ws.auth, thread.id, "forward", {"to": [ANN]})
 
     assert response.status_code == 409
 
@@ -717,10 +714,12 @@ async def test_forwarding_needs_full_access_to_the_thread(
     await ws.store.messages.update_one({"_id": messages[0].id}, {"$set": {"raw_id": raw_id}})
     member = await invite(api, ws, "member")
 
-    response = await api.post(
-        f"/v1/threads/{thread.id}/forward",
-        json={"to": [{"address": "me@elsewhere.test"}]},
-        headers=bearer(member["token"]),
+    response = await post_to_thread(
+        api,
+        bearer(member["token"]),
+        thread.id,
+        "forward",
+        {"to": [{"address": "me@elsewhere.test"}]},
     )
 
     assert response.status_code == 403, response.text
@@ -970,9 +969,10 @@ async def test_composed_mail_reaches_to_cc_and_bcc_with_one_sent_copy_and_no_bcc
         api, ws, b"line one\nline two\n", filename="notes.txt", content_type="text/plain"
     )
 
-    response = await api.post(
-        "/v1/send-requests",
-        json={
+    response = await post_send_request(
+        api,
+        ws.auth,
+        {
             "mailbox_id": mailbox_id,
             "to": [{"address": to.address, "name": "To Person"}],
             "cc": [{"address": cc.address}],
@@ -983,7 +983,6 @@ async def test_composed_mail_reaches_to_cc_and_bcc_with_one_sent_copy_and_no_bcc
             "attachments": [attachment],
             "idempotency_key": f"e2e-{uuid.uuid4().hex}",
         },
-        headers=ws.auth,
     )
     assert response.status_code == 202, response.text
     sent = await state_of(api, ws, response.json()["id"], "sent")
@@ -1034,8 +1033,8 @@ async def test_a_scheduled_send_waits_for_its_time_and_a_cancelled_one_never_goe
             "send_at": send_at.isoformat(),
         }
 
-    scheduled = await api.post("/v1/send-requests", json=body(client, "Later"), headers=ws.auth)
-    doomed = await api.post("/v1/send-requests", json=body(other, "Never"), headers=ws.auth)
+    scheduled = await post_send_request(api, ws.auth, body(client, "Later"))
+    doomed = await post_send_request(api, ws.auth, body(other, "Never"))
     cancelled = await api.post(f"/v1/send-requests/{doomed.json()['id']}/cancel", headers=ws.auth)
     waiting = await api.get(f"/v1/send-requests/{scheduled.json()['id']}", headers=ws.auth)
     early = await messages_in(infra, client)

@@ -111,6 +111,30 @@ async def insert_thread(
     return thread, documents
 
 
+async def post_send_request(
+    api: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any]
+) -> httpx.Response:
+    """Compose: POST /v1/send-requests with `auth` as headers."""
+    return await api.post("/v1/send-requests", json=body, headers=auth)
+
+
+async def post_to_thread(
+    api: httpx.AsyncClient, auth: dict[str, str], thread_id: str, action: str, body: dict[str, Any]
+) -> httpx.Response:
+    """Reply on or forward (`action`) a thread with `auth` as headers."""
+    return await api.post(f"/v1/threads/{thread_id}/{action}", json=body, headers=auth)
+
+
+def compose_to_ann(mailbox_id: str) -> dict[str, Any]:
+    """The smallest message to compose: to Ann, from `mailbox_id`."""
+    return {
+        "mailbox_id": mailbox_id,
+        "to": [{"address": ANN.address}],
+        "subject": "S",
+        "body_text": "B",
+    }
+
+
 def from_ann(**fields: Any) -> dict[str, Any]:
     return {"direction": "received", "from_": ANN, "to": [OWNER], **fields}
 
@@ -139,10 +163,12 @@ async def test_reply_stores_one_request_and_publishes_one_send_requested(
     )
     last = messages[-1]
 
-    response = await api.post(
-        f"/v1/threads/{thread.id}/reply",
-        json={"body_text": "Thanks, Ann!", "idempotency_key": "reply-1"},
-        headers=ws.auth,
+    response = await post_to_thread(
+        api,
+        ws.auth,
+        thread.id,
+        "reply",
+        {"body_text": "Thanks, Ann!", "idempotency_key": "reply-1"},
     )
 
     assert response.status_code == 202, response.text
@@ -181,8 +207,8 @@ async def test_the_same_idempotency_key_returns_the_same_request_without_publish
     thread, _ = await insert_thread(ws, mailbox, from_ann(subject="Hello"))
     body = {"body_text": "Hi", "idempotency_key": "same-key"}
 
-    first = await api.post(f"/v1/threads/{thread.id}/reply", json=body, headers=ws.auth)
-    second = await api.post(f"/v1/threads/{thread.id}/reply", json=body, headers=ws.auth)
+    first = await post_to_thread(api, ws.auth, thread.id, "reply", body)
+    second = await post_to_thread(api, ws.auth, thread.id, "reply", body)
 
     assert first.status_code == 202
     assert second.status_code == 200
@@ -202,10 +228,8 @@ async def test_reply_all_copies_everyone_else_and_never_the_owner(
         from_ann(subject="Team", to=[OWNER, BEN], cc=[Address(address="cy@client.test")]),
     )
 
-    response = await api.post(
-        f"/v1/threads/{thread.id}/reply",
-        json={"body_text": "All", "reply_all": True},
-        headers=ws.auth,
+    response = await post_to_thread(
+        api, ws.auth, thread.id, "reply", {"body_text": "All", "reply_all": True}
     )
 
     assert response.status_code == 202
@@ -225,9 +249,7 @@ async def test_replying_to_the_owners_own_last_message_goes_to_its_recipients(
         ws, mailbox, {"direction": "sent", "from_": OWNER, "to": [ANN], "subject": "Follow-up"}
     )
 
-    response = await api.post(
-        f"/v1/threads/{thread.id}/reply", json={"body_text": "Bump"}, headers=ws.auth
-    )
+    response = await post_to_thread(api, ws.auth, thread.id, "reply", {"body_text": "Bump"})
 
     assert response.status_code == 202
     assert response.json()["to"] == [{"address": ANN.address, "name": ANN.name}]
@@ -246,9 +268,7 @@ async def test_inbound_header_values_are_made_single_line(
         ),
     )
 
-    response = await api.post(
-        f"/v1/threads/{thread.id}/reply", json={"body_text": "No"}, headers=ws.auth
-    )
+    response = await post_to_thread(api, ws.auth, thread.id, "reply", {"body_text": "No"})
 
     assert response.status_code == 202
     assert response.json()["subject"] == "Re: Offer Bcc: victim@else.test"
@@ -271,7 +291,7 @@ async def test_line_breaks_in_header_fields_are_refused(
         field: value,
     }
 
-    response = await api.post("/v1/send-requests", json=body, headers=ws.auth)
+    response = await post_send_request(api, ws.auth, body)
 
     assert response.status_code == 422
     assert response.json()["invalid_params"][0]["name"] == f"body.{field}"
@@ -289,7 +309,7 @@ async def test_line_breaks_in_recipient_names_are_refused(
         "to": [{"address": ANN.address, "name": "Ann\r\nBcc: victim@else.test"}],
     }
 
-    response = await api.post("/v1/send-requests", json=body, headers=ws.auth)
+    response = await post_send_request(api, ws.auth, body)
 
     assert response.status_code == 422
     assert response.json()["invalid_params"][0]["name"] == "body.to.0.name"
@@ -303,16 +323,16 @@ async def test_compose_stores_and_publishes_a_new_message_and_it_can_be_read_bac
 ) -> None:
     mailbox = await insert_mailbox(ws, secret_key)
 
-    response = await api.post(
-        "/v1/send-requests",
-        json={
+    response = await post_send_request(
+        api,
+        ws.auth,
+        {
             "mailbox_id": mailbox.id,
             "to": [{"address": "Ann@Client.test", "name": "Ann"}],
             "bcc": [{"address": BEN.address}],
             "subject": "Welcome",
             "body_text": "Hello",
         },
-        headers=ws.auth,
     )
     read = await api.get(f"/v1/send-requests/{response.json()['id']}", headers=ws.auth)
 
@@ -331,19 +351,8 @@ async def test_a_disconnected_mailbox_cannot_send(
     mailbox = await insert_mailbox(ws, secret_key, status={"state": "disconnected"})
     thread, _ = await insert_thread(ws, mailbox, from_ann(subject="Hello"))
 
-    reply = await api.post(
-        f"/v1/threads/{thread.id}/reply", json={"body_text": "Hi"}, headers=ws.auth
-    )
-    compose = await api.post(
-        "/v1/send-requests",
-        json={
-            "mailbox_id": mailbox.id,
-            "to": [{"address": ANN.address}],
-            "subject": "S",
-            "body_text": "B",
-        },
-        headers=ws.auth,
-    )
+    reply = await post_to_thread(api, ws.auth, thread.id, "reply", {"body_text": "Hi"})
+    compose = await post_send_request(api, ws.auth, compose_to_ann(mailbox.id))
 
     assert reply.status_code == 409
     assert compose.status_code == 409
@@ -355,23 +364,10 @@ async def test_another_workspace_cannot_reply_on_a_thread_or_use_a_mailbox(
 ) -> None:
     mailbox = await insert_mailbox(ws, secret_key)
     thread, _ = await insert_thread(ws, mailbox, from_ann(subject="Hello"))
-    mine = await api.post(
-        f"/v1/threads/{thread.id}/reply", json={"body_text": "Hi"}, headers=ws.auth
-    )
+    mine = await post_to_thread(api, ws.auth, thread.id, "reply", {"body_text": "Hi"})
 
-    reply = await api.post(
-        f"/v1/threads/{thread.id}/reply", json={"body_text": "Hi"}, headers=other_ws.auth
-    )
-    compose = await api.post(
-        "/v1/send-requests",
-        json={
-            "mailbox_id": mailbox.id,
-            "to": [{"address": ANN.address}],
-            "subject": "S",
-            "body_text": "B",
-        },
-        headers=other_ws.auth,
-    )
+    reply = await post_to_thread(api, other_ws.auth, thread.id, "reply", {"body_text": "Hi"})
+    compose = await post_send_request(api, other_ws.auth, compose_to_ann(mailbox.id))
     read = await api.get(f"/v1/send-requests/{mine.json()['id']}", headers=other_ws.auth)
 
     assert reply.status_code == 404

@@ -20,14 +20,14 @@ from mailsync_shared.send_outbox import as_it_stands, cancel
 from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, ServerAccount
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.integration.conftest_send import (  # noqa: F401  (fixtures register by name)
-    Rabbit,
+    Sending,
     SendProcess,
+    client_fixture,
+    owner_fixture,
     rabbit_fixture,
-    ready_account,
+    sending_fixture,
     start_send,
     stop_send,
-    store_mailbox,
-    store_request,
 )
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, fetch_all
@@ -58,16 +58,6 @@ def send_service(service_env: dict[str, str], send_log: Path) -> Iterator[SendPr
 
 
 @pytest.fixture
-async def owner(infra: Infra) -> MailAccount:
-    return await ready_account(infra, "acme.test", "owner")
-
-
-@pytest.fixture
-async def client(infra: Infra) -> MailAccount:
-    return await ready_account(infra, "client.test", "client")
-
-
-@pytest.fixture
 def faulty(infra: Infra, owner: MailAccount) -> Iterator[FaultySmtpServer]:
     server = FaultySmtpServer(infra, files_sent={owner.address: owner.password}).start()
     try:
@@ -87,24 +77,27 @@ def through(server: FaultySmtpServer, owner: MailAccount, secret_key: str) -> Se
 
 
 async def faulty_mailbox(
-    store: WorkspaceStore,
-    infra: Infra,
-    owner: MailAccount,
-    secret_key: str,
-    server: FaultySmtpServer,
-    **changes: object,
+    sending: Sending, server: FaultySmtpServer, **changes: object
 ) -> MailboxDocument:
     """A mailbox relaying through `server`, which files sent mail itself (like Gmail)."""
     settings: dict[str, object] = {
-        "smtp": through(server, owner, secret_key),
+        "smtp": through(server, sending.owner, sending.secret_key),
         "append_to_sent": False,
         **changes,
     }
-    return await store_mailbox(store, infra, owner, secret_key, **settings)
+    return await sending.mailbox(**settings)
 
 
-async def inbox(infra: Infra, account: MailAccount) -> list[bytes]:
-    return await asyncio.to_thread(fetch_all, infra, account, "INBOX")
+async def inbox(sending: Sending) -> list[bytes]:
+    """What reached the client."""
+    return await asyncio.to_thread(fetch_all, sending.infra, sending.client, "INBOX")
+
+
+async def delivered_once(sending: Sending, request: SendRequestDocument) -> None:
+    """The client received exactly one message, and it is `request`'s."""
+    delivered = await inbox(sending)
+    assert len(delivered) == 1
+    assert request.message_id.encode() in delivered[0]
 
 
 async def state_of(store: WorkspaceStore, request_id: str) -> SendRequestDocument:
@@ -127,13 +120,7 @@ async def settled(
 async def test_a_send_killed_between_acceptance_and_record_is_delivered_once(
     service_env: dict[str, str],
     tmp_path: Path,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
 ) -> None:
     """First in the module: no other send process runs yet to take the request instead.
@@ -142,12 +129,12 @@ async def test_a_send_killed_between_acceptance_and_record_is_delivered_once(
     on again `redispatch_after` later."""
     faulty.plan.data_replies = ["accept-then-stall"]
     faulty.plan.stall_seconds = 60
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
-    request = await store_request(store, mailbox, [client.address])
+    mailbox = await faulty_mailbox(sending, faulty)
+    request = await sending.request(mailbox)
     log = tmp_path / "send.log"
     first = start_send(service_env, log, claim_timeout_seconds="3", redispatch_after_seconds="2")
     try:
-        await rabbit.request_send(workspace_id, request.id)
+        await sending.request_send(request.id)
         await eventually(
             lambda: asyncio.sleep(0, faulty.message_ids() or None),
             what="the server to accept the message",
@@ -156,45 +143,37 @@ async def test_a_send_killed_between_acceptance_and_record_is_delivered_once(
         first.process.wait(timeout=10)
     finally:
         stop_send(first)
-    left = await state_of(store, request.id)
+    left = await state_of(sending.store, request.id)
     assert left.state == "sending"
     assert left.data_started_at is not None
 
     second = start_send(service_env, log, claim_timeout_seconds="3", redispatch_after_seconds="2")
     try:
-        sent = await settled(store, request.id, "sent", within=60)
+        sent = await settled(sending.store, request.id, "sent", within=60)
     finally:
         stop_send(second)
     assert sent.attempts == 2
     assert faulty.data_attempts == 1
-    delivered = await inbox(infra, client)
-    assert len(delivered) == 1
-    assert request.message_id.encode() in delivered[0]
+    await delivered_once(sending, request)
 
 
 async def test_421_and_451_are_retried_with_backoff_until_the_server_recovers(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
 ) -> None:
-    failures = await rabbit.tap(f"{EmailSendFailed.event_type}.{workspace_id}")
+    failures = await sending.tap(EmailSendFailed.event_type)
     faulty.plan.data_replies = ["421 4.3.2 Service shutting down", "451 4.3.0 Try again later"]
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
-    request = await store_request(store, mailbox, [client.address])
+    mailbox = await faulty_mailbox(sending, faulty)
+    request = await sending.request(mailbox)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
-    sent = await settled(store, request.id, "sent")
+    sent = await settled(sending.store, request.id, "sent")
     assert sent.attempts == 3
     assert faulty.data_attempts == 3
     assert faulty.message_ids() == [request.message_id]
-    assert len(await inbox(infra, client)) == 1
+    assert len(await inbox(sending)) == 1
     events = [EmailSendFailed.model_validate_json(e) for e in await failures.drain()]
     assert [e.data.permanent for e in events] == [False, False]
     assert "421 4.3.2" in events[0].data.reason
@@ -211,85 +190,65 @@ async def test_421_and_451_are_retried_with_backoff_until_the_server_recovers(
 )
 async def test_a_550_fails_at_once_with_the_servers_reason(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
     where: str,
     reply: str,
 ) -> None:
     if where == "rcpt":
-        faulty.plan.rcpt_replies = {client.address: [reply]}
+        faulty.plan.rcpt_replies = {sending.client.address: [reply]}
     else:
         faulty.plan.data_replies = [reply]
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
-    request = await store_request(store, mailbox, [client.address])
+    mailbox = await faulty_mailbox(sending, faulty)
+    request = await sending.request(mailbox)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
-    failed = await settled(store, request.id, "failed")
+    failed = await settled(sending.store, request.id, "failed")
     assert failed.attempts == 1
     assert failed.error is not None
     assert reply in failed.error
     assert faulty.accepted == []
-    assert await inbox(infra, client) == []
+    assert await inbox(sending) == []
 
 
 @pytest.mark.parametrize("action", ["accept-then-drop", "drop"])
 async def test_a_connection_dropped_mid_data_ends_in_exactly_one_delivery(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
     action: str,
 ) -> None:
     """The provider files sent mail itself, so the Sent folder tells whether it went out."""
     faulty.plan.data_replies = [action]
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
-    request = await store_request(store, mailbox, [client.address])
+    mailbox = await faulty_mailbox(sending, faulty)
+    request = await sending.request(mailbox)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
-    sent = await settled(store, request.id, "sent")
+    sent = await settled(sending.store, request.id, "sent")
     assert sent.attempts == 2
     assert faulty.message_ids() == [request.message_id]
-    delivered = await inbox(infra, client)
-    assert len(delivered) == 1
-    assert request.message_id.encode() in delivered[0]
+    await delivered_once(sending, request)
 
 
 async def test_a_drop_mid_data_where_sent_cannot_tell_ends_unknown_without_a_second_send(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
 ) -> None:
     faulty.files_sent = {}
     faulty.plan.data_replies = ["accept-then-drop"]
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty, append_to_sent=True)
-    request = await store_request(store, mailbox, [client.address])
+    mailbox = await faulty_mailbox(sending, faulty, append_to_sent=True)
+    request = await sending.request(mailbox)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
-    unknown = await settled(store, request.id, "unknown")
+    unknown = await settled(sending.store, request.id, "unknown")
     assert unknown.error is not None
     assert "cannot tell" in unknown.error
     assert faulty.data_attempts == 1
-    assert len(await inbox(infra, client)) == 1
+    assert len(await inbox(sending)) == 1
 
 
 @pytest.fixture
@@ -300,68 +259,56 @@ def token_endpoint() -> Iterator[TokenEndpoint]:
 
 async def test_xoauth2_refreshes_a_refused_token_and_sends(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
     token_endpoint: TokenEndpoint,
 ) -> None:
     """The first token is refused (revoked); the sender refreshes once and sends with the next."""
     faulty.tokens = {"access-2"}
-    cipher = CredentialCipher(SecretStr(secret_key))
+    cipher = CredentialCipher(SecretStr(sending.secret_key))
     smtp = ServerAccount(
         host=faulty.host,
         port=faulty.port,
         security="none",
-        username=owner.address,
+        username=sending.owner.address,
         auth="xoauth2",
         secret_encrypted=cipher.encrypt("refresh-secret"),
         token_endpoint=token_endpoint.url,
         client_id="mailsync-test",
         scope="https://mail.test/",
     )
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty, smtp=smtp)
-    request = await store_request(store, mailbox, [client.address])
+    mailbox = await faulty_mailbox(sending, faulty, smtp=smtp)
+    request = await sending.request(mailbox)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
-    sent = await settled(store, request.id, "sent")
+    sent = await settled(sending.store, request.id, "sent")
     assert sent.attempts == 1
     assert token_endpoint.issued == ["access-1", "access-2"]
     assert token_endpoint.forms[0]["grant_type"] == ["refresh_token"]
     assert token_endpoint.forms[0]["client_id"] == ["mailsync-test"]
     assert faulty.xoauth2_attempts == 2
     assert [m.auth_mechanism for m in faulty.accepted] == ["XOAUTH2"]
-    assert len(await inbox(infra, client)) == 1
+    assert len(await inbox(sending)) == 1
 
 
 async def test_a_scheduled_request_is_not_sent_before_its_time(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
 ) -> None:
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
+    mailbox = await faulty_mailbox(sending, faulty)
     send_at = utcnow() + timedelta(seconds=3)
-    request = await store_request(store, mailbox, [client.address], send_at=send_at)
+    request = await sending.request(mailbox, send_at=send_at)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
     waiting = await eventually(
-        lambda: _with_next_attempt(store, request.id), what="the request to be scheduled"
+        lambda: _with_next_attempt(sending.store, request.id), what="the request to be scheduled"
     )
     assert waiting.state == "queued"
     assert faulty.accepted == []
-    sent = await settled(store, request.id, "sent")
+    sent = await settled(sending.store, request.id, "sent")
     assert sent.sent_at is not None
     assert sent.sent_at >= send_at
     assert faulty.message_ids() == [request.message_id]
@@ -374,57 +321,43 @@ async def _with_next_attempt(store: WorkspaceStore, request_id: str) -> SendRequ
 
 async def test_a_queued_request_can_be_cancelled_and_is_never_sent(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
 ) -> None:
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
-    later = await store_request(
-        store, mailbox, [client.address], send_at=utcnow() + timedelta(seconds=2)
-    )
-    done = await store_request(store, mailbox, [client.address])
-    await rabbit.request_send(workspace_id, done.id)
-    await settled(store, done.id, "sent")
+    mailbox = await faulty_mailbox(sending, faulty)
+    later = await sending.request(mailbox, send_at=utcnow() + timedelta(seconds=2))
+    done = await sending.request(mailbox)
+    await sending.request_send(done.id)
+    await settled(sending.store, done.id, "sent")
 
-    cancelled = await cancel(store, later.id)
+    cancelled = await cancel(sending.store, later.id)
     assert cancelled is not None
     assert cancelled.state == "cancelled"
-    assert await cancel(store, done.id) is None, "a sent request cannot be cancelled"
-    await rabbit.request_send(workspace_id, later.id)
-    marker = await store_request(store, mailbox, [client.address], send_at=utcnow())
-    await rabbit.request_send(workspace_id, marker.id)
-    await settled(store, marker.id, "sent")
+    assert await cancel(sending.store, done.id) is None, "a sent request cannot be cancelled"
+    await sending.request_send(later.id)
+    marker = await sending.request(mailbox, send_at=utcnow())
+    await sending.request_send(marker.id)
+    await settled(sending.store, marker.id, "sent")
     await asyncio.sleep(2.5)  # past the cancelled request's send_at: the scheduler had its turn
 
-    assert (await state_of(store, later.id)).state == "cancelled"
-    assert (await state_of(store, done.id)).state == "sent"
+    assert (await state_of(sending.store, later.id)).state == "cancelled"
+    assert (await state_of(sending.store, done.id)).state == "sent"
     assert later.message_id not in faulty.message_ids()
-    assert len(await inbox(infra, client)) == 2
+    assert len(await inbox(sending)) == 2
 
 
 async def test_the_mailbox_rate_limit_defers_without_losing_requests(
     send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
 ) -> None:
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty, send_rate_per_minute=2)
-    requests = [await store_request(store, mailbox, [client.address]) for _ in range(3)]
+    mailbox = await faulty_mailbox(sending, faulty, send_rate_per_minute=2)
+    requests = [await sending.request(mailbox) for _ in range(3)]
     for request in requests:
-        await rabbit.request_send(workspace_id, request.id)
+        await sending.request_send(request.id)
 
     async def all_moved() -> list[SendRequestDocument] | None:
-        states = [await state_of(store, r.id) for r in requests]
+        states = [await state_of(sending.store, r.id) for r in requests]
         sent = [s for s in states if s.state == "sent"]
         deferred = [s for s in states if s.state == "queued" and s.next_attempt_at is not None]
         return states if len(sent) + len(deferred) == 3 and sent else None
@@ -446,23 +379,17 @@ async def test_the_mailbox_rate_limit_defers_without_losing_requests(
 
 async def test_a_request_whose_send_requested_was_lost_is_sent_anyway(
     send_service: SendProcess,
-    store: WorkspaceStore,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    sending: Sending,
     faulty: FaultySmtpServer,
 ) -> None:
-    mailbox = await faulty_mailbox(store, infra, owner, secret_key, faulty)
+    mailbox = await faulty_mailbox(sending, faulty)
     stale = utcnow() - timedelta(seconds=5)
-    request = await store_request(
-        store, mailbox, [client.address], created_at=stale, updated_at=stale
-    )
+    request = await sending.request(mailbox, created_at=stale, updated_at=stale)
 
-    sent = await settled(store, request.id, "sent")
+    sent = await settled(sending.store, request.id, "sent")
 
     assert sent.attempts == 1
-    assert await store.collection(DISPATCHES).find_one({"_id": request.id}) is not None
+    assert await sending.store.collection(DISPATCHES).find_one({"_id": request.id}) is not None
     assert faulty.message_ids() == [request.message_id]
 
 

@@ -16,29 +16,19 @@ from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.raw_messages import load_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.integration.conftest_send import (  # noqa: F401  (fixtures register by name)
-    Rabbit,
+    Sending,
     SendProcess,
+    client_fixture,
+    owner_fixture,
     rabbit_fixture,
-    ready_account,
     send_service_fixture,
-    store_mailbox,
-    store_request,
+    sending_fixture,
 )
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, fetch_all
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def owner(infra: Infra) -> MailAccount:
-    return await ready_account(infra, "acme.test", "owner")
-
-
-@pytest.fixture
-async def client(infra: Infra) -> MailAccount:
-    return await ready_account(infra, "client.test", "client")
 
 
 async def messages_in(infra: Infra, account: MailAccount, folder: str = "INBOX") -> list[Any]:
@@ -81,20 +71,14 @@ async def reported(store: WorkspaceStore, request_id: str) -> SendRequestDocumen
 
 
 async def test_a_reply_is_delivered_saved_in_sent_and_reported(
-    send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    send_service: SendProcess, sending: Sending
 ) -> None:
-    sent_events = await rabbit.tap(f"{EmailSent.event_type}.{workspace_id}")
-    mailbox = await store_mailbox(store, infra, owner, secret_key)
-    request = await store_request(store, mailbox, [client.address])
+    store, infra, owner, client = sending.store, sending.infra, sending.owner, sending.client
+    sent_events = await sending.tap(EmailSent.event_type)
+    mailbox = await sending.mailbox()
+    request = await sending.request(mailbox)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
     received = (await sent_events.wait_for_count(1, "email.sent"))[0]
     delivered = await messages_in(infra, client)
@@ -119,7 +103,7 @@ async def test_a_reply_is_delivered_saved_in_sent_and_reported(
     assert await asyncio.to_thread(seen_flags, infra, owner, "Sent") == [True]
 
     event = EmailSent.model_validate_json(received)
-    assert event.workspaceid == workspace_id
+    assert event.workspaceid == sending.workspace_id
     assert event.data.send_request_id == request.id
     assert event.data.thread_id == request.thread_id
     sent = event.data.message
@@ -138,27 +122,21 @@ async def test_a_reply_is_delivered_saved_in_sent_and_reported(
 
 
 async def test_a_redelivered_request_that_was_sent_sends_nothing(
-    send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    send_service: SendProcess, sending: Sending
 ) -> None:
-    sent_events = await rabbit.tap(f"{EmailSent.event_type}.{workspace_id}")
-    mailbox = await store_mailbox(store, infra, owner, secret_key)
-    first = await store_request(store, mailbox, [client.address])
-    await rabbit.request_send(workspace_id, first.id)
+    store, infra, owner, client = sending.store, sending.infra, sending.owner, sending.client
+    sent_events = await sending.tap(EmailSent.event_type)
+    mailbox = await sending.mailbox()
+    first = await sending.request(mailbox)
+    await sending.request_send(first.id)
     await sent_events.wait_for_count(1, "email.sent for the first request")
     before = await reported(store, first.id)
 
-    await rabbit.request_send(workspace_id, first.id)
+    await sending.request_send(first.id)
     # The service takes one request at a time, in order: once the next request is reported,
     # the redelivered one has been handled.
-    marker = await store_request(store, mailbox, [client.address], subject="Marker")
-    await rabbit.request_send(workspace_id, marker.id)
+    marker = await sending.request(mailbox, subject="Marker")
+    await sending.request_send(marker.id)
     events = await sent_events.wait_for_count(2, "email.sent for the marker")
 
     assert [EmailSent.model_validate_json(e).data.send_request_id for e in events] == [
@@ -174,18 +152,12 @@ async def test_a_redelivered_request_that_was_sent_sends_nothing(
 
 
 async def test_a_request_left_sending_whose_copy_is_in_sent_is_not_sent_again(
-    send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    send_service: SendProcess, sending: Sending
 ) -> None:
-    sent_events = await rabbit.tap(f"{EmailSent.event_type}.{workspace_id}")
-    mailbox = await store_mailbox(store, infra, owner, secret_key)
-    request = await store_request(store, mailbox, [client.address], state="sending", attempts=1)
+    store, infra, owner, client = sending.store, sending.infra, sending.owner, sending.client
+    sent_events = await sending.tap(EmailSent.event_type)
+    mailbox = await sending.mailbox()
+    request = await sending.request(mailbox, state="sending", attempts=1)
     copy = compose(request, mailbox_address=owner.address).data
 
     def put_in_sent() -> None:
@@ -195,7 +167,7 @@ async def test_a_request_left_sending_whose_copy_is_in_sent_is_not_sent_again(
 
     await asyncio.to_thread(put_in_sent)
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
     event = EmailSent.model_validate_json((await sent_events.wait_for_count(1, "email.sent"))[0])
     assert event.data.send_request_id == request.id
@@ -208,21 +180,16 @@ async def test_a_request_left_sending_whose_copy_is_in_sent_is_not_sent_again(
 
 
 async def test_an_unknown_recipient_fails_the_request_with_the_servers_reason(
-    send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    secret_key: str,
+    send_service: SendProcess, sending: Sending
 ) -> None:
-    failed_events = await rabbit.tap(f"{EmailSendFailed.event_type}.{workspace_id}")
-    sent_events = await rabbit.tap(f"{EmailSent.event_type}.{workspace_id}")
-    mailbox = await store_mailbox(store, infra, owner, secret_key)
-    nobody = f"nobody-{workspace_id}@client.test"
-    request = await store_request(store, mailbox, [nobody])
+    store, infra, owner = sending.store, sending.infra, sending.owner
+    failed_events = await sending.tap(EmailSendFailed.event_type)
+    sent_events = await sending.tap(EmailSent.event_type)
+    mailbox = await sending.mailbox()
+    nobody = f"nobody-{sending.workspace_id}@client.test"
+    request = await sending.request(mailbox, [nobody])
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
     stored = await settled(store, request.id, "failed")
     assert stored.error is not None
@@ -241,20 +208,14 @@ async def test_an_unknown_recipient_fails_the_request_with_the_servers_reason(
 
 
 async def test_a_request_for_a_missing_mailbox_fails_without_sending(
-    send_service: SendProcess,
-    rabbit: Rabbit,
-    store: WorkspaceStore,
-    workspace_id: str,
-    infra: Infra,
-    owner: MailAccount,
-    client: MailAccount,
-    secret_key: str,
+    send_service: SendProcess, sending: Sending
 ) -> None:
-    failed_events = await rabbit.tap(f"{EmailSendFailed.event_type}.{workspace_id}")
-    mailbox = await store_mailbox(store, infra, owner, secret_key)
-    request = await store_request(store, mailbox, [client.address], mailbox_id="no-such-mailbox")
+    store, infra, client = sending.store, sending.infra, sending.client
+    failed_events = await sending.tap(EmailSendFailed.event_type)
+    mailbox = await sending.mailbox()
+    request = await sending.request(mailbox, mailbox_id="no-such-mailbox")
 
-    await rabbit.request_send(workspace_id, request.id)
+    await sending.request_send(request.id)
 
     stored = await settled(store, request.id, "failed")
     assert stored.error == "the sending mailbox is not connected"
