@@ -295,10 +295,9 @@ class SendOutbox:
         raw_id: str,
         sent_at: datetime,
         note: str | None = None,
-        reported: bool = False,
     ) -> SendRequestDocument | None:
-        """`sending` -> `sent`, accepted by the server at `sent_at`; `reported`: `email.sent`
-        is out already, so this one write also sets `reported_at`."""
+        """`sending` -> `sent`, accepted by the server at `sent_at`, with `email.sent` out
+        already: this one write also sets `reported_at`."""
         now = utcnow()
         changes: dict[str, Any] = {
             "state": "sent",
@@ -306,10 +305,9 @@ class SendOutbox:
             "sent_at": sent_at,
             "claimed_until": None,
             "error": note,
+            "reported_at": now,
             "updated_at": now,
         }
-        if reported:
-            changes["reported_at"] = now
         return await self._move(request, "sending", changes)
 
     async def mark_reported(self, request: SendRequestDocument, note: str | None = None) -> None:

@@ -11,7 +11,6 @@ from faststream.rabbit import RabbitBroker
 
 from mailsync_api.body_limits import BodyLimitMiddleware
 from mailsync_api.context import ApiContext
-from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.problems import document_problems, install_problem_handlers
 from mailsync_api.request_context import RequestIdMiddleware
 from mailsync_api.routes import (
@@ -41,6 +40,7 @@ from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import connect, database
 from mailsync_shared.storage.indexes import ensure_indexes
+from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.topology import declare_topology
 
 logger = logging.getLogger(__name__)

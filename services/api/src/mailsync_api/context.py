@@ -6,11 +6,11 @@ from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.settings import Settings
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 
 
 @dataclass(frozen=True)

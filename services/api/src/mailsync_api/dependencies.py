@@ -12,7 +12,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_api.api_keys import hash_api_key
 from mailsync_api.context import ApiContext
-from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.pagination import PageParams, page_params
 from mailsync_api.permissions import PERMISSIONS, Rule
 from mailsync_api.principal import Principal, principal_of
@@ -22,6 +21,7 @@ from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.insert_batches import InsertBatches
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.storage.workspaces import ApiKeyDocument
 from mailsync_shared.visibility import Viewer

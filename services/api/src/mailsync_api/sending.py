@@ -4,7 +4,6 @@ import logging
 from datetime import timedelta
 from email.utils import make_msgid
 
-from mailsync_api.kept_mailboxes import KeptMailboxes
 from mailsync_api.principal import Principal
 from mailsync_api.problems import ProblemError, conflict, invalid, not_found
 from mailsync_api.replies import reply_headers
@@ -25,6 +24,7 @@ from mailsync_shared.storage.documents import (
     SendRequestDocument,
     ThreadDocument,
 )
+from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.visibility import Access, access
 

@@ -26,7 +26,6 @@ with the time of its next attempt.
 """
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -52,11 +51,11 @@ from mailsync_shared.send_outbox import SendOutbox
 from mailsync_shared.storage.attachments import load_attachment
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, ServerAccount
+from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.raw_messages import load_raw, raw_id_for
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 SOURCE = "/mailsync/send"
-MAILBOXES_KEPT = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +155,7 @@ class Sender:
             size=settings.smtp_connections_per_mailbox, timeout=settings.smtp_timeout_seconds
         )
         self._sent_folders = SentFolders(timeout=settings.imap_timeout_seconds)
-        self._mailboxes: dict[tuple[str, str], tuple[float, MailboxDocument | None]] = {}
+        self._mailboxes = KeptMailboxes(settings.mailbox_cache_seconds)
         self._inserts = InsertBatches()
 
     async def close(self) -> None:
@@ -183,7 +182,7 @@ class Sender:
         if request.state == "sent" and request.reported_at is not None:
             return Done("already sent")
 
-        mailbox = await self._mailbox(store, request.mailbox_id)
+        mailbox = await self._mailboxes.get(store, request.mailbox_id)
         if request.state == "sent":
             composed = await self._compose(store, request, mailbox)
             if isinstance(composed, str):
@@ -260,20 +259,6 @@ class Sender:
         return await self._report(
             store, outbox, request, mailbox, composed, delivery=accepted, copy="append"
         )
-
-    async def _mailbox(self, store: WorkspaceStore, mailbox_id: str) -> MailboxDocument | None:
-        """The mailbox, as read at most `mailbox_cache_seconds` ago."""
-        key = (store.workspace_id, mailbox_id)
-        now = time.monotonic()
-        kept = self._mailboxes.get(key)
-        if kept is not None and kept[0] > now:
-            return kept[1]
-        document = await store.mailboxes.find_one({"_id": mailbox_id})
-        mailbox = None if document is None else MailboxDocument.from_document(document)
-        if len(self._mailboxes) > MAILBOXES_KEPT:
-            self._mailboxes.clear()
-        self._mailboxes[key] = (now + self._settings.mailbox_cache_seconds, mailbox)
-        return mailbox
 
     async def _compose(
         self,
@@ -495,9 +480,7 @@ class Sender:
         if delivery is None:
             await outbox.mark_reported(request, note=note)
         else:
-            await outbox.mark_sent(
-                request, raw_id=raw_id, sent_at=delivery.sent_at, note=note, reported=True
-            )
+            await outbox.mark_sent(request, raw_id=raw_id, sent_at=delivery.sent_at, note=note)
         return Done("sent")
 
     async def _save_sent_copy(

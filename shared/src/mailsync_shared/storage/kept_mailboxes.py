@@ -1,10 +1,10 @@
-"""Mailboxes the api reads to accept send requests, each reused for a moment.
+"""Mailboxes read for sending, each reused for a moment.
 
-A mailbox is read on every `POST /v1/send-requests`, and it is one of the larger documents the
-store decodes; a sender posting a burst names the same mailbox each time. So a mailbox read for
-a send request is reused for `mailbox_cache_seconds` (as the send service reuses it): a
-disconnect, or a change of owner, takes effect on new send requests within that time. The
-send service checks the mailbox again before anything goes out.
+A mailbox is read for every send request the api accepts and every send the send service makes,
+and it is one of the larger documents the store decodes; a burst of sends names the same
+mailbox each time. So a mailbox is reused for `mailbox_cache_seconds` (0: read every time). A
+change made through the same process drops its copy at once (`forget`); any other change
+takes effect within that time.
 """
 
 import time
