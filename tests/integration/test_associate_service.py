@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from mailsync_associate.logbook import log_message
+from mailsync_associate.batch import BatchRepository
+from mailsync_associate.logbook import Logged, log_message
 from mailsync_associate.repository import AssociateRepository
 from mailsync_shared.contracts.mail import CapturedMessage, MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent, SentEmail
@@ -230,6 +231,33 @@ async def test_message_written_but_never_announced_is_announced_on_redelivery(
         message.message_id
     ]
     assert await ws.store.messages.count({}) == 1
+
+
+async def test_a_copy_logged_while_its_message_is_announced_is_not_announced_again(
+    ws: ServiceWorkspace,
+) -> None:
+    email = build_message(sender=ANN, to=[OWNER], subject="Twice", body="in two folders")
+    first = await stored_mail(ws.store, email)
+    copy = await stored_mail(ws.store, email, folder="Archive", uid=9)
+    # The batch before has stored the message and is publishing its events.
+    await log_message(AssociateRepository(ws.store), first)
+
+    repository = BatchRepository(ws.store, announcing=frozenset({first.message_id}))
+    await repository.load([copy])
+    logged = await log_message(repository, copy)
+    await repository.flush()
+
+    assert isinstance(logged, Logged)
+    assert not logged.publish, "the events of the earlier batch cover this copy"
+    stored = await ws.store.messages.find_one({"message_id": first.message_id})
+    assert stored is not None
+    assert sorted(source["uid"] for source in stored["sources"]) == [1, 9]
+
+    unannounced = BatchRepository(ws.store)
+    await unannounced.load([copy])
+    again = await log_message(unannounced, copy)
+    assert isinstance(again, Logged)
+    assert again.publish, "once no batch is publishing them, the events are still due"
 
 
 async def test_manually_linked_thread_keeps_its_links(ws: ServiceWorkspace) -> None:

@@ -1,5 +1,6 @@
 """Ingest against real Dovecot, FerretDB and RabbitMQ: backfill, live mail, read-only proof."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,8 @@ from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures registe
     ingest_fixture,
     snapshot,
 )
-from tests.support.mail import build_message, create_account, deliver
+from tests.support.infra import Infra
+from tests.support.mail import MailAccount, build_message, create_account, deliver, imap_login
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -94,3 +96,56 @@ async def test_backfill_then_live_mail_is_published_once_and_the_mailbox_is_unto
     live_uid = max(after["INBOX"])
     assert {uid: item for uid, item in after["INBOX"].items() if uid != live_uid} == before["INBOX"]
     assert "\\Seen" not in after["INBOX"][live_uid][0]
+
+
+def highest_modseq(infra: Infra, account: MailAccount, folder: str) -> int:
+    """The folder's HIGHESTMODSEQ as the server reports it (STATUS, which changes nothing)."""
+    client = imap_login(infra, account)
+    try:
+        _, answer = client.status(folder, "(HIGHESTMODSEQ)")
+        match = re.search(rb"HIGHESTMODSEQ (\d+)", answer[0] or b"")
+        assert match is not None, answer
+        return int(match.group(1))
+    finally:
+        client.logout()
+
+
+def flag_first_message(infra: Infra, account: MailAccount, folder: str) -> None:
+    """What the user's own mail client does when they star a message."""
+    client = imap_login(infra, account)
+    try:
+        client.select(folder)
+        client.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+    finally:
+        client.logout()
+
+
+async def test_condstore_records_the_modseq_and_a_flag_change_publishes_nothing(
+    ingest: IngestCase,
+) -> None:
+    seeded = await ingest.seeded_mailbox(2, CLIENT)
+    owner, mailbox = seeded.owner, seeded.mailbox
+
+    async def inbox_modseq() -> int | None:
+        return (await ingest.state(mailbox.id)).folders["INBOX"].highest_modseq
+
+    async with ingest.watched_worker(idle_refresh_seconds=1.0) as spy:
+        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 2), what="backfill")
+        before = highest_modseq(ingest.infra, owner, "INBOX")
+        assert await eventually(inbox_modseq, what="modseq checkpoint") == before
+
+        flag_first_message(ingest.infra, owner, "INBOX")
+        after = highest_modseq(ingest.infra, owner, "INBOX")
+        assert after > before
+
+        async def moved() -> bool:
+            return await inbox_modseq() == after
+
+        await eventually(moved, what="the checkpoint follows the flag change", timeout=30)
+        assert len(spy.events) == 2, "a flag change is not new mail"
+
+        live = build_message(sender=CLIENT, to=[owner.address], subject="Later", body="new")
+        deliver(ingest.infra, live, [owner.address])
+        await eventually(lambda: spy.at_least(3), what="new mail after the flag change")
+
+    assert sorted(spy.message_ids()) == sorted([*seeded.sent_ids, live["Message-ID"]])

@@ -176,3 +176,67 @@ def test_a_batch_holds_at_least_one_item() -> None:
 
     with pytest.raises(ValueError, match="at least one"):
         Batcher(process, max_size=0)
+
+
+class TwoStages:
+    """A two-stage processor: the first stage records, the second waits for `release`."""
+
+    def __init__(self) -> None:
+        self.first_stages: list[list[int]] = []
+        self.release: dict[int, asyncio.Event] = {}
+        self.in_first = 0
+        self.overlapped_first = False
+
+    async def __call__(
+        self, key: str, items: Sequence[int]
+    ) -> asyncio.Task[list[int | BaseException]]:
+        self.in_first += 1
+        self.overlapped_first |= self.in_first > 1
+        await asyncio.sleep(0)
+        self.first_stages.append(list(items))
+        self.in_first -= 1
+        gate = self.release.setdefault(items[0], asyncio.Event())
+
+        async def second() -> list[int | BaseException]:
+            await gate.wait()
+            if items[0] < 0:
+                raise ConnectionError("broker unreachable")
+            return [item * 10 for item in items]
+
+        return asyncio.create_task(second())
+
+
+async def test_the_next_batch_starts_while_the_second_stage_of_the_last_runs() -> None:
+    stages = TwoStages()
+    batcher: Batcher[int, int] = Batcher.in_two_stages(stages)
+
+    first = asyncio.create_task(batcher.submit("ws", 1))
+    await settle()
+    second = asyncio.create_task(batcher.submit("ws", 2))
+    await settle()
+
+    assert stages.first_stages == [[1], [2]], "the second batch started before the first ended"
+    assert not first.done(), "outcomes wait for the second stage"
+    assert not second.done()
+    stages.release[2].set()
+    assert await second == 20
+    assert not first.done()
+    stages.release[1].set()
+    assert await first == 10
+    assert not stages.overlapped_first
+
+
+async def test_a_failing_second_stage_fails_its_own_batch_only() -> None:
+    stages = TwoStages()
+    batcher: Batcher[int, int] = Batcher.in_two_stages(stages)
+
+    failing = asyncio.create_task(batcher.submit("ws", -1))
+    await settle()
+    fine = asyncio.create_task(batcher.submit("ws", 3))
+    await settle()
+    for gate in stages.release.values():
+        gate.set()
+
+    with pytest.raises(ConnectionError, match="broker unreachable"):
+        await failing
+    assert await fine == 30

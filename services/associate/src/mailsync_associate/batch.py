@@ -15,7 +15,7 @@ before the messages that need them, and every write is an idempotent `$addToSet`
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -48,8 +48,10 @@ _LINKS = ("contact_ids", "company_ids", "deal_ids", "link_reasons")
 
 
 class BatchRepository(AssociateRepository):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, announcing: Set[str] = frozenset(), **kwargs: Any) -> None:
+        """`announcing`: the `Message-ID`s whose events an earlier batch is publishing."""
         super().__init__(*args, **kwargs)
+        self._announcing = announcing
         self._messages: dict[str, MessageDocument | None] = {}
         self._threads: dict[str, ThreadDocument | None] = {}
         self._stored_threads: dict[str, ThreadDocument | None] = {}
@@ -81,7 +83,7 @@ class BatchRepository(AssociateRepository):
         # Refs are written before the message that needs them: a Message-ID no ref lists
         # cannot be stored yet, so only the listed ones are read.
         listed = [m for m in ids if self._refs[("message-id", m)]]
-        found = await asyncio.gather(*(super(BatchRepository, self).message(m) for m in listed))
+        found = await asyncio.gather(*(self._stored_message(m) for m in listed))
         self._messages.update(dict.fromkeys(ids))
         self._messages.update(zip(listed, found, strict=True))
         stored = [m for m in found if m is not None]
@@ -118,8 +120,16 @@ class BatchRepository(AssociateRepository):
 
     async def message(self, message_id: str) -> MessageDocument | None:
         if message_id not in self._messages:
-            self._messages[message_id] = await super().message(message_id)
+            self._messages[message_id] = await self._stored_message(message_id)
         return self._messages[message_id]
+
+    async def _stored_message(self, message_id: str) -> MessageDocument | None:
+        stored = await super().message(message_id)
+        if stored is not None and message_id in self._announcing:
+            # Its events are on their way: a copy in this batch only adds its mailbox. Should
+            # they fail, the message's own delivery is retried and announces it.
+            return stored.model_copy(update={"events_published": True})
+        return stored
 
     async def thread_ids_for(self, keys: Iterable[tuple[str, str]]) -> set[str]:
         keys = list(keys)

@@ -4,13 +4,15 @@ A delivery of captured messages holds one or a batch of them
 (`mailsync_shared.work_batches`). Messages are logged in batches per workspace
 (`mailsync_shared.batching`): each delivery hands its messages to the workspace's batch and
 waits for their outcomes, so the broker's ack still follows the messages' writes and events.
-One workspace's batches run one at a time, in delivery order; workspaces run in parallel.
+One workspace's batches are logged one at a time, in delivery order, each while the events
+of the one before go out; workspaces run in parallel.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from faststream.rabbit import RabbitBroker
@@ -47,10 +49,22 @@ def register_handlers(
     prefetch: int = 300,
     batch_size: int = 200,
 ) -> None:
-    async def log_batch(workspace_id: str, items: Sequence[ToLog]) -> list[BaseException | None]:
-        """Log a batch of one workspace's messages in order, then announce them together."""
+    announcing: dict[str, set[str]] = {}
+    announced_before: dict[str, asyncio.Future[None]] = {}
+
+    async def log_batch(
+        workspace_id: str, items: Sequence[ToLog]
+    ) -> Awaitable[list[BaseException | None]]:
+        """Log a batch of one workspace's messages in order; returns their announcement.
+
+        The next batch is logged while this one's events go out. Announcements of one
+        workspace follow each other in batch order.
+        """
         started = time.perf_counter()
-        repository = BatchRepository(WorkspaceStore(db, workspace_id))
+        repository = BatchRepository(
+            WorkspaceStore(db, workspace_id),
+            announcing=frozenset(announcing.get(workspace_id, ())),
+        )
         await repository.load([item.message for item in items])
         loaded = time.perf_counter()
         results: list[Logged | Skipped | BaseException] = []
@@ -74,38 +88,73 @@ def register_handlers(
             else result
             for result in results
         ]
-        announced = await asyncio.gather(
-            *(announce(workspace_id, r) for r in results if isinstance(r, Logged)),
-            return_exceptions=True,
+        publishing = {r.stored.message_id for r in results if isinstance(r, Logged) and r.publish}
+        announcing.setdefault(workspace_id, set()).update(publishing)
+        timing = {
+            "read": round(loaded - started, 3),
+            "thread": round(threaded - loaded, 3),
+            "write": round(written - threaded, 3),
+        }
+        after = announced_before.get(workspace_id)
+        announcement = asyncio.ensure_future(
+            announce_batch(workspace_id, results, repository, after, publishing, timing)
         )
-        outcomes = iter(announced)
-        final: list[BaseException | None] = []
-        published: list[str] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                final.append(result)
-            elif isinstance(result, Skipped):
-                final.append(None)
-                note_skipped(workspace_id, result.message)
-            else:
-                outcome = next(outcomes)
-                final.append(outcome)
-                if outcome is None and result.publish:
-                    published.append(result.stored.message_id)
-        await repository.mark_all_published(published)
-        done = time.perf_counter()
+        announced_before[workspace_id] = announcement_done = asyncio.ensure_future(
+            _quietly(announcement)
+        )
+
+        def forget(_: object) -> None:
+            if announced_before.get(workspace_id) is announcement_done:
+                del announced_before[workspace_id]
+
+        announcement_done.add_done_callback(forget)
+        return announcement
+
+    async def announce_batch(
+        workspace_id: str,
+        results: Sequence[Logged | Skipped | BaseException],
+        repository: BatchRepository,
+        after: Awaitable[None] | None,
+        publishing: set[str],
+        timing: dict[str, float],
+    ) -> list[BaseException | None]:
+        """Publish the batch's events, after the previous batch's, and record them as out."""
+        try:
+            if after is not None:
+                await after
+            started = time.perf_counter()
+            announced = await asyncio.gather(
+                *(announce(workspace_id, r) for r in results if isinstance(r, Logged)),
+                return_exceptions=True,
+            )
+            outcomes = iter(announced)
+            final: list[BaseException | None] = []
+            published: list[str] = []
+            for result in results:
+                if isinstance(result, BaseException):
+                    final.append(result)
+                elif isinstance(result, Skipped):
+                    final.append(None)
+                    note_skipped(workspace_id, result.message)
+                else:
+                    outcome = next(outcomes)
+                    final.append(outcome)
+                    if outcome is None and result.publish:
+                        published.append(result.stored.message_id)
+            await repository.mark_all_published(published)
+        finally:
+            # Marked first, then let go: a later batch either sees the mark or this set.
+            pending = announcing.get(workspace_id, set())
+            pending -= publishing
+            if not pending:
+                announcing.pop(workspace_id, None)
         logger.info(
             "batch logged",
             extra={
                 "workspace_id": workspace_id,
-                "messages": len(items),
+                "messages": len(results),
                 "failed": sum(outcome is not None for outcome in final),
-                "seconds": {
-                    "read": round(loaded - started, 3),
-                    "thread": round(threaded - loaded, 3),
-                    "write": round(written - threaded, 3),
-                    "announce": round(done - written, 3),
-                },
+                "seconds": {**timing, "announce": round(time.perf_counter() - started, 3)},
             },
         )
         return final
@@ -138,7 +187,7 @@ def register_handlers(
             },
         )
 
-    batcher: Batcher[ToLog, None] = Batcher(log_batch, max_size=batch_size)
+    batcher: Batcher[ToLog, None] = Batcher.in_two_stages(log_batch, max_size=batch_size)
 
     @ASSOCIATE_MESSAGES.subscriber(broker, prefetch=prefetch, title="associate.message-captured")
     async def on_message_captured(delivered: MessageCaptured | list[MessageCaptured]) -> None:
@@ -157,3 +206,9 @@ def register_handlers(
             update={"direction": "sent", "send_request_id": event.data.send_request_id}
         )
         await batcher.submit(event.workspaceid, ToLog(message, event.data.thread_id))
+
+
+async def _quietly(announcement: Awaitable[object]) -> None:
+    """Wait for an announcement to end, whatever its outcome (its own waiters see that)."""
+    with contextlib.suppress(Exception):  # reported through the batch's outcomes
+        await announcement

@@ -47,10 +47,10 @@ A checkpoint moves only after the broker confirmed every publish it covers, and 
 the loop repeats at most the batch in flight: at-least-once, with stable event ids. Nothing
 here changes the mailbox: EXAMINE and BODY.PEEK[] only (see `imap_connection`).
 
-Where the server offers CONDSTORE (or QRESYNC) it is ENABLEd and each EXAMINE reports
-HIGHESTMODSEQ; a folder whose HIGHESTMODSEQ and UIDNEXT are what the checkpoint saw is
+Where the server offers CONDSTORE (a QRESYNC server does too) it is ENABLEd and each EXAMINE
+reports HIGHESTMODSEQ; a folder whose HIGHESTMODSEQ and UIDNEXT are what the checkpoint saw is
 skipped without a SEARCH. Flag changes and expunges are not mirrored: ingest logs mail, it
-does not track mailbox state.
+does not track mailbox state (so QRESYNC's VANISHED answers are not asked for).
 
 IDLE watches one folder per connection, so the loop IDLEs on INBOX for at most
 `idle_refresh_seconds` (the keepalive, far under the 29 minutes after which servers may drop
