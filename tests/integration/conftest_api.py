@@ -33,7 +33,9 @@ from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, create_account
 
-API_DATABASE = "mailsync_test_api"
+# Each session writes its own database, dropped by each module at its end: a database that
+# grew over many runs would slow every query not by `_id` on FerretDB.
+API_DATABASE = f"mailsync_test_api_{uuid.uuid4().hex[:8]}"
 
 
 def api_settings(infra: Infra, secret_key: str, **overrides: object) -> Settings:
@@ -59,6 +61,7 @@ async def api_db_fixture(infra: Infra) -> AsyncIterator[AsyncDatabase[Document]]
     except Exception as error:
         pytest.fail(f"MongoDB-wire server not reachable at {infra.mongodb_url}: {error}")
     yield client[API_DATABASE]
+    await client.drop_database(API_DATABASE)
     await client.close()
 
 

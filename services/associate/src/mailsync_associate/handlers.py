@@ -9,7 +9,6 @@ of the one before go out; workspaces run in parallel.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Sequence
@@ -50,7 +49,7 @@ def register_handlers(
     batch_size: int = 200,
 ) -> None:
     announcing: dict[str, set[str]] = {}
-    announced_before: dict[str, asyncio.Future[None]] = {}
+    announced_before: dict[str, asyncio.Future[list[BaseException | None]]] = {}
 
     async def log_batch(
         workspace_id: str, items: Sequence[ToLog]
@@ -99,29 +98,27 @@ def register_handlers(
         announcement = asyncio.ensure_future(
             announce_batch(workspace_id, results, repository, after, publishing, timing)
         )
-        announced_before[workspace_id] = announcement_done = asyncio.ensure_future(
-            _quietly(announcement)
-        )
+        announced_before[workspace_id] = announcement
 
         def forget(_: object) -> None:
-            if announced_before.get(workspace_id) is announcement_done:
+            if announced_before.get(workspace_id) is announcement:
                 del announced_before[workspace_id]
 
-        announcement_done.add_done_callback(forget)
+        announcement.add_done_callback(forget)
         return announcement
 
     async def announce_batch(
         workspace_id: str,
         results: Sequence[Logged | Skipped | BaseException],
         repository: BatchRepository,
-        after: Awaitable[None] | None,
+        after: asyncio.Future[list[BaseException | None]] | None,
         publishing: set[str],
         timing: dict[str, float],
     ) -> list[BaseException | None]:
         """Publish the batch's events, after the previous batch's, and record them as out."""
         try:
             if after is not None:
-                await after
+                await asyncio.wait([after])  # its outcome is for its own batch
             started = time.perf_counter()
             announced = await asyncio.gather(
                 *(announce(workspace_id, r) for r in results if isinstance(r, Logged)),
@@ -206,9 +203,3 @@ def register_handlers(
             update={"direction": "sent", "send_request_id": event.data.send_request_id}
         )
         await batcher.submit(event.workspaceid, ToLog(message, event.data.thread_id))
-
-
-async def _quietly(announcement: Awaitable[object]) -> None:
-    """Wait for an announcement to end, whatever its outcome (its own waiters see that)."""
-    with contextlib.suppress(Exception):  # reported through the batch's outcomes
-        await announcement
