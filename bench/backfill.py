@@ -4,6 +4,10 @@ The baseline is the slowest raw stage measured in the same run on the same mailb
 whole-message IMAP fetch, or storing raw bytes plus a message document. Beside it, the rate
 of ingest alone (until its checkpoints cover the mailbox: fetched, stored, published and
 confirmed), so a slow end-to-end figure points at the stage that holds it back.
+
+The CPU each part of the system spent per message end to end (`bench.cpu`) is set against
+the CPU per message of the raw store write, and turned into the rate this machine's cores
+allow when all of them work on the pipeline (`backfill_cpu_bound_msgs_per_s`).
 """
 
 import asyncio
@@ -17,6 +21,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from bench.context import DATABASE, BenchContext
+from bench.cpu import CpuMeter
 from bench.mailbox import (
     CLIENTS,
     IsolatedStack,
@@ -51,17 +56,40 @@ async def run(context: BenchContext) -> list[Figure]:
     store = await raw_write_rate(context.mongodb_url, f"{DATABASE}_store", count)
     print("backfill: ingest alone (own broker vhost and database)", flush=True)
     ingest = await _ingest_alone_rate(context, owner, password, count)
-    slowest_raw = min(fetch, store)
+    slowest_raw = min(fetch, store.msgs_per_s)
     figures = [Figure("ingest_backfill_msgs_per_s", ingest, "msg/s", slowest_raw)]
     if os.environ.get("BENCH_END_TO_END", "1") != "0":
         print("backfill: end to end through ingest, capture and associate", flush=True)
         with isolated_stack(context, "backfill") as stack:
-            backfill = await _end_to_end_rate(context, stack, owner, password, count)
-        figures.insert(0, Figure("backfill_msgs_per_s", backfill, "msg/s", slowest_raw))
+            backfill, used = await _end_to_end_rate(context, stack, owner, password, count)
+        figures = [
+            Figure("backfill_msgs_per_s", backfill, "msg/s", slowest_raw),
+            *figures,
+            *_cpu_figures(used, store.cpu_ms_per_msg, slowest_raw),
+        ]
     return [
         *figures,
         Figure("imap_fetch_msgs_per_s", fetch, "msg/s"),
-        Figure("store_write_msgs_per_s", store, "msg/s"),
+        Figure("store_write_msgs_per_s", store.msgs_per_s, "msg/s"),
+        Figure("store_write_cpu_ms_per_msg", store.cpu_ms_per_msg, "ms"),
+    ]
+
+
+def _cpu_figures(used: dict[str, float], store_write_ms: float, slowest_raw: float) -> list[Figure]:
+    """What a message costs end to end, in CPU, and the rate that cost allows on this machine.
+
+    `backfill_cpu_bound_msgs_per_s` is the end-to-end rate with every core busy on the
+    pipeline; against the slowest raw stage it is the best ratio this machine allows.
+    """
+    total = sum(used.values())
+    cores = os.cpu_count() or 1
+    return [
+        Figure("backfill_cpu_ms_per_msg", total, "ms", store_write_ms),
+        *(
+            Figure(f"backfill_cpu_ms_per_msg_{part}", ms, "ms")
+            for part, ms in sorted(used.items(), key=lambda item: -item[1])
+        ),
+        Figure("backfill_cpu_bound_msgs_per_s", cores * 1000 / total, "msg/s", slowest_raw),
     ]
 
 
@@ -122,12 +150,14 @@ async def _ingested(mailboxes: Any, workspace_id: str) -> int:
 
 async def _end_to_end_rate(
     context: BenchContext, stack: IsolatedStack, owner: str, password: str, count: int
-) -> float:
-    """Messages per second from the mailbox's connection until all are logged and announced.
+) -> tuple[float, dict[str, float]]:
+    """Messages per second from the mailbox's connection until all are logged and announced,
+    and the CPU milliseconds per message of each part of the system meanwhile.
 
     Progress is the `email.logged` events, published once each message is stored on its
     thread; at the end, the store is checked to hold every one of them.
     """
+    meter = CpuMeter(stack.pids)
     server = {
         "host": context.imap_host,
         "security": "none",
@@ -151,6 +181,7 @@ async def _end_to_end_rate(
                 "/v1/contacts", json={"name": f"Client {index}", "emails": [address]}
             )
             response.raise_for_status()
+        meter.start()
         started = time.perf_counter()
         response = await api.post(
             "/v1/mailboxes",
@@ -173,9 +204,10 @@ async def _end_to_end_rate(
             if now - started > limit:
                 print(f"  backfill: stopped at {len(logged)}/{count} logged after {limit:.0f} s")
                 break
+        used = meter.stop()
         elapsed = (max(logged.values()) if logged else time.perf_counter()) - started
     stored = await messages.count_documents({"workspace_id": workspace["id"]})
     await client.close()
     if stored < len(logged):
         raise RuntimeError(f"{len(logged)} messages announced as logged but {stored} stored")
-    return len(logged) / elapsed
+    return len(logged) / elapsed, used.ms_per(max(len(logged), 1))

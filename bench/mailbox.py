@@ -105,6 +105,7 @@ class IsolatedStack:
     api_url: str
     database: str
     rabbitmq_url: str
+    pids: dict[str, int]
 
 
 @contextmanager
@@ -126,9 +127,10 @@ def isolated_stack(context: BenchContext, name: str) -> Iterator[IsolatedStack]:
                 "MAILSYNC_RABBITMQ_URL": vhost_url,
                 "MAILSYNC_MONGODB_DATABASE": database,
             }
-            with running_stack(env, context.log_dir / name, services):
+            with running_stack(env, context.log_dir / name, services) as running:
                 api = next(service for service in services if service.name == "api")
-                yield IsolatedStack(f"http://127.0.0.1:{api.port}", database, vhost_url)
+                pids = {item.service.name: item.process.pid for item in running}
+                yield IsolatedStack(f"http://127.0.0.1:{api.port}", database, vhost_url, pids)
     finally:
         client.drop_database(database)
         client.close()

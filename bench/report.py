@@ -41,9 +41,9 @@ def table(figures: list[Figure]) -> str:
         rows.append(
             (
                 figure.name,
-                f"{figure.value:,.1f}",
+                _number(figure.value),
                 figure.unit,
-                "" if figure.baseline is None else f"{figure.baseline:,.1f}",
+                "" if figure.baseline is None else _number(figure.baseline),
                 "" if figure.ratio is None else f"{figure.ratio:.2f}",
             )
         )
@@ -54,3 +54,7 @@ def table(figures: list[Figure]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"

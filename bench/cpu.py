@@ -1,0 +1,96 @@
+"""CPU time spent per part of the system during a measurement, read from /proc (Linux).
+
+A rate says how fast; CPU milliseconds per message say what each message costs, and so what
+any number of cores could reach: `cores * 1000 / ms per message` when every core works on it.
+The parts are the services under measurement (by process id) and the local infrastructure (by
+executable name). A process that ends before the measurement does is not counted, so the
+figures are a floor; Dovecot's per-connection processes live as long as ingest's connections.
+"""
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+_PROC = Path("/proc")
+
+# The infrastructure `deploy/infra.sh` starts, by executable name (`/proc/PID/comm`).
+INFRA: dict[str, frozenset[str]] = {
+    "store": frozenset({"ferretdb", "mongod"}),
+    "broker": frozenset({"beam.smp", "erl_child_setup", "inet_gethost", "epmd"}),
+    "imap": frozenset(
+        {"dovecot", "imap", "imap-login", "auth", "anvil", "log", "config", "stats", "lmtp"}
+    ),
+}
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU of a process and its reaped children; None once it is gone."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return (utime + stime + cutime + cstime) / _TICKS_PER_SECOND
+
+
+def _infra_processes() -> dict[int, str]:
+    found: dict[int, str] = {}
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        for part, names in INFRA.items():
+            if name in names:
+                found[int(entry.name)] = part
+    return found
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds per part, and the wall-clock seconds, between `start` and `stop`."""
+
+    by_part: dict[str, float]
+    wall_seconds: float
+
+    @property
+    def total(self) -> float:
+        return sum(self.by_part.values())
+
+    def ms_per(self, count: int) -> dict[str, float]:
+        return {part: 1000 * seconds / count for part, seconds in self.by_part.items()}
+
+
+class CpuMeter:
+    """Measures the CPU of `services` (part name -> process id) and of the infrastructure."""
+
+    def __init__(self, services: Mapping[str, int]) -> None:
+        self._services = dict(services)
+        self._started: dict[int, float] = {}
+        self._started_at = 0.0
+
+    def _processes(self) -> dict[int, str]:
+        return {**_infra_processes(), **{pid: part for part, pid in self._services.items()}}
+
+    def start(self) -> None:
+        self._started_at = time.perf_counter()
+        self._started = {
+            pid: seconds for pid in self._processes() if (seconds := _cpu_seconds(pid)) is not None
+        }
+
+    def stop(self) -> CpuUse:
+        by_part: dict[str, float] = {}
+        for pid, part in self._processes().items():
+            seconds = _cpu_seconds(pid)
+            if seconds is None:
+                continue
+            # A process started meanwhile (an IMAP connection's) spent all of its CPU inside.
+            spent = seconds - self._started.get(pid, 0.0)
+            by_part[part] = by_part.get(part, 0.0) + spent
+        return CpuUse(by_part, time.perf_counter() - self._started_at)
