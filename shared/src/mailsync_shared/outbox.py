@@ -11,8 +11,7 @@ Used for changes made outside a broker delivery (the api applying capture rules,
 linking a thread); work driven by a queue relies on redelivery instead.
 """
 
-import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.records import ContactCaptured, EmailLogged, ThreadAssociated
+from mailsync_shared.periodic import Periodic
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceCollection, WorkspaceStore
 
 OUTBOX_FIELD = "outbox"
@@ -83,38 +83,19 @@ async def relay_pending(
     return published
 
 
-class OutboxRelay:
-    """Runs `relay_pending` for one collection every `every` seconds while the service runs."""
-
-    def __init__(
-        self,
-        system: SystemCollections,
-        store_of: Callable[[str], WorkspaceStore],
-        collection: str,
-        publish: Publish,
-        *,
-        every: float = 10.0,
-        grace: timedelta = RELAY_GRACE,
-    ) -> None:
-        self._args = (system, store_of, collection, publish)
-        self._every = every
-        self._grace = grace
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await relay_pending(*self._args, grace=self._grace)
-            except Exception:
-                logger.exception("outbox relay failed", extra={"collection": self._args[2]})
-            await asyncio.sleep(self._every)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+def outbox_relay(
+    system: SystemCollections,
+    store_of: Callable[[str], WorkspaceStore],
+    collection: str,
+    publish: Publish,
+    *,
+    every: float = 10.0,
+    grace: timedelta = RELAY_GRACE,
+) -> Periodic:
+    """`relay_pending` for one collection every `every` seconds while the service runs."""
+    return Periodic(
+        functools.partial(relay_pending, system, store_of, collection, publish, grace=grace),
+        every,
+        failure="outbox relay failed",
+        extra={"collection": collection},
+    )

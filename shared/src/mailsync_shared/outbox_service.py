@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.messaging import DeadLetterPermanentErrors, EventPublisher
-from mailsync_shared.outbox import OutboxRelay
+from mailsync_shared.outbox import outbox_relay
 from mailsync_shared.service import broker_connected, worker_app
 from mailsync_shared.settings import ServiceSettings
 from mailsync_shared.storage.client import Document, connect, database, ping
@@ -37,7 +37,7 @@ def outbox_worker_app(
     db = database(client, settings)
     publisher = EventPublisher(broker, events)
     register_handlers(broker, db, publisher)
-    relay = OutboxRelay(
+    relay = outbox_relay(
         SystemCollections(db),
         lambda workspace_id: WorkspaceStore(db, workspace_id),
         outbox_collection,

@@ -21,8 +21,6 @@ handed on again only once it has changed since (deferred anew, released, re-clai
 `redispatch_after`.
 """
 
-import asyncio
-import contextlib
 import functools
 import logging
 from datetime import datetime, timedelta
@@ -34,6 +32,7 @@ from mailsync_send.sender import SOURCE
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import SendRequest, SendRequested
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.periodic import Periodic
 from mailsync_shared.send_outbox import TIMERS, retry_locked
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
@@ -69,10 +68,9 @@ class Scheduler:
         self._db = db
         self._system = SystemCollections(db)
         self._publisher = publisher
-        self._interval = interval
         self._redispatch_after = redispatch_after
         self._claim_timeout = claim_timeout
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self.dispatch_due, interval, failure="send scheduler pass failed")
         self._sweep_every = redispatch_after / 2
         self._next_sweep: datetime | None = None
         # What this process handed on lately, by request id: its version and when.
@@ -160,20 +158,8 @@ class Scheduler:
         )
         return True
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.dispatch_due()
-            except Exception:
-                logger.exception("send scheduler pass failed")
-            await asyncio.sleep(self._interval)
-
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        await self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
