@@ -7,14 +7,13 @@ from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.contracts.envelope import Event
-from mailsync_shared.messaging import DeadLetterPermanentErrors, EventPublisher
+from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.outbox import outbox_relay
-from mailsync_shared.service import broker_connected, worker_app
+from mailsync_shared.service import worker_app
 from mailsync_shared.settings import ServiceSettings
-from mailsync_shared.storage.client import Document, connect, database, ping
-from mailsync_shared.storage.indexes import ensure_indexes
+from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
-from mailsync_shared.topology import declare_topology
+from mailsync_shared.worker_wiring import WorkerWiring
 
 RegisterHandlers = Callable[[RabbitBroker, AsyncDatabase[Document], EventPublisher], None]
 
@@ -32,36 +31,21 @@ def outbox_worker_app(
 
     The relay re-publishes events that a crash left between the write and the publish.
     """
-    broker = RabbitBroker(settings.rabbitmq_url, middlewares=[DeadLetterPermanentErrors])
-    client = connect(settings)
-    db = database(client, settings)
-    publisher = EventPublisher(broker, events)
-    register_handlers(broker, db, publisher)
+    wiring = WorkerWiring.from_settings(settings)
+    publisher = EventPublisher(wiring.broker, events)
+    register_handlers(wiring.broker, wiring.db, publisher)
     relay = outbox_relay(
-        SystemCollections(db),
-        lambda workspace_id: WorkspaceStore(db, workspace_id),
+        SystemCollections(wiring.db),
+        lambda workspace_id: WorkspaceStore(wiring.db, workspace_id),
         outbox_collection,
         publisher.publish,
         every=outbox_relay_seconds,
     )
 
-    async def prepare() -> None:
-        await ensure_indexes(db)
-        await broker.connect()
-        await declare_topology(broker)
-        await relay.start()
-
-    async def database_answers() -> bool:
-        return await ping(db)
-
-    async def close_database() -> None:
-        await relay.stop()
-        await client.close()
-
     return worker_app(
-        broker,
-        readiness={"broker": broker_connected(broker), "database": database_answers},
-        on_startup=[prepare],
-        on_shutdown=[close_database],
+        wiring.broker,
+        readiness=wiring.readiness(),
+        on_startup=[wiring.prepare, relay.start],
+        on_shutdown=[relay.stop, wiring.close_database],
         title=title,
     )

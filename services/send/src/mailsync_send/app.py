@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 from faststream.asgi import AsgiFastStream
-from faststream.rabbit import RabbitBroker
 
 from mailsync_send.handlers import register_handlers
 from mailsync_send.scheduler import Scheduler
@@ -11,46 +10,29 @@ from mailsync_send.sender import Sender
 from mailsync_send.settings import Settings
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendRequested
 from mailsync_shared.crypto import CredentialCipher
-from mailsync_shared.messaging import DeadLetterPermanentErrors, EventPublisher
-from mailsync_shared.service import broker_connected, worker_app
-from mailsync_shared.storage.client import connect, database, ping
-from mailsync_shared.storage.indexes import ensure_indexes
-from mailsync_shared.topology import declare_topology
+from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.service import worker_app
+from mailsync_shared.worker_wiring import WorkerWiring
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
-    broker = RabbitBroker(settings.rabbitmq_url, middlewares=[DeadLetterPermanentErrors])
-    client = connect(settings)
-    db = database(client, settings)
-    publisher = EventPublisher(broker, [EmailSent, EmailSendFailed, SendRequested])
-    sender = Sender(db, publisher, CredentialCipher(settings.secret_key), settings)
-    register_handlers(broker, sender, prefetch=settings.prefetch)
+    wiring = WorkerWiring.from_settings(settings)
+    publisher = EventPublisher(wiring.broker, [EmailSent, EmailSendFailed, SendRequested])
+    sender = Sender(wiring.db, publisher, CredentialCipher(settings.secret_key), settings)
+    register_handlers(wiring.broker, sender, prefetch=settings.prefetch)
     scheduler = Scheduler(
-        db,
+        wiring.db,
         publisher,
         interval=settings.scheduler_interval_seconds,
         redispatch_after=timedelta(seconds=settings.redispatch_after_seconds),
         claim_timeout=timedelta(seconds=settings.claim_timeout_seconds),
     )
 
-    async def prepare() -> None:
-        await ensure_indexes(db)
-        await broker.connect()
-        await declare_topology(broker)
-
-    async def database_answers() -> bool:
-        return await ping(db)
-
-    async def close_database() -> None:
-        await scheduler.stop()
-        await sender.close()
-        await client.close()
-
     return worker_app(
-        broker,
-        readiness={"broker": broker_connected(broker), "database": database_answers},
-        on_startup=[prepare],
+        wiring.broker,
+        readiness=wiring.readiness(),
+        on_startup=[wiring.prepare],
         after_startup=[scheduler.start],
-        on_shutdown=[close_database],
+        on_shutdown=[scheduler.stop, sender.close, wiring.close_database],
         title="Mailsync send",
     )
