@@ -1,5 +1,6 @@
 """Ingest against real Dovecot, FerretDB and RabbitMQ: backfill, live mail, read-only proof."""
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -149,3 +150,24 @@ async def test_condstore_records_the_modseq_and_a_flag_change_publishes_nothing(
         await eventually(lambda: spy.at_least(3), what="new mail after the flag change")
 
     assert sorted(spy.message_ids()) == sorted([*seeded.sent_ids, live["Message-ID"]])
+
+
+async def test_mail_arriving_after_a_disconnect_is_not_published(ingest: IngestCase) -> None:
+    seeded = await ingest.seeded_mailbox(1, CLIENT)
+    owner, mailbox = seeded.owner, seeded.mailbox
+
+    # Leases renewed every 20 s: only the check before publishing can notice the disconnect.
+    async with ingest.watched_worker(lease_seconds=60) as spy:
+        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 1), what="backfill")
+        await ingest.store.mailboxes.update_one(  # what `POST .../disconnect` writes
+            {"_id": mailbox.id}, {"$set": {"status.state": "disconnected", "lease": None}}
+        )
+        late = build_message(sender=CLIENT, to=[owner.address], subject="Late", body="after")
+        deliver(ingest.infra, late, [owner.address])
+        # IDLE reports new mail within about half a second; a live mailbox fetches it at once.
+        await asyncio.sleep(4)
+
+    assert spy.message_ids() == seeded.sent_ids
+    state = await ingest.state(mailbox.id)
+    assert state.status.state == "disconnected"
+    assert state.folders["INBOX"].last_uid == 1, "the checkpoint did not move past the late mail"

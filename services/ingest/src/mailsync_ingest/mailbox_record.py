@@ -2,7 +2,9 @@
 
 Every write is guarded by the lease (`lease.owner` is this worker) and by the mailbox still
 being connected, so a worker that lost its lease can never move a checkpoint backwards or
-overwrite a disconnect; such a write raises `LeaseLostError` and the sync stops.
+overwrite a disconnect; such a write raises `LeaseLostError` and the sync stops. The same is
+checked before each fetched batch is published (`check_still_ours`), so mail that arrives
+after a disconnect is not logged.
 """
 
 from datetime import datetime, timedelta
@@ -45,6 +47,20 @@ class MailboxRecord:
     async def _update(self, fields: dict[str, Any]) -> None:
         result = await self._mailboxes.update_one(self._guard, {"$set": fields})
         if result.matched_count == 0:
+            raise LeaseLostError(str(self._guard["_id"]))
+
+    async def check_still_ours(self) -> None:
+        """Raise `LeaseLostError` unless the mailbox is still leased here and connected."""
+        found = await self._mailboxes.find_one(
+            {"_id": self._guard["_id"]}, projection={"workspace_id": 1, "lease": 1, "status": 1}
+        )
+        lease = (found or {}).get("lease") or {}
+        if (
+            found is None
+            or found.get("workspace_id") != self._guard["workspace_id"]
+            or lease.get("owner") != self._guard["lease.owner"]
+            or (found.get("status") or {}).get("state") == "disconnected"
+        ):
             raise LeaseLostError(str(self._guard["_id"]))
 
     async def set_status(self, state: MailboxState, reason: str | None = None) -> None:

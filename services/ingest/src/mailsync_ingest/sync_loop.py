@@ -529,6 +529,7 @@ class MailboxSync:
         wanted = [by_uid[uid] for uid in uids if uid in by_uid]
         if not wanted:
             return done
+        await self._record.check_still_ours()  # a disconnect stops what was fetched meanwhile
         items = [(message, self._source(sync, message.uid)) for message in wanted]
         outcomes = await self._pipeline.ingest_batch(items)
         for message, outcome in zip(wanted, outcomes, strict=True):
