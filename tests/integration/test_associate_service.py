@@ -3,7 +3,6 @@
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -11,11 +10,9 @@ import pytest
 from mailsync_associate.batch import BatchRepository
 from mailsync_associate.logbook import Logged, log_message
 from mailsync_associate.repository import AssociateRepository
-from mailsync_shared.contracts.mail import CapturedMessage, MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent, SentEmail
 from mailsync_shared.messaging import REASON_HEADER
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.raw_messages import store_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import ASSOCIATE_MESSAGES
 from tests.integration.conftest_capture import (  # noqa: F401  (fixtures register by name)
@@ -23,69 +20,15 @@ from tests.integration.conftest_capture import (  # noqa: F401  (fixtures regist
     associate_service_fixture,
     ws_fixture,
 )
+from tests.support.captured_mail import OWNER, captured, stored_mail
 from tests.support.mail import build_message
 from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("associate_service")]
 
-OWNER = "owner@acme.test"
 ANN = "ann@client.test"
 LOGGED = "mailsync.email.logged.v1"
 ASSOCIATED = "mailsync.thread.associated.v1"
-
-
-async def stored_mail(
-    store: WorkspaceStore,
-    email: EmailMessage,
-    *,
-    direction: str = "received",
-    folder: str = "INBOX",
-    uid: int = 1,
-    with_source: bool = True,
-) -> MailMessage:
-    """The header facts ingest would publish for `email`, its bytes in the raw store."""
-    raw = email.as_bytes()
-    raw_id = await store_raw(store, raw)
-
-    def addresses(header: str) -> list[dict[str, str]]:
-        value = email.get(header)
-        return (
-            [{"address": a.addr_spec.lower(), "name": a.display_name} for a in value.addresses]
-            if value
-            else []
-        )
-
-    source = {
-        "mailbox_id": "mb-owner",
-        "folder": folder,
-        "folder_role": "sent" if folder == "Sent" else "inbox",
-        "uidvalidity": 1,
-        "uid": uid,
-    }
-    return MailMessage.model_validate(
-        {
-            "mailbox_id": "mb-owner",
-            "owner_address": OWNER,
-            "direction": direction,
-            "source": source if with_source else None,
-            "raw_id": raw_id,
-            "size": len(raw),
-            "message_id": email["Message-ID"],
-            "in_reply_to": str(email.get("In-Reply-To", "")).split(),
-            "references": str(email.get("References", "")).split(),
-            "subject": email["Subject"],
-            "date": email["Date"].datetime,
-            "from": addresses("From")[0],
-            "to": addresses("To"),
-            "cc": addresses("Cc"),
-        }
-    )
-
-
-def captured(workspace_id: str, message: MailMessage) -> MessageCaptured:
-    return MessageCaptured.create(
-        source="/test", workspace_id=workspace_id, data=CapturedMessage(message=message)
-    )
 
 
 async def logged_message(store: WorkspaceStore, message_id: str, **match: Any) -> Document:
