@@ -7,7 +7,6 @@ import contextlib
 import imaplib
 import os
 import re
-import smtplib
 import socket
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from mailsync_shared.topology import WORK_EXCHANGE, declare_topology
 from mailsync_shared.work_batches import events_in
 from tests.conftest import TEST_DATABASE
 from tests.support.infra import Infra
-from tests.support.mail import MailAccount, build_message, create_account, imap_login
+from tests.support.mail import MailAccount, create_account, fill_inbox, imap_login
 
 _FETCH_PREFIX = re.compile(rb"UID (\d+) FLAGS \(([^)]*)\)")
 
@@ -189,22 +188,6 @@ def snapshot(infra: Infra, account: MailAccount, folder: str) -> dict[int, tuple
         return result
     finally:
         client.logout()
-
-
-def fill_inbox(infra: Infra, account: MailAccount, count: int, sender: str) -> list[str]:
-    """`count` messages delivered into INBOX over one LMTP session; their Message-IDs."""
-    message_ids: list[str] = []
-    with smtplib.LMTP(infra.imap_host, infra.lmtp_port) as lmtp:
-        for number in range(count):
-            message = build_message(
-                sender=sender,
-                to=[account.address],
-                subject=f"Message {number}",
-                body=f"Body of message {number}\n" * 20,
-            )
-            lmtp.send_message(message, to_addrs=[account.address])
-            message_ids.append(str(message["Message-ID"]))
-    return message_ids
 
 
 def doveadm(infra: Infra, *arguments: str) -> str:

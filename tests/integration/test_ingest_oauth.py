@@ -9,10 +9,9 @@ from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.storage.documents import MailboxDocument
 from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
     IngestCase,
-    fill_inbox,
     ingest_fixture,
 )
-from tests.support.mail import MailAccount, create_account
+from tests.support.mail import MailAccount, create_account, fill_inbox
 from tests.support.oauth_tokens import access_token
 from tests.support.polling import eventually
 from tests.support.token_endpoint import TokenEndpoint

@@ -11,12 +11,11 @@ from mailsync_ingest.worker import IngestWorker
 from mailsync_shared.storage.documents import MailboxDocument
 from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
     IngestCase,
-    fill_inbox,
     ingest_fixture,
     ready,
     unique_published,
 )
-from tests.support.mail import create_account
+from tests.support.mail import create_account, fill_inbox
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration

@@ -122,3 +122,19 @@ def flags_by_uid(infra: Infra, account: MailAccount, folder: str = "INBOX") -> d
         return result
     finally:
         client.logout()
+
+
+def fill_inbox(infra: Infra, account: MailAccount, count: int, sender: str) -> list[str]:
+    """`count` messages delivered into INBOX over one LMTP session; their Message-IDs."""
+    message_ids: list[str] = []
+    with smtplib.LMTP(infra.imap_host, infra.lmtp_port) as lmtp:
+        for number in range(count):
+            message = build_message(
+                sender=sender,
+                to=[account.address],
+                subject=f"Message {number}",
+                body=f"Body of message {number}\n" * 20,
+            )
+            lmtp.send_message(message, to_addrs=[account.address])
+            message_ids.append(str(message["Message-ID"]))
+    return message_ids

@@ -1,0 +1,106 @@
+"""A backfill through all five services survives capture and associate killed with SIGKILL.
+
+Both are killed mid-stream and started again; every message of the mailbox ends up logged
+once, on its own thread, and the mailbox reaches `live`.
+"""
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailsync_devtools.stack import (
+    RunningService,
+    free_ports,
+    running_stack,
+    start_service,
+    stop_services,
+    wait_ready,
+)
+from mailsync_shared.storage.client import Document
+from tests.support.infra import Infra
+from tests.support.mail import create_account, fill_inbox
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.e2e
+
+LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e-crash"
+MESSAGES = 1_500
+CLIENT = "ann@client.test"
+KILLED = ("capture", "associate")
+
+
+@pytest.fixture
+def stack(service_env: dict[str, str]) -> Iterator[list[RunningService]]:
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
+        yield running
+
+
+async def test_capture_and_associate_killed_mid_backfill_lose_and_double_nothing(
+    stack: list[RunningService],
+    service_env: dict[str, str],
+    infra: Infra,
+    mongo: AsyncDatabase[Document],
+) -> None:
+    owner = create_account(infra, "acme.test", "owner")
+    sent_ids = fill_inbox(infra, owner, MESSAGES, CLIENT)
+    api_url = next(item.url for item in stack if item.service.name == "api")
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+        workspace = (await api.post("/v1/workspaces", json={"name": "Crash"})).json()
+        api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
+        await api.post("/v1/contacts", json={"name": "Ann", "emails": [CLIENT]})
+        server = {"host": infra.imap_host, "security": "none", "username": owner.address}
+        server["password"] = owner.password
+        connected = await api.post(
+            "/v1/mailboxes",
+            json={
+                "address": owner.address,
+                "imap": {**server, "port": infra.imap_port},
+                "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
+                "sync": {"backfill_days": 30},
+            },
+        )
+        assert connected.status_code == 201, connected.text
+        mailbox_id = connected.json()["id"]
+        messages = mongo["messages"]
+        scope = {"workspace_id": workspace["id"]}
+
+        async def some_logged() -> bool:
+            return await messages.count_documents(scope) >= 200
+
+        await eventually(some_logged, what="the first messages logged", timeout=120)
+        restarted: list[RunningService] = []
+        try:
+            for item in stack:
+                if item.service.name in KILLED:
+                    item.process.kill()
+                    item.process.wait()
+            logged_at_kill = await messages.count_documents(scope)
+            assert logged_at_kill < MESSAGES, "the kill must land mid-backfill"
+            for item in stack:
+                if item.service.name in KILLED:
+                    restarted.append(start_service(item.service, service_env, LOG_DIR, item.port))
+            wait_ready(restarted, timeout=90)
+
+            async def all_logged() -> bool:
+                return await messages.count_documents(scope) >= MESSAGES
+
+            await eventually(all_logged, what="every message logged", timeout=300)
+
+            async def live() -> bool:
+                mailbox = (await api.get(f"/v1/mailboxes/{mailbox_id}")).json()
+                return bool(mailbox["status"]["state"] == "live")
+
+            await eventually(live, what="the mailbox live", timeout=60)
+        finally:
+            stop_services(restarted)
+
+    stored = await messages.find(scope, {"message_id": 1, "thread_id": 1}).to_list()
+    assert sorted(doc["message_id"] for doc in stored) == sorted(sent_ids)
+    assert len({doc["thread_id"] for doc in stored}) == MESSAGES, "one thread per conversation"
+    threads = await mongo["threads"].find(scope, {"message_count": 1}).to_list()
+    assert [thread["message_count"] for thread in threads] == [1] * MESSAGES
