@@ -17,13 +17,17 @@ from mailsync_shared.messaging import (
     EventPublisher,
     PermanentError,
 )
+from mailsync_shared.settings import ServiceSettings
 from mailsync_shared.topology import (
     DEAD_LETTER_EXCHANGE,
     WORK_EXCHANGE,
+    Consumer,
     declare_topology,
     work_queue,
 )
+from mailsync_shared.worker_wiring import WorkerWiring
 from tests.support.infra import Infra
+from tests.support.polling import eventually
 from tests.unit.shared.test_contracts import make_message
 
 pytestmark = pytest.mark.integration
@@ -105,3 +109,57 @@ async def test_work_queues_are_quorum_queues_with_a_delivery_limit(infra: Infra)
     channel = await connection.channel()
     await channel.queue_delete(name)
     await connection.close()
+
+
+async def test_a_service_subscriber_holds_no_more_deliveries_than_its_prefetch(
+    infra: Infra,
+) -> None:
+    consumer = Consumer(
+        work_queue(f"mailsync.test.{uuid.uuid4().hex}", MessageFetched),
+        WORK_EXCHANGE,
+        MessageFetched,
+    )
+    wiring = WorkerWiring.from_settings(
+        ServiceSettings(rabbitmq_url=infra.rabbitmq_url, mongodb_url=infra.mongodb_url),
+        prefetch=3,
+    )
+    release = asyncio.Event()
+    running: list[str] = []
+    peak = 0
+    done: list[str] = []
+
+    @consumer.subscriber(wiring.broker, title="test.prefetch")
+    async def handle(event: MessageFetched) -> None:
+        nonlocal peak
+        running.append(event.data.message_id)
+        peak = max(peak, len(running))
+        await release.wait()
+        running.remove(event.data.message_id)
+        done.append(event.data.message_id)
+
+    workspace = f"ws{uuid.uuid4().hex}"
+    async with wiring.broker:
+        # As at a service's start: the queue is declared before its subscriber starts.
+        await wiring.broker.connect()
+        await wiring.broker.declare_exchange(WORK_EXCHANGE)
+        queue = await wiring.broker.declare_queue(consumer.queue)
+        await queue.bind(WORK_EXCHANGE.name, routing_key=consumer.queue.routing())
+        await wiring.broker.start()
+        publisher = EventPublisher(wiring.broker, [MessageFetched])
+        for number in range(10):
+            message = make_message(message_id=f"<{number}@client.test>")
+            await publisher.publish(
+                MessageFetched.create(source="/test", workspace_id=workspace, data=message)
+            )
+
+        await eventually(lambda: _at(running, 3), what="three deliveries held")
+        await asyncio.sleep(0.5)
+        assert peak == 3, "a fourth delivery arrived before one was acknowledged"
+        release.set()
+        await eventually(lambda: _at(done, 10), what="all ten handled")
+        await queue.delete(if_unused=False, if_empty=False)
+    await wiring.close_database()
+
+
+async def _at(items: list[str], count: int) -> bool:
+    return len(items) >= count

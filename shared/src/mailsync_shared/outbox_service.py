@@ -22,6 +22,7 @@ def outbox_worker_app(
     settings: ServiceSettings,
     *,
     outbox_relay_seconds: float,
+    prefetch: int,
     title: str,
     events: Sequence[type[Event]],
     outbox_collection: str,
@@ -31,7 +32,7 @@ def outbox_worker_app(
 
     The relay re-publishes events that a crash left between the write and the publish.
     """
-    wiring = WorkerWiring.from_settings(settings)
+    wiring = WorkerWiring.from_settings(settings, prefetch=prefetch)
     publisher = EventPublisher(wiring.broker, events)
     register_handlers(wiring.broker, wiring.db, publisher)
     relay = outbox_relay(
@@ -46,6 +47,7 @@ def outbox_worker_app(
         wiring.broker,
         readiness=wiring.readiness(),
         on_startup=[wiring.prepare, relay.start],
-        on_shutdown=[relay.stop, wiring.close_database],
+        on_shutdown=[relay.stop],
+        after_shutdown=[wiring.close_database],
         title=title,
     )

@@ -45,6 +45,7 @@ def worker_app(
     on_startup: Sequence[Hook] = (),
     after_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
+    after_shutdown: Sequence[Hook] = (),
     title: str,
 ) -> AsgiFastStream:
     """The service's broker app with `/health/live` and `/health/ready` routes.
@@ -71,6 +72,7 @@ def worker_app(
         on_startup=list(on_startup),
         after_startup=list(after_startup),
         on_shutdown=list(on_shutdown),
+        after_shutdown=list(after_shutdown),
         asyncapi_path="/asyncapi",
     )
     app.title = title  # type: ignore[attr-defined]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from faststream import AckPolicy
 from faststream.rabbit import (
-    Channel,
     ExchangeType,
     QueueType,
     RabbitBroker,
@@ -75,15 +74,12 @@ class Consumer:
     exchange: RabbitExchange
     event_type: type[Event]
 
-    def subscriber(self, broker: RabbitBroker, *, prefetch: int, title: str) -> RabbitSubscriber:
-        """The broker's subscriber on this queue, holding up to `prefetch` deliveries; a
-        handler that raises nacks its delivery (requeued, dead-lettered after the limit)."""
+    def subscriber(self, broker: RabbitBroker, *, title: str) -> RabbitSubscriber:
+        """The broker's subscriber on this queue, holding as many deliveries as the broker's
+        channel allows (`WorkerWiring`'s prefetch); a handler that raises nacks its delivery
+        (requeued, dead-lettered after the limit)."""
         return broker.subscriber(
-            self.queue,
-            self.exchange,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            channel=Channel(prefetch_count=prefetch),
-            title=title,
+            self.queue, self.exchange, ack_policy=AckPolicy.NACK_ON_ERROR, title=title
         )
 
 

@@ -1,8 +1,13 @@
-"""What every worker service connects to: its broker and database, prepared, checked, closed."""
+"""What every worker service connects to: its broker and database, prepared, checked, closed.
+
+On shutdown the broker stops first and gives the deliveries in progress up to
+`SHUTDOWN_GRACE_SECONDS` to finish their writes and events; the database is closed after it
+(`close_database` is an after-shutdown hook), so they never meet a closed client.
+"""
 
 from dataclasses import dataclass
 
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -13,6 +18,8 @@ from mailsync_shared.storage.client import Document, connect, database, ping
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.topology import declare_topology
 
+SHUTDOWN_GRACE_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class WorkerWiring:
@@ -21,9 +28,21 @@ class WorkerWiring:
     db: AsyncDatabase[Document]
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> "WorkerWiring":
-        """A broker that dead-letters permanent errors, and the configured database."""
-        broker = RabbitBroker(settings.rabbitmq_url, middlewares=[DeadLetterPermanentErrors])
+    def from_settings(
+        cls, settings: ServiceSettings, *, prefetch: int | None = None
+    ) -> "WorkerWiring":
+        """A broker that dead-letters permanent errors, and the configured database.
+
+        `prefetch` is how many unacknowledged deliveries each of the service's subscribers
+        holds. It is set on the broker's channel, which the queues declared at start
+        (`declare_topology`) and so the subscribers on them use.
+        """
+        broker = RabbitBroker(
+            settings.rabbitmq_url,
+            middlewares=[DeadLetterPermanentErrors],
+            graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+            default_channel=Channel(prefetch_count=prefetch),
+        )
         client = connect(settings)
         return cls(broker, client, database(client, settings))
 

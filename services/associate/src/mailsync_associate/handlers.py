@@ -45,7 +45,6 @@ def register_handlers(
     db: AsyncDatabase[Document],
     publisher: EventPublisher,
     *,
-    prefetch: int = 300,
     batch_size: int = 200,
 ) -> None:
     announcing: dict[str, set[str]] = {}
@@ -186,7 +185,7 @@ def register_handlers(
 
     batcher: Batcher[ToLog, None] = Batcher.in_two_stages(log_batch, max_size=batch_size)
 
-    @ASSOCIATE_MESSAGES.subscriber(broker, prefetch=prefetch, title="associate.message-captured")
+    @ASSOCIATE_MESSAGES.subscriber(broker, title="associate.message-captured")
     async def on_message_captured(delivered: MessageCaptured | list[MessageCaptured]) -> None:
         """Log captured messages on their threads and link the threads to records."""
         await submit_delivery(
@@ -196,7 +195,7 @@ def register_handlers(
             publisher.publish,
         )
 
-    @ASSOCIATE_SENT.subscriber(broker, prefetch=prefetch, title="associate.email-sent")
+    @ASSOCIATE_SENT.subscriber(broker, title="associate.email-sent")
     async def on_email_sent(event: EmailSent) -> None:
         """Log a message sent through Mailsync at once, on the thread it replies on."""
         message = event.data.message.model_copy(

@@ -15,10 +15,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
     return outbox_worker_app(
         settings,
         outbox_relay_seconds=settings.outbox_relay_seconds,
+        prefetch=settings.prefetch,
         title="Mailsync capture",
         events=[MessageCaptured, ContactCaptured, MessageFetched],
         outbox_collection="contacts",
-        register_handlers=partial(
-            register_handlers, prefetch=settings.prefetch, batch_size=settings.batch_size
-        ),
+        register_handlers=partial(register_handlers, batch_size=settings.batch_size),
     )

@@ -36,7 +36,6 @@ def register_handlers(
     db: AsyncDatabase[Document],
     publisher: EventPublisher,
     *,
-    prefetch: int = 300,
     batch_size: int = 200,
 ) -> None:
     async def capture_batch(
@@ -100,7 +99,7 @@ def register_handlers(
 
     batcher: Batcher[MessageFetched, None] = Batcher(capture_batch, max_size=batch_size)
 
-    @CAPTURE_MESSAGES.subscriber(broker, prefetch=prefetch, title="capture.message-fetched")
+    @CAPTURE_MESSAGES.subscriber(broker, title="capture.message-fetched")
     async def on_message_fetched(delivered: MessageFetched | list[MessageFetched]) -> None:
         """Apply the workspace's contact rules to fetched messages and pass them on."""
         await submit_delivery(batcher, events_of(delivered), lambda event: event, publisher.publish)

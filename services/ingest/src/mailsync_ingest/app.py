@@ -23,6 +23,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         readiness=wiring.readiness(leasing=leasing),
         on_startup=[wiring.prepare],
         after_startup=[worker.start],
-        on_shutdown=[worker.stop, wiring.close_database],
+        on_shutdown=[worker.stop],
+        after_shutdown=[wiring.close_database],
         title="Mailsync ingest",
     )

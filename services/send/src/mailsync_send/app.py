@@ -16,10 +16,10 @@ from mailsync_shared.worker_wiring import WorkerWiring
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
-    wiring = WorkerWiring.from_settings(settings)
+    wiring = WorkerWiring.from_settings(settings, prefetch=settings.prefetch)
     publisher = EventPublisher(wiring.broker, [EmailSent, EmailSendFailed, SendRequested])
     sender = Sender(wiring.db, publisher, CredentialCipher(settings.secret_key), settings)
-    register_handlers(wiring.broker, sender, prefetch=settings.prefetch)
+    register_handlers(wiring.broker, sender)
     scheduler = Scheduler(
         wiring.db,
         publisher,
@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         readiness=wiring.readiness(),
         on_startup=[wiring.prepare],
         after_startup=[scheduler.start],
-        on_shutdown=[scheduler.stop, sender.close, wiring.close_database],
+        on_shutdown=[scheduler.stop],
+        after_shutdown=[sender.close, wiring.close_database],
         title="Mailsync send",
     )

@@ -11,8 +11,8 @@ from mailsync_shared.topology import SEND_REQUESTS
 logger = logging.getLogger(__name__)
 
 
-def register_handlers(broker: RabbitBroker, sender: Sender, *, prefetch: int) -> None:
-    @SEND_REQUESTS.subscriber(broker, prefetch=prefetch, title="send.requested")
+def register_handlers(broker: RabbitBroker, sender: Sender) -> None:
+    @SEND_REQUESTS.subscriber(broker, title="send.requested")
     async def on_send_requested(event: SendRequested) -> None:
         """Send the requested email from the user's own address, at most once."""
         outcome = await sender.handle(event.workspaceid, event.data.send_request_id)
