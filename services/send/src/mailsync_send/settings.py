@@ -62,7 +62,11 @@ class Settings(SecretSettings):
             "lost, or its report never went out) is handed to the sender again."
         ),
     )
-    prefetch: int = Field(default=32, ge=1, description="Send requests handled at once.")
+    prefetch: int = Field(
+        default=1000,
+        ge=1,
+        description="Send requests held at once; each mailbox sends on its own SMTP sessions.",
+    )
     smtp_connections_per_mailbox: int = Field(
         default=4,
         ge=1,
