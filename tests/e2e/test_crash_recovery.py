@@ -53,8 +53,12 @@ async def test_capture_and_associate_killed_mid_backfill_lose_and_double_nothing
         workspace = (await api.post("/v1/workspaces", json={"name": "Crash"})).json()
         api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
         await api.post("/v1/contacts", json={"name": "Ann", "emails": [CLIENT]})
-        server = {"host": infra.imap_host, "security": "none", "username": owner.address}
-        server["password"] = owner.password
+        server = {
+            "host": infra.imap_host,
+            "security": "none",
+            "username": owner.address,
+            "password": owner.password,
+        }
         connected = await api.post(
             "/v1/mailboxes",
             json={
