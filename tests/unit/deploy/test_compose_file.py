@@ -1,5 +1,6 @@
 """docker-compose.yml is valid Compose and runs the same commands as `make run`."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,54 @@ def test_ingest_can_run_as_several_replicas(compose: dict[str, Any]) -> None:
 
 def test_demo_mail_server_is_behind_a_profile(compose: dict[str, Any]) -> None:
     assert compose["services"]["mailserver"]["profiles"] == ["demo"]
+
+
+def test_only_the_api_is_published_beyond_the_host(compose: dict[str, Any]) -> None:
+    published = {
+        name: definition["ports"]
+        for name, definition in compose["services"].items()
+        if "ports" in definition and "demo" not in definition.get("profiles", [])
+    }
+    assert published == {"api": ["8000:8000"]}
+    demo_ports = compose["services"]["mailserver"]["ports"]
+    assert all(port.startswith("127.0.0.1:") for port in demo_ports)
+
+
+def _required(value: str, variable: str) -> bool:
+    return "${" + variable + ":?" in value
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
+def test_store_credentials_are_required_and_never_guest(
+    compose: dict[str, Any], service: Any
+) -> None:
+    environment = compose["services"][service.name]["environment"]
+    rabbitmq_url = environment["MAILSYNC_RABBITMQ_URL"]
+    mongodb_url = environment["MAILSYNC_MONGODB_URL"]
+    assert "guest" not in rabbitmq_url
+    assert _required(rabbitmq_url, "RABBITMQ_USER")
+    assert _required(rabbitmq_url, "RABBITMQ_PASSWORD")
+    assert _required(mongodb_url, "MONGODB_USER")
+    assert _required(mongodb_url, "MONGODB_PASSWORD")
+
+
+def test_the_stores_are_created_with_the_same_credentials(compose: dict[str, Any]) -> None:
+    rabbitmq = compose["services"]["rabbitmq"]["environment"]
+    mongodb = compose["services"]["mongodb"]["environment"]
+    assert _required(rabbitmq["RABBITMQ_DEFAULT_USER"], "RABBITMQ_USER")
+    assert _required(rabbitmq["RABBITMQ_DEFAULT_PASS"], "RABBITMQ_PASSWORD")
+    assert _required(mongodb["MONGO_INITDB_ROOT_USERNAME"], "MONGODB_USER")
+    assert _required(mongodb["MONGO_INITDB_ROOT_PASSWORD"], "MONGODB_PASSWORD")
+
+
+def test_operator_token_is_required(compose: dict[str, Any]) -> None:
+    token = compose["services"]["api"]["environment"]["MAILSYNC_OPERATOR_TOKEN"]
+    assert _required(token, "MAILSYNC_OPERATOR_TOKEN")
+
+
+def test_the_readme_makes_every_variable_the_compose_file_requires() -> None:
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", COMPOSE_FILE.read_text()))
+    readme = (REPO / "README.md").read_text()
+    recipe = readme.split("cat > .env <<EOF\n", 1)[1].split("\nEOF\n", 1)[0]
+    made = {line.split("=", 1)[0] for line in recipe.splitlines()}
+    assert required == made
