@@ -161,6 +161,35 @@ async def test_applying_rules_changes_contacts_exactly_as_previewed(
     assert await ws.store.contacts.count() == 2, "retracted, never deleted"
 
 
+async def test_patch_changes_only_the_fields_given_and_put_replaces_them_all(
+    api: httpx.AsyncClient, ws: ApiWorkspace
+) -> None:
+    full = {"policy": "sent", "exclude_free_mail": False, "blocked": ["@partner.test"]}
+    assert (await api.put("/v1/capture-rules", json=full, headers=ws.auth)).status_code == 200
+
+    patched = await api.patch(
+        "/v1/capture-rules", json={"policy": "sent_and_received"}, headers=ws.auth
+    )
+    null = await api.patch("/v1/capture-rules", json={"blocked": None}, headers=ws.auth)
+    rules = (await api.get("/v1/capture-rules", headers=ws.auth)).json()
+
+    assert patched.status_code == 200, patched.text
+    assert (rules["policy"], rules["exclude_free_mail"], rules["blocked"]) == (
+        "sent_and_received",
+        False,
+        ["@partner.test"],
+    ), "only the policy changed"
+    assert null.status_code == 422
+    replaced = await api.put("/v1/capture-rules", json={"policy": "none"}, headers=ws.auth)
+    after_put = (await api.get("/v1/capture-rules", headers=ws.auth)).json()
+    assert replaced.status_code == 200
+    assert (after_put["policy"], after_put["exclude_free_mail"], after_put["blocked"]) == (
+        "none",
+        True,
+        [],
+    ), "PUT replaces the whole rule set, defaults for what is left out"
+
+
 async def test_explain_answers_for_captured_free_mail_and_blocked_addresses(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:

@@ -83,6 +83,7 @@ async def seed(api: httpx.AsyncClient, ws: ApiWorkspace) -> dict[str, str]:
         "deal_id": deal.json()["id"],
         "mailbox_id": mailbox.id,
         "thread_id": thread.id,
+        "logged_message_id": await logged_message_id(ws, thread.id),
         "send_request_id": send_request.id,
         "key_id": me["key_id"],
         "user_id": me["user"]["id"],
@@ -90,6 +91,12 @@ async def seed(api: httpx.AsyncClient, ws: ApiWorkspace) -> dict[str, str]:
         "confirm": "owner@secret.test",
         "address": "owner@secret.test",
     }
+
+
+async def logged_message_id(ws: ApiWorkspace, thread_id: str) -> str:
+    message = await ws.store.messages.find_one({"thread_id": thread_id})
+    assert message is not None
+    return str(message["_id"])
 
 
 def request_example(openapi: dict[str, Any], method: str, path: str) -> Any:

@@ -247,6 +247,43 @@ async def test_companies_and_deals_link_only_to_records_of_the_same_workspace(
     assert moved.json()["value"] == 1200
 
 
+async def test_a_closing_stage_closes_the_deal_and_a_contradiction_is_refused(
+    api: httpx.AsyncClient, ws: ApiWorkspace
+) -> None:
+    won_at_once = await create(api, ws, "/v1/deals", {"name": "A", "stage": "Won"})
+    contradicting = await api.post(
+        "/v1/deals", json={"name": "B", "stage": "won", "status": "open"}, headers=ws.auth
+    )
+    deal = await create(api, ws, "/v1/deals", {"name": "C", "stage": "proposal"})
+    path = f"/v1/deals/{deal['id']}"
+
+    lost = await api.patch(path, json={"stage": "lost"}, headers=ws.auth)
+    reopened = await api.patch(path, json={"stage": "negotiation"}, headers=ws.auth)
+    lost_at_stage = await api.patch(path, json={"status": "lost"}, headers=ws.auth)
+    kept = await api.patch(path, json={"stage": "review"}, headers=ws.auth)
+    refused = await api.patch(path, json={"stage": "won", "status": "lost"}, headers=ws.auth)
+    upserted = await api.put(
+        "/v1/deals/by-external-id/crm-9", json={"name": "D", "stage": "won"}, headers=ws.auth
+    )
+
+    assert won_at_once["status"] == "won"
+    assert contradicting.status_code == 422
+    assert "contradicts" in contradicting.text
+    assert (lost.json()["stage"], lost.json()["status"]) == ("lost", "lost")
+    assert reopened.json()["status"] == "open", "moving out of a closing stage reopens it"
+    assert (lost_at_stage.json()["stage"], lost_at_stage.json()["status"]) == (
+        "negotiation",
+        "lost",
+    ), "a deal may be lost at an open stage"
+    assert kept.json()["status"] == "lost", "another open stage keeps the given status"
+    assert refused.status_code == 422
+    assert refused.json()["invalid_params"][0]["name"] == "body.status"
+    assert upserted.json()["status"] == "won"
+    stored = await ws.store.deals.find_one({"_id": deal["id"]})
+    assert stored is not None
+    assert (stored["stage"], stored["status"]) == ("review", "lost")
+
+
 async def test_timelines_show_linked_threads_newest_first_with_messages_oldest_first(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:

@@ -110,6 +110,7 @@ METADATA_FIELDS = frozenset(
         "links",
         "link_reasons",
         "manually_linked",
+        "automated",
         "private",
         "visibility",
         "access",

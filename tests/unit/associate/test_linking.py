@@ -89,3 +89,25 @@ def test_union_keeps_old_links_and_first_reasons() -> None:
     assert [r.record_id for r in merged.reasons] == ["c-old", "c-ann"]
     again = merged.union(new)
     assert again == merged
+
+
+def test_automated_mail_links_contacts_and_their_companies_but_no_deal_or_domain() -> None:
+    deals = [
+        deal("d-ann", contact_ids=["c-ann"]),
+        deal("d-other", company_id="co-other"),
+    ]
+    why = "bulk mail (Precedence: bulk)"
+
+    links = link_records(
+        ["ann@client.test", "bob@other.test", "zed@client.test"],
+        [ANN, BOB],
+        [CLIENT, OTHER],
+        deals,
+        automated=why,
+    )
+
+    assert links.contact_ids == ("c-ann", "c-bob")
+    assert links.company_ids == ("co-other",), "Bob's company only; client.test is a domain"
+    assert links.deal_ids == ()
+    contact_reasons = [r.reason for r in links.reasons if r.record_type == "contact"]
+    assert all(why in reason for reason in contact_reasons)

@@ -21,6 +21,7 @@ from datetime import datetime
 from mailsync_associate.body import body_text
 from mailsync_associate.repository import AssociateRepository
 from mailsync_associate.threading import ThreadChoice, ThreadRule, aware, choose_thread
+from mailsync_shared.association.automated import automated_reason
 from mailsync_shared.association.linking import counterpart_addresses, link_records
 from mailsync_shared.association.records import thread_links
 from mailsync_shared.clock import utcnow
@@ -110,7 +111,7 @@ async def _outside_scope(
         owners += await repository.mailbox_addresses(thread.mailbox_ids)
     addresses = counterpart_addresses(participants, owners)
     contacts, companies, deals = await repository.records_for(addresses)
-    links = link_records(addresses, contacts, companies, deals)
+    links = link_records(addresses, contacts, companies, deals, automated=automated_reason(message))
     return not (links.contact_ids or links.company_ids or links.deal_ids)
 
 
@@ -163,7 +164,8 @@ async def _finish(
         addresses = counterpart_addresses(thread.participants, owners)
         contacts, companies, deals = await repository.records_for(addresses)
         current = thread_links(thread)
-        grown = current.union(link_records(addresses, contacts, companies, deals))
+        found = link_records(addresses, contacts, companies, deals, automated=thread.automated)
+        grown = current.union(found)
         if grown.ids() != current.ids():
             thread = await repository.set_links(thread.id, grown)
     links_changed = thread_links(thread).ids() != thread_links(before).ids()

@@ -26,6 +26,7 @@ from mailsync_associate.threading import (
     provider_key,
     subject_key,
 )
+from mailsync_shared.association.automated import thread_automation
 from mailsync_shared.association.linking import Links
 from mailsync_shared.association.records import (
     links_update,
@@ -97,7 +98,7 @@ def keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:
 
 
 _LISTS = ("message_ids", "participants", "mailbox_ids", "provider_thread_ids", "logged_message_ids")
-_SCALARS = ("subject", "subject_key", "message_count")
+_SCALARS = ("subject", "subject_key", "message_count", "automated")
 
 
 def grown(thread: ThreadDocument, **lists: Iterable[str]) -> ThreadDocument:
@@ -156,6 +157,11 @@ def with_message(thread: ThreadDocument, message: MailMessage, at: datetime) -> 
     first, last = thread.first_message_at, thread.last_message_at
     fields: dict[str, Any] = {
         "message_count": len(after.logged_message_ids),
+        "automated": thread_automation(
+            thread.automated,
+            message,
+            first=set(thread.logged_message_ids) <= {message.message_id},
+        ),
         "first_message_at": at if first is None or at < aware(first) else first,
         "last_message_at": at if last is None or at > aware(last) else last,
     }
@@ -344,7 +350,11 @@ class AssociateRepository:
             update["$min"] = {"first_message_at": source.first_message_at}
         if source.last_message_at is not None:
             update["$max"] = {"last_message_at": source.last_message_at}
-        flags = {"manually_linked": True} if source.manually_linked else {}
+        flags: dict[str, Any] = {"manually_linked": True} if source.manually_linked else {}
+        if source.logged_message_ids and source.automated is None:
+            flags["automated"] = None  # a person wrote in the merged thread
+        elif source.automated and target is not None and not target.logged_message_ids:
+            flags["automated"] = source.automated
         if source.private:
             flags["private"] = True
         if flags:

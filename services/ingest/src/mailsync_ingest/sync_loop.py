@@ -36,7 +36,8 @@ Per folder the checkpoint (`MailboxDocument.folders[<folder key>]`) holds:
   (`now - backfill_days`, or the mailbox's `connected_at` when nothing before it is wanted).
   `last_uid` starts at UIDNEXT-1 then, and older mail in the window is fetched newest first
   (`UID SEARCH UID 1:<floor-1> SINCE <date>`), lowering the floor after each batch. A floor
-  of None means the backfill is complete. `total`/`done` count the window for progress.
+  of None means the backfill is complete. `total`/`done` count the window for progress,
+  and live mail as it arrives.
 
 Each round reads new mail first, then backfills for up to `backfill_round_seconds`, so mail
 arriving during a long backfill still shows within seconds. Batches are pipelined: the next
@@ -437,7 +438,15 @@ class MailboxSync:
                 done = await self._publish(sync, batch, fetched)
                 highest = contiguous_done(batch, done)
                 if highest is not None:
-                    sync.checkpoint = sync.checkpoint.model_copy(update={"last_uid": highest})
+                    # Live mail counts in the folder's progress as backfilled mail does.
+                    arrived = sum(1 for m in fetched if m.uid <= highest and m.uid in done)
+                    sync.checkpoint = sync.checkpoint.model_copy(
+                        update={
+                            "last_uid": highest,
+                            "done": sync.checkpoint.done + arrived,
+                            "total": sync.checkpoint.total + arrived,
+                        }
+                    )
                     await self._save(sync)
                 if len(done) < len(batch):
                     raise BatchIncompleteError(

@@ -11,6 +11,10 @@
   candidate keeps the email visible on each, where a person can unlink it). A deal of a
   company is not linked when contact deals exist, since those are the more specific match.
 
+Bulk and automated mail (`mailsync_shared.association.automated`) is linked narrowly: to the
+matched contacts and their companies only, never to a company by domain alone nor to a
+deal; each contact link says so.
+
 Links only grow automatically: a record matched once stays linked when later messages no
 longer match it, and a thread whose links a person set (`manually_linked`) keeps exactly
 those links; new messages only add themselves to it.
@@ -74,9 +78,15 @@ def link_records(
     contacts: Iterable[ContactDocument],
     companies: Iterable[CompanyDocument],
     deals: Iterable[DealDocument],
+    *,
+    automated: str | None = None,
 ) -> Links:
-    """Links for counterpart `addresses`, given the records that might match them."""
+    """Links for counterpart `addresses`, given the records that might match them.
+
+    `automated`: why the thread's mail is bulk or automated, which narrows the links.
+    """
     wanted = set(addresses)
+    narrowed = f"; {automated}, not linked to deals or to companies by domain" if automated else ""
     reasons: list[LinkReason] = []
 
     matched_contacts: dict[str, ContactDocument] = {}
@@ -89,11 +99,12 @@ def link_records(
             LinkReason(
                 record_type="contact",
                 record_id=contact.id,
-                reason=f"{hit} is an address of contact {_label(contact.name, contact.id)}",
+                reason=f"{hit} is an address of contact {_label(contact.name, contact.id)}"
+                + narrowed,
             )
         )
 
-    domains = set(candidate_domains(addresses))
+    domains = set() if automated else set(candidate_domains(addresses))
     company_of_contact = {c.company_id: c for c in matched_contacts.values() if c.company_id}
     matched_companies: dict[str, CompanyDocument] = {}
     for company in companies:
@@ -112,7 +123,7 @@ def link_records(
             matched_companies[company.id] = company
             reasons.append(LinkReason(record_type="company", record_id=company.id, reason=reason))
 
-    open_deals = [deal for deal in deals if deal.status == "open"]
+    open_deals = [] if automated else [deal for deal in deals if deal.status == "open"]
     linked_deals: list[tuple[DealDocument, str]] = []
     for deal in open_deals:
         party = next((c for c in deal.contact_ids if c in matched_contacts), None)

@@ -36,7 +36,8 @@ async def link_threads_of(
         counterparts = counterpart_addresses(thread.participants, owners)
         contacts, companies, deals = await records_for(store, counterparts)
         current = thread_links(thread)
-        grown = current.union(link_records(counterparts, contacts, companies, deals))
+        matched = link_records(counterparts, contacts, companies, deals, automated=thread.automated)
+        grown = current.union(matched)
         if grown.ids() == current.ids():
             continue
         event = thread_associated_event(

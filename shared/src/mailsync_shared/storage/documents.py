@@ -248,6 +248,11 @@ class ThreadDocument(StoredDocument):
     deal_ids: list[str] = Field(default_factory=list)
     link_reasons: list[LinkReason] = Field(default_factory=list)
     manually_linked: bool = False
+    automated: str | None = Field(
+        default=None,
+        description="Why all its mail so far is bulk or automated (linked to contacts only); "
+        "None once a person wrote in it.",
+    )
     manually_linked_by: str | None = Field(default=None, description="Who set the links.")
     manually_linked_at: datetime | None = None
     private: bool = False

@@ -3,13 +3,16 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_api.dependencies import DbDep, PrincipalDep, PublisherDep, WorkspaceDep
+from mailsync_api.principal import Principal
 from mailsync_api.problems import problem_responses
 from mailsync_api.routes.associations import actor_name
 from mailsync_api.schemas.capture import (
     CaptureRulesIn,
     CaptureRulesOut,
+    CaptureRulesPatch,
     ExplanationOut,
     LookupAddress,
     RuleApplicationOut,
@@ -17,8 +20,10 @@ from mailsync_api.schemas.capture import (
 )
 from mailsync_shared.capture_policy import explain, review
 from mailsync_shared.capture_policy.repository import CaptureRepository
-from mailsync_shared.storage.capture_rules import CAPTURE_RULES_COLLECTION
-from mailsync_shared.storage.scoped import SystemCollections
+from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.storage.capture_rules import CAPTURE_RULES_COLLECTION, CaptureRulesDocument
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 
 router = APIRouter(prefix="/v1", tags=["capture"], responses=problem_responses(401, 403, 422))
 
@@ -50,11 +55,35 @@ async def apply_capture_rules(
     principal: PrincipalDep,
     publisher: PublisherDep,
 ) -> RuleApplicationOut:
-    """Save the rules and re-decide the logged mail: contacts added or retracted as previewed."""
+    """Replace the whole rule set (a field left out takes its default) and re-decide the logged
+    mail: contacts added or retracted as previewed."""
+    return await _apply(store, db, principal, publisher, body.document(store.workspace_id))
+
+
+@router.patch("/capture-rules")
+async def change_capture_rules(
+    body: CaptureRulesPatch,
+    store: WorkspaceDep,
+    db: DbDep,
+    principal: PrincipalDep,
+    publisher: PublisherDep,
+) -> RuleApplicationOut:
+    """Change only the fields given, keep the rest, and re-decide the logged mail."""
+    current = await CaptureRepository(store, SystemCollections(db)).rules()
+    return await _apply(store, db, principal, publisher, body.applied_to(current))
+
+
+async def _apply(
+    store: WorkspaceStore,
+    db: AsyncDatabase[Document],
+    principal: Principal,
+    publisher: EventPublisher,
+    rules: CaptureRulesDocument,
+) -> RuleApplicationOut:
     application = await review.apply(
         store,
         SystemCollections(db),
-        body.document(store.workspace_id),
+        rules,
         actor=await actor_name(store, principal),
         publish=publisher.publish,
     )

@@ -6,9 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response, status
 
 from mailsync_api import records
+from mailsync_api.deal_stages import StageConflictError, status_after_change
 from mailsync_api.dependencies import PageDep, ViewerDep, WorkspaceDep
 from mailsync_api.pagination import Page
-from mailsync_api.problems import problem_responses
+from mailsync_api.problems import invalid, problem_responses
 from mailsync_api.records import COMPANIES, CONTACTS, DEALS
 from mailsync_api.schemas.common import ExternalId, RecordId
 from mailsync_api.schemas.records import DealIn, DealOut, DealPatch, DealUpsert
@@ -52,9 +53,17 @@ async def get_deal(deal_id: DealId, store: WorkspaceDep) -> DealOut:
 
 @router.patch("/{deal_id}", responses=problem_responses(409))
 async def update_deal(deal_id: DealId, body: DealPatch, store: WorkspaceDep) -> DealOut:
-    """Change some of a deal's fields, such as its stage."""
+    """Change some of a deal's fields, such as its stage; a `won` or `lost` stage closes it."""
     changes = records.changes_of(DEALS, body.model_dump(exclude_unset=True))
     await _require_links(store, changes)
+    if "stage" in changes or "status" in changes:
+        current = await records.load(DEALS, store, deal_id)
+        try:
+            changes["status"] = status_after_change(
+                current.stage, current.status, changes.get("stage"), changes.get("status")
+            )
+        except StageConflictError as error:
+            raise invalid("body.status", str(error)) from error
     return DealOut.of(await records.update(DEALS, store, deal_id, changes))
 
 

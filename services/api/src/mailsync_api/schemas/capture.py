@@ -3,7 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from mailsync_api.schemas.common import Input, domain_name, email_address, no_line_breaks
 from mailsync_shared.capture_policy.explain import DecisionSummary, Explanation, describe
@@ -13,6 +20,7 @@ from mailsync_shared.storage.capture_rules import (
     CaptureRulesDocument,
     CaptureRuleSwitches,
 )
+from mailsync_shared.storage.documents import CapturePolicy
 
 KEPT_TEXT: dict[str, str] = {
     "edited": "a person edited the contact",
@@ -69,7 +77,7 @@ LookupAddress = Annotated[
 
 
 class CaptureRulesIn(Input, CaptureRuleSwitches):
-    """The complete rules; a field left out takes its default."""
+    """The complete rules (`PUT` replaces them all); a field left out takes its default."""
 
     model_config = Input.model_config | ConfigDict(
         json_schema_extra={
@@ -95,6 +103,37 @@ class CaptureRulesIn(Input, CaptureRuleSwitches):
 
     def document(self, workspace_id: str) -> CaptureRulesDocument:
         return CaptureRulesDocument(id=workspace_id, workspace_id=workspace_id, **self.model_dump())
+
+
+class CaptureRulesPatch(Input):
+    """Only the fields given change; the others keep their saved values."""
+
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={"examples": [{"policy": "sent_and_received"}]}
+    )
+
+    policy: CapturePolicy | None = None
+    known_company_domains_only: bool | None = None
+    exclude_free_mail: bool | None = None
+    exclude_automated: bool | None = None
+    exclude_internal: bool | None = None
+    create_companies: bool | None = None
+    blocked: list[BlockEntry] | None = Field(
+        default=None, max_length=1000, description="Replaces the whole block list when given."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(str(name) for name, value in data.items() if value is None)
+            if nulls:
+                raise ValueError(f"leave out a field to keep it; null is not a value: {nulls}")
+        return data
+
+    def applied_to(self, current: CaptureRulesDocument) -> CaptureRulesDocument:
+        """`current` with the given fields changed."""
+        return current.model_copy(update=self.model_dump(exclude_unset=True))
 
 
 class CaptureRulesOut(CaptureRuleSwitches):

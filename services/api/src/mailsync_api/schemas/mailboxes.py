@@ -202,7 +202,9 @@ class SyncOut(BaseModel):
 class FolderProgress(BaseModel):
     name: str
     role: str
-    total: int = Field(description="Messages found in the folder's sync window.")
+    total: int = Field(
+        description="Messages found in the folder's sync window, plus live mail since."
+    )
     done: int = Field(description="Messages of those already synced.")
     last_uid: int
 

@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from mailsync_api.deal_stages import settled_status
 from mailsync_api.schemas.common import (
     DomainName,
     EmailAddress,
@@ -20,6 +21,27 @@ Emails = Annotated[list[EmailAddress], AfterValidator(unique)]
 Domains = Annotated[list[DomainName], AfterValidator(unique)]
 RecordIds = Annotated[list[RecordId], AfterValidator(unique)]
 DealStatus = Literal["open", "won", "lost"]
+STAGE_DESCRIPTION = (
+    "Pipeline stage. `won` and `lost` (any case) close the deal: `status` follows them, and "
+    "a contradicting `status` is refused."
+)
+STATUS_DESCRIPTION = (
+    "`open` deals are linked to new mail; `won` and `lost` ones are not. Left out, it follows "
+    "the stage (`open` for any other stage)."
+)
+
+
+class StageAndStatus(Input):
+    """A deal's stage and status, checked together (`mailsync_api.deal_stages`)."""
+
+    stage: Name = Field(default="open", min_length=1, description=STAGE_DESCRIPTION)
+    status: DealStatus = Field(default="open", description=STATUS_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _settle_status(self) -> "StageAndStatus":
+        given = self.status if "status" in self.model_fields_set else None
+        self.status = settled_status(self.stage, given)
+        return self
 
 
 class ContactIn(Input):
@@ -133,7 +155,7 @@ class CompanyOut(BaseModel):
         )
 
 
-class DealIn(Input):
+class DealIn(StageAndStatus):
     model_config = Input.model_config | ConfigDict(
         json_schema_extra={
             "examples": [{"name": "Renewal 2026", "stage": "proposal", "value": 12000}]
@@ -141,8 +163,6 @@ class DealIn(Input):
     )
 
     name: Name = Field(min_length=1)
-    stage: Name = Field(default="open", min_length=1, description="Pipeline stage.")
-    status: DealStatus = "open"
     contact_ids: RecordIds = Field(default_factory=list, max_length=100)
     company_id: RecordId | None = None
     value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -155,15 +175,19 @@ class DealPatch(Input):
     )
 
     name: Name | None = Field(default=None, min_length=1)
-    stage: Name | None = Field(default=None, min_length=1)
-    status: DealStatus | None = None
+    stage: Name | None = Field(default=None, min_length=1, description=STAGE_DESCRIPTION)
+    status: DealStatus | None = Field(
+        default=None,
+        description="Left out while the stage changes: the stage decides (moving out of `won` "
+        "or `lost` reopens the deal).",
+    )
     contact_ids: RecordIds | None = Field(default=None, max_length=100)
     company_id: RecordId | None = None
     value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     external_id: ExternalId | None = None
 
 
-class DealUpsert(Input):
+class DealUpsert(StageAndStatus):
     model_config = Input.model_config | ConfigDict(
         json_schema_extra={
             "examples": [{"name": "Renewal 2026", "stage": "proposal", "value": 12000}]
@@ -171,8 +195,6 @@ class DealUpsert(Input):
     )
 
     name: Name = Field(min_length=1)
-    stage: Name = Field(default="open", min_length=1)
-    status: DealStatus = "open"
     contact_ids: RecordIds = Field(default_factory=list, max_length=100)
     company_id: RecordId | None = None
     value: float | None = Field(default=None, ge=0, allow_inf_nan=False)

@@ -62,6 +62,12 @@ class ThreadOut(BaseModel):
     deal_ids: list[str]
     links: list[LinkOut] = Field(description="Why the thread is linked to each record.")
     manually_linked: bool
+    automated: str | None = Field(
+        default=None,
+        description="Why all of its mail is bulk or automated (List-Unsubscribe, Precedence, "
+        "Auto-Submitted, a no-reply sender): then it is linked to matching contacts only, "
+        "never to deals or to a company by domain alone.",
+    )
     private: bool
     first_message_at: datetime | None
     last_message_at: datetime | None
@@ -83,6 +89,7 @@ class ThreadOut(BaseModel):
             deal_ids=document.deal_ids,
             links=[LinkOut(**reason.model_dump()) for reason in document.link_reasons],
             manually_linked=document.manually_linked,
+            automated=document.automated,
             private=document.private,
             first_message_at=document.first_message_at,
             last_message_at=document.last_message_at,
