@@ -91,6 +91,7 @@ def worker_settings(infra: Infra, secret_key: str, workspace_id: str, **override
         "reconnect_initial_seconds": 0.2,
         "idle_refresh_seconds": 5.0,
         "auth_retry_seconds": 60.0,
+        "allow_private_hosts": True,
     }
     values.update(overrides)
     return Settings(**values)

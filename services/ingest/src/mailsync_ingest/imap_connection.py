@@ -1,34 +1,23 @@
 """One IMAP connection to one mailbox, read-only by construction.
 
-`imapclient` is synchronous; every call runs in a worker thread (`asyncio.to_thread`), and the
-mailbox's sync task is the only user of its connection, so calls never overlap. The class
+The connection is an `ImapSession` of the shared mail-server layer: it runs on the event loop,
+so a mailbox costs a socket and a coroutine, and an IDLE waits without holding a thread. The
+mailbox's sync task is the only user of its connection, so commands never overlap. The class
 offers no method that could change the mailbox: folders are opened with EXAMINE, bodies read
 with BODY.PEEK[], and there is no STORE, EXPUNGE, MOVE, COPY or APPEND here.
 """
 
 import asyncio
-import contextlib
-import functools
-import ssl
-import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
-
-from imapclient import IMAPClient
-from imapclient.exceptions import LoginError
+from typing import Any
 
 from mailsync_ingest.folders import ListEntry
+from mailsync_shared.mail_servers.accounts import Login
+from mailsync_shared.mail_servers.hosts import HostGuard
+from mailsync_shared.mail_servers.imap import ImapSession, open_imap
 from mailsync_shared.storage.documents import ServerAccount
-
-IDLE_CHECK_SECONDS = 1.0
-T = TypeVar("T")
-
-
-class AuthenticationRefusedError(Exception):
-    """The server refused the mailbox's credentials."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +26,6 @@ class FolderState:
     uidnext: int | None
     exists: int
     highest_modseq: int | None = None
-
-
-@dataclass(frozen=True)
-class Login:
-    """How to authenticate: a password (LOGIN), or an OAuth access token (XOAUTH2)."""
-
-    username: str
-    password: str | None = field(default=None, repr=False)
-    access_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -59,11 +39,9 @@ class FetchedMessage:
 
 
 class ImapConnection:
-    def __init__(self, client: IMAPClient) -> None:
-        self._client = client
-        self.capabilities = {bytes(item).upper() for item in client.capabilities()}
-        self._socket_timeout: float | None = None
-        self._keepalive = 30.0
+    def __init__(self, session: ImapSession, *, keepalive_seconds: float) -> None:
+        self._session = session
+        self._keepalive = keepalive_seconds
 
     @classmethod
     async def open(
@@ -71,45 +49,33 @@ class ImapConnection:
         account: ServerAccount,
         login: Login,
         *,
+        guard: HostGuard,
         socket_timeout: float,
         keepalive_seconds: float = 30.0,
     ) -> "ImapConnection":
-        def connect() -> IMAPClient:
-            client = IMAPClient(
-                account.host,
-                port=account.port,
-                ssl=account.security == "tls",
-                timeout=socket_timeout,
-            )
-            try:
-                if account.security == "starttls":
-                    client.starttls(ssl.create_default_context())
-                if login.access_token is not None:
-                    client.oauth2_login(login.username, login.access_token)
-                else:
-                    client.login(login.username, login.password or "")
-                capabilities = {bytes(item).upper() for item in client.capabilities()}
-                if capabilities & {b"CONDSTORE", b"QRESYNC"}:
-                    client.enable("CONDSTORE")
-            except LoginError as error:
-                with contextlib.suppress(Exception):
-                    client.shutdown()
-                raise AuthenticationRefusedError(_reason(error)) from None
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    client.shutdown()
-                raise
-            client.normalise_times = False
-            return client
+        session = await open_imap(
+            account.host,
+            account.port,
+            account.security,
+            login,
+            guard=guard,
+            timeout=socket_timeout,
+        )
+        try:
+            if session.capabilities & {b"CONDSTORE", b"QRESYNC"}:
+                await session.enable("CONDSTORE")
+        except BaseException:
+            session.abort()
+            raise
+        return cls(session, keepalive_seconds=keepalive_seconds)
 
-        connection = cls(await asyncio.to_thread(connect))
-        connection._socket_timeout = socket_timeout
-        connection._keepalive = keepalive_seconds
-        return connection
+    @property
+    def capabilities(self) -> set[bytes]:
+        return self._session.capabilities
 
     @property
     def gmail(self) -> bool:
-        return b"X-GM-EXT-1" in self.capabilities
+        return self._session.has(b"X-GM-EXT-1")
 
     @property
     def condstore(self) -> bool:
@@ -117,96 +83,41 @@ class ImapConnection:
 
     @property
     def supports_idle(self) -> bool:
-        return b"IDLE" in self.capabilities
+        return self._session.has(b"IDLE")
 
     async def list_folders(self) -> list[ListEntry]:
-        entries = await asyncio.to_thread(
-            self._answered_within, self._keepalive, self._client.list_folders
-        )
-        return [(tuple(flags), delimiter, str(name)) for flags, delimiter, name in entries]
+        return list(await self._session.list_folders(timeout=self._keepalive))
 
     async def examine(self, folder: str) -> FolderState:
-        """Open the folder read-only (EXAMINE)."""
-        answer = await asyncio.to_thread(
-            self._answered_within,
-            self._keepalive,
-            functools.partial(self._client.select_folder, folder, True),
-        )
-        return folder_state(answer)
+        """Open the folder read-only (EXAMINE), answered within the keepalive."""
+        return folder_state(await self._session.examine(folder, timeout=self._keepalive))
 
     async def search(self, criteria: Sequence[str]) -> list[int]:
-        found = await asyncio.to_thread(self._client.search, list(criteria))
-        return [int(uid) for uid in found]
+        return await self._session.uid_search(criteria)
 
     async def internal_dates(self, uids: Sequence[int]) -> dict[int, datetime]:
-        if not uids:
-            return {}
-        answer = await asyncio.to_thread(self._client.fetch, list(uids), ["INTERNALDATE"])
+        answer = await self._session.uid_fetch(uids, ["INTERNALDATE"])
         return {int(uid): data[b"INTERNALDATE"] for uid, data in answer.items()}
 
     async def fetch(self, uids: Sequence[int]) -> list[FetchedMessage]:
         """UID FETCH (UID RFC822.SIZE INTERNALDATE BODY.PEEK[]): bytes without setting \\Seen."""
-        if not uids:
-            return []
-        answer = await asyncio.to_thread(self._client.fetch, list(uids), fetch_items(self.gmail))
+        answer = await self._session.uid_fetch(uids, fetch_items(self.gmail))
         return [
             fetched_message(int(uid), data) for uid, data in answer.items() if b"BODY[]" in data
         ]
 
-    async def wait_for_new_mail(self, seconds: float) -> bool:
-        """IDLE on the open folder until it reports new messages (True) or `seconds` pass."""
-        stop = threading.Event()
-        waiting = asyncio.ensure_future(asyncio.to_thread(self._idle, seconds, stop))
-        try:
-            return await asyncio.shield(waiting)
-        except asyncio.CancelledError:
-            stop.set()
-            with contextlib.suppress(Exception):
-                await waiting
-            raise
-
-    def _idle(self, seconds: float, stop: threading.Event) -> bool:
-        self._client.idle()
-        news = False
-        try:
-            deadline = time.monotonic() + seconds
-            while not stop.is_set() and not news:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                responses = self._client.idle_check(timeout=min(IDLE_CHECK_SECONDS, remaining))
-                news = any(_reports_new_mail(response) for response in responses)
-        finally:
-            self._answered_within(self._keepalive, self._client.idle_done)
-        return news
-
-    def _answered_within(self, seconds: float, command: Callable[[], T]) -> T:
-        """Run a command whose answer must come within `seconds`: a silently dead connection
-        (no RST, no FIN) then fails here instead of hanging for the socket timeout. Only
-        FETCH and SEARCH, whose answers may take long to start, wait the full socket timeout."""
-        sock = self._client.socket()
-        sock.settimeout(seconds)
-        try:
-            return command()
-        finally:
-            with contextlib.suppress(OSError):
-                sock.settimeout(self._socket_timeout)
+    async def wait_for_new_mail(self, seconds: float, stop: asyncio.Event | None = None) -> bool:
+        """IDLE on the open folder until it reports new messages (True), `seconds` pass or
+        `stop` is set; the end of the IDLE must be answered within the keepalive."""
+        return await self._session.idle(seconds, stop=stop, answer_within=self._keepalive)
 
     async def noop(self) -> None:
         """NOOP, answered within the keepalive or the connection counts as dead."""
-        await asyncio.to_thread(self._answered_within, self._keepalive, self._client.noop)
+        await self._session.noop(timeout=self._keepalive)
 
     async def close(self) -> None:
         """LOGOUT, waiting no longer than the keepalive: the peer may be gone already."""
-
-        def logout() -> None:
-            try:
-                self._answered_within(self._keepalive, self._client.logout)
-            except Exception:
-                with contextlib.suppress(Exception):
-                    self._client.shutdown()
-
-        await asyncio.to_thread(logout)
+        await self._session.logout(timeout=self._keepalive)
 
 
 def folder_state(answer: dict[bytes, Any]) -> FolderState:
@@ -219,10 +130,6 @@ def folder_state(answer: dict[bytes, Any]) -> FolderState:
         exists=int(answer.get(b"EXISTS", 0)),
         highest_modseq=None if modseq is None else int(modseq),
     )
-
-
-def _reports_new_mail(response: Any) -> bool:
-    return isinstance(response, tuple) and len(response) >= 2 and response[1] == b"EXISTS"
 
 
 def fetch_items(gmail: bool) -> list[str]:
@@ -244,8 +151,3 @@ def fetched_message(uid: int, data: dict[bytes, Any]) -> FetchedMessage:
         provider_thread_id=None if thread_id is None else str(thread_id),
         provider_message_id=None if message_id is None else str(message_id),
     )
-
-
-def _reason(error: Exception) -> str:
-    text = str(error)
-    return text if len(text) <= 300 else text[:300]

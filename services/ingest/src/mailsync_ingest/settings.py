@@ -50,6 +50,13 @@ class Settings(SecretSettings):
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often to look for new mail when not using IDLE."
     )
+    allow_private_hosts: bool = Field(
+        default=False,
+        description=(
+            "Connect to mail servers on private, loopback or link-local addresses "
+            "(MAILSYNC_ALLOW_PRIVATE_HOSTS); for local development and tests."
+        ),
+    )
     use_idle: bool = Field(default=True, description="Wait with IMAP IDLE where offered.")
     idle_refresh_seconds: float = Field(
         default=10.0,

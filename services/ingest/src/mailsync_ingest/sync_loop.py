@@ -74,16 +74,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from imapclient.exceptions import IMAPClientError
-
 from mailsync_ingest.folders import Folder, choose_folders, folder_key
-from mailsync_ingest.imap_connection import (
-    AuthenticationRefusedError,
-    FetchedMessage,
-    FolderState,
-    ImapConnection,
-    Login,
-)
+from mailsync_ingest.imap_connection import FetchedMessage, FolderState, ImapConnection
 from mailsync_ingest.mailbox_record import LeaseLostError, MailboxRecord
 from mailsync_ingest.messages import MessagePipeline
 from mailsync_ingest.reconciliation import (
@@ -106,8 +98,16 @@ from mailsync_ingest.window import (
 )
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import MailSource
-from mailsync_shared.crypto import CredentialCipher, CredentialError
-from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
+from mailsync_shared.crypto import CredentialError
+from mailsync_shared.mail_servers.accounts import Credentials
+from mailsync_shared.mail_servers.errors import (
+    AuthRefusedError,
+    HostRefusedError,
+    MailServerError,
+    failure_reason,
+)
+from mailsync_shared.mail_servers.hosts import HostGuard
+from mailsync_shared.oauth import OAuthError
 from mailsync_shared.storage.documents import FolderCheckpoint, MailboxDocument, MailboxState
 
 logger = logging.getLogger(__name__)
@@ -157,15 +157,15 @@ class MailboxSync:
         settings: Settings,
         record: MailboxRecord,
         pipeline: MessagePipeline,
-        cipher: CredentialCipher,
-        tokens: TokenCache | None = None,
+        credentials: Credentials,
+        guard: HostGuard,
     ) -> None:
         self._mailbox = mailbox
         self._settings = settings
         self._record = record
         self._pipeline = pipeline
-        self._cipher = cipher
-        self._tokens = tokens or TokenCache(timeout=settings.oauth_timeout_seconds)
+        self._credentials = credentials
+        self._guard = guard
         self._stopping = asyncio.Event()
         self._checkpoints = dict(mailbox.folders)
         self._ids = {"workspace_id": mailbox.workspace_id, "mailbox_id": mailbox.id}
@@ -206,13 +206,13 @@ class MailboxSync:
                 if not await self._report("connecting", error.reason):
                     return
                 await self._pause(delay)
-            except (AuthenticationRefusedError, CredentialError) as error:
-                reason = _auth_reason(error)
-                logger.warning("mailbox credentials refused", extra={**self._ids, "reason": reason})
+            except (AuthRefusedError, HostRefusedError, CredentialError) as error:
+                reason = _refusal_reason(error)
+                logger.warning("mailbox connection refused", extra={**self._ids, "reason": reason})
                 if not await self._report("error", reason):
                     return
                 await self._pause(_jittered(self._settings.auth_retry_seconds))
-            except (OSError, IMAPClientError, BatchIncompleteError, TimeoutError) as error:
+            except (OSError, MailServerError, BatchIncompleteError, TimeoutError) as error:
                 delay = backoff.next_delay()
                 logger.warning(
                     "mailbox sync interrupted; reconnecting",
@@ -238,36 +238,18 @@ class MailboxSync:
             logger.warning("status not recorded", extra=self._ids)
         return True
 
-    async def _login(self) -> Login:
-        """The account's credential: its password, or a (refreshed) XOAUTH2 access token."""
-        account = self._mailbox.imap
-        if account.auth == "xoauth2":
-            grant = grant_of(account, self._cipher)
-            return Login(account.username, access_token=await self._tokens.access_token(grant))
-        if account.secret_encrypted is None:
-            raise CredentialError("no IMAP credential stored")
-        return Login(account.username, password=self._cipher.decrypt(account.secret_encrypted))
-
     async def _connect(self) -> ImapConnection:
-        login = await self._login()
-        try:
-            return await ImapConnection.open(
+        """Log in with the account's credential; a refused OAuth token is refreshed once."""
+        return await self._credentials.attempt(
+            self._mailbox.imap,
+            lambda login: ImapConnection.open(
                 self._mailbox.imap,
                 login,
+                guard=self._guard,
                 socket_timeout=self._settings.imap_timeout_seconds,
                 keepalive_seconds=self._settings.idle_refresh_seconds,
-            )
-        except AuthenticationRefusedError:
-            if login.access_token is None:
-                raise
-            # The cached token may have been revoked; refresh once before calling it refused.
-            self._tokens.invalidate(grant_of(self._mailbox.imap, self._cipher))
-            return await ImapConnection.open(
-                self._mailbox.imap,
-                await self._login(),
-                socket_timeout=self._settings.imap_timeout_seconds,
-                keepalive_seconds=self._settings.idle_refresh_seconds,
-            )
+            ),
+        )
 
     async def _session(self, backoff: Backoff) -> None:
         """One connection's life: connect, plan folders, then sync rounds until stopped."""
@@ -578,19 +560,7 @@ class MailboxSync:
         if state.uidnext is not None and state.uidnext - 1 > inbox.checkpoint.last_uid:
             # Arrived after this round looked: IDLE reports only later changes, so go now.
             return
-        idle = asyncio.ensure_future(
-            connection.wait_for_new_mail(self._settings.idle_refresh_seconds)
-        )
-        stop = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not idle.done():
-                idle.cancel()
-            await asyncio.gather(idle, return_exceptions=True)
-        if idle.done() and not idle.cancelled():
-            idle.result()
+        await connection.wait_for_new_mail(self._settings.idle_refresh_seconds, self._stopping)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when asked to stop."""
@@ -617,11 +587,14 @@ def _jittered(seconds: float) -> float:
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, MailServerError):
+        return failure_reason(error)
     text = str(error)
     return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
-def _auth_reason(error: Exception) -> str:
+def _refusal_reason(error: Exception) -> str:
     if isinstance(error, CredentialError):
         return "stored credential cannot be decrypted with this deployment's key"
-    return f"authentication failed: {error}"
+    assert isinstance(error, MailServerError)
+    return failure_reason(error)

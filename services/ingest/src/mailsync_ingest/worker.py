@@ -14,6 +14,8 @@ from mailsync_ingest.messages import MessagePipeline
 from mailsync_ingest.settings import Settings
 from mailsync_ingest.sync_loop import MailboxSync
 from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.mail_servers.accounts import Credentials
+from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.oauth import TokenCache
 from mailsync_shared.storage.client import Document
@@ -66,7 +68,10 @@ class IngestWorker:
             ttl_seconds=settings.lease_seconds,
         )
         self._share = settings.max_mailboxes
-        self._tokens = TokenCache(timeout=settings.oauth_timeout_seconds)
+        self._credentials = Credentials(
+            self._cipher, TokenCache(timeout=settings.oauth_timeout_seconds)
+        )
+        self._guard = HostGuard(allow_private=settings.allow_private_hosts)
         self._running: dict[str, Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -196,8 +201,8 @@ class IngestWorker:
                 mailbox_id=mailbox.id,
                 owner_address=mailbox.address,
             ),
-            cipher=self._cipher,
-            tokens=self._tokens,
+            credentials=self._credentials,
+            guard=self._guard,
         )
         task = asyncio.create_task(sync.run(), name=f"sync-{mailbox.id}")
         self._running[mailbox.id] = Running(sync, task, mailbox.workspace_id, mailbox.id)
