@@ -13,7 +13,7 @@ from mailsync_send.sent_folder import ImapAccount, SentFolder
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent
 from mailsync_shared.storage.documents import SendRequestDocument
-from mailsync_shared.storage.raw_messages import load_raw
+from mailsync_shared.storage.raw_messages import load_raw, store_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
 from tests.integration.conftest_send import (  # noqa: F401  (fixtures register by name)
     Sending,
@@ -249,3 +249,40 @@ async def test_copies_saved_at_the_same_time_each_land_in_sent_once(
         await folder.close()
 
     assert sorted(await raw_in(infra, owner, "Sent")) == sorted(copies)
+
+
+async def test_a_subject_with_a_unicode_line_separator_is_sent_on_one_line(
+    send_service: SendProcess, sending: Sending
+) -> None:
+    store, infra, client = sending.store, sending.infra, sending.client
+    mailbox = await sending.mailbox()
+    request = await sending.request(mailbox, subject="Budget\u2028review\x85Q3\x0bdraft")
+
+    await sending.request_send(request.id)
+
+    stored = await reported(store, request.id)
+    assert stored.state == "sent"
+    delivered = await messages_in(infra, client)
+    assert [message["Subject"] for message in delivered] == ["Budget review Q3 draft"]
+
+
+async def test_a_message_the_email_package_cannot_compose_fails_with_its_reason(
+    send_service: SendProcess, sending: Sending
+) -> None:
+    """A forwarded original whose raw 8-bit body cannot be written as 7-bit MIME."""
+    store, infra, client = sending.store, sending.infra, sending.client
+    failed_events = await sending.tap(EmailSendFailed.event_type)
+    mailbox = await sending.mailbox()
+    raw_id = await store_raw(store, b"Subject: Hallo\r\n\r\nGr\xfc\xdfe\r\n")
+    request = await sending.request(mailbox, forward_of={"raw_id": raw_id})
+
+    await sending.request_send(request.id)
+
+    stored = await settled(store, request.id, "failed")
+    assert stored.error is not None
+    assert stored.error.startswith("cannot compose the message: UnicodeEncodeError")
+    event = EmailSendFailed.model_validate_json(
+        (await failed_events.wait_for_count(1, "email.send_failed"))[0]
+    )
+    assert event.data.permanent is True
+    assert await messages_in(infra, client) == []

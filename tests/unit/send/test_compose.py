@@ -195,3 +195,26 @@ def test_non_ascii_text_is_encoded_and_round_trips() -> None:
     body = parsed.get_body(("plain",))
     assert body is not None
     assert body.get_content().splitlines() == ["Grüße"]
+
+
+@pytest.mark.parametrize(
+    "brk", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+)
+def test_every_line_break_python_knows_is_removed_from_header_text(brk: str) -> None:
+    composed = compose(
+        request(
+            subject=f"Budget{brk}review",
+            to=[Address(address="ann@client.test", name=f"Ann{brk}Client")],
+        ),
+        mailbox_address=OWNER,
+    )
+    parsed = message_from_bytes(composed.data, policy=policy.default)
+
+    assert composed.subject == "Budget review"
+    assert parsed["Subject"] == "Budget review"
+    assert parsed["To"] == "Ann Client <ann@client.test>"
+
+
+def test_an_error_inside_the_email_package_is_a_compose_error() -> None:
+    with pytest.raises(ComposeError, match="UnicodeEncodeError"):
+        compose(request(body_text="lone surrogate \ud800"), mailbox_address=OWNER)

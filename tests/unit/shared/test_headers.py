@@ -25,3 +25,11 @@ def test_encoded_line_break_in_inbound_subject_cannot_become_a_header() -> None:
 def test_message_ids_keeps_order_and_ignores_noise() -> None:
     assert message_ids(" <a@x>\r\n\t<b@y> junk <c@z>") == ["<a@x>", "<b@y>", "<c@z>"]
     assert message_ids(None) == []
+
+
+def test_single_line_removes_everything_str_splitlines_breaks_on() -> None:
+    breaks = [chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) > 1]
+    value = "x".join(breaks)
+
+    assert len(single_line(value).splitlines()) == 1
+    assert all(has_line_break(f"a{brk}b") for brk in breaks)

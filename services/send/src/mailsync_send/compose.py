@@ -121,7 +121,36 @@ def compose(
     forwarded: bytes | None = None,
     max_attachments_bytes: int = MAX_ATTACHMENTS_BYTES,
 ) -> ComposedMessage:
-    """The MIME message for `request`, sent from the mailbox `mailbox_address`."""
+    """The MIME message for `request`, sent from the mailbox `mailbox_address`.
+
+    Any failure is a `ComposeError`: the same request would fail the same way on every attempt,
+    so it must end the request rather than leave it queued.
+    """
+    try:
+        return _compose(
+            request,
+            mailbox_address=mailbox_address,
+            verified_aliases=verified_aliases,
+            attachments=attachments,
+            forwarded=forwarded,
+            max_attachments_bytes=max_attachments_bytes,
+        )
+    except ComposeError:
+        raise
+    except Exception as error:
+        reason = f"cannot compose the message: {type(error).__name__}: {error}"
+        raise ComposeError(reason) from error
+
+
+def _compose(
+    request: SendRequestDocument,
+    *,
+    mailbox_address: str,
+    verified_aliases: Collection[str],
+    attachments: Sequence[Attachment],
+    forwarded: bytes | None,
+    max_attachments_bytes: int,
+) -> ComposedMessage:
     sender = clean_address(request.from_)
     mailbox = mailbox_address.strip().lower()
     allowed = {mailbox, *(alias.strip().lower() for alias in verified_aliases)}
