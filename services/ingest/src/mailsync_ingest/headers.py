@@ -1,21 +1,16 @@
 """Header-level facts of a fetched message, from its header block only.
 
-Only the header block is parsed (compat32 `BytesHeaderParser`, about 25x cheaper than a full
-`policy.default` parse); bodies are left to the services that need them. Every decoded value
+Only the header block is read (`mailsync_shared.mail.header_block`, one linear pass that keeps
+every header a mail server would see; much cheaper than a full `policy.default` parse); bodies
+are left to the services that need them. Every decoded value
 is reduced to one line, so an encoded CR/LF (`=?UTF-8?Q?=0D=0A?=`) can never become a header
 line when the value is copied into an outgoing message later.
 """
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.header import decode_header, make_header
-from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
-from mailsync_ingest.limits import limit_addresses
 from mailsync_shared.contracts.mail import (
     Address,
     AutomationHints,
@@ -24,11 +19,20 @@ from mailsync_shared.contracts.mail import (
     MailMessage,
     MailSource,
 )
+from mailsync_shared.mail.address_list import parse_address_list
+from mailsync_shared.mail.header_block import (
+    HeaderFields,
+    decode_raw,
+    decode_words,
+    read_header_block,
+)
 from mailsync_shared.mail.headers import message_ids, single_line
 
-_FOLDING = re.compile(r"\r?\n(?=[ \t])")
-_ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+$")
 SYNTHETIC_DOMAIN = "mailsync.invalid"
+MAX_HEADER_VALUE_BYTES = 256 * 1024
+EARLIEST_DATE = datetime(1980, 1, 1, tzinfo=UTC)
+DATE_OUT_OF_RANGE = "date_out_of_range"
+ADDRESSES_CUT = "addresses_cut"
 
 
 @dataclass(frozen=True)
@@ -40,57 +44,33 @@ class MessageContext:
     source: MailSource | None = None
 
 
-def parse_header_block(header_block: bytes) -> Message:
-    return BytesHeaderParser(policy=compat32).parsebytes(header_block)
-
-
-def decode_text(value: str | None) -> str:
-    """An RFC 2047 header value as one line of text; undecodable words degrade, never raise."""
+def decode_text(value: bytes | str | None, defects: list[str] | None = None) -> str:
+    """A header value as one line of text; undecodable words degrade, never raise."""
     if not value:
         return ""
-    unfolded = _FOLDING.sub("", str(value))
-    try:
-        decoded = str(make_header(decode_header(unfolded)))
-    except (LookupError, UnicodeError, ValueError, AssertionError):
-        chunks = []
-        for chunk, charset in decode_header(unfolded):
-            if isinstance(chunk, bytes):
-                chunks.append(chunk.decode(_known_charset(charset), errors="replace"))
-            else:
-                chunks.append(chunk)
-        decoded = "".join(chunks)
-    return single_line(decoded)
+    data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+    return single_line(decode_words(data, defects))
 
 
-def _known_charset(charset: str | None) -> str:
-    if not charset:
-        return "ascii"
-    try:
-        "".encode(charset)
-    except LookupError:
-        return "latin-1"
-    return charset
-
-
-def addresses(headers: Message, name: str, max_addresses: int) -> tuple[list[Address], bool]:
-    """Every valid address in all `name` headers, lower-cased, in order, without repeats."""
-    values: list[str] = []
-    cut = False
-    for raw_value in headers.get_all(name, []):
-        value, was_cut = limit_addresses(_FOLDING.sub("", str(raw_value)), max_addresses)
-        cut = cut or was_cut
-        values.append(value)
+def addresses(
+    headers: HeaderFields, name: str, max_addresses: int, defects: list[str] | None = None
+) -> tuple[list[Address], bool]:
+    """Every address in all `name` headers, lower-cased, in order, without repeats."""
     result: list[Address] = []
     seen: set[str] = set()
-    for display_name, addr_spec in getaddresses(values):
-        address = single_line(addr_spec).lower()
-        if not _ADDR_SPEC.match(address) or address in seen:
-            continue
-        seen.add(address)
-        result.append(Address(address=address, name=decode_text(display_name)))
-        if len(result) >= max_addresses:
-            cut = True
-            break
+    cut = False
+    for raw_value in headers.get_all(name):
+        parsed, was_cut = parse_address_list(raw_value.decode("latin-1"), max_addresses)
+        cut = cut or was_cut
+        for entry in parsed:
+            address = single_line(decode_raw(entry.address.encode("latin-1"), defects)).lower()
+            if address in seen:
+                continue
+            if len(result) >= max_addresses:
+                return result, True
+            seen.add(address)
+            display = decode_text(entry.name.encode("latin-1"), defects)
+            result.append(Address(address=address, name=display))
     return result, cut
 
 
@@ -99,26 +79,38 @@ def synthetic_message_id(raw_id: str) -> str:
     return f"<{raw_id}@{SYNTHETIC_DOMAIN}>"
 
 
-def message_date(headers: Message, fallback: datetime | None) -> datetime | None:
-    value = headers.get("Date")
+def message_date(
+    headers: HeaderFields, fallback: datetime | None, defects: list[str] | None = None
+) -> datetime | None:
+    """The Date header; INTERNALDATE instead when it is missing, unreadable, before 1980 or
+    more than a day after INTERNALDATE (recorded as `date_out_of_range`)."""
+    if fallback is not None and fallback.tzinfo is None:
+        fallback = fallback.replace(tzinfo=UTC)
+    value = headers.get("date")
+    parsed = None
     if value:
         try:
-            parsed = parsedate_to_datetime(single_line(str(value)))
-        except (TypeError, ValueError, IndexError):
+            parsed = parsedate_to_datetime(single_line(decode_raw(value)))
+        except (TypeError, ValueError, IndexError, OverflowError):
             parsed = None
-        if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if fallback is not None and fallback.tzinfo is None:
-        return fallback.replace(tzinfo=UTC)
-    return fallback
+    if parsed is None:
+        return fallback
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    latest = fallback + timedelta(days=1) if fallback is not None else None
+    if parsed < EARLIEST_DATE or (latest is not None and parsed > latest):
+        if defects is not None:
+            defects.append(DATE_OUT_OF_RANGE)
+        return fallback if fallback is not None else None
+    return parsed
 
 
-def automation_hints(headers: Message) -> AutomationHints:
-    auto_submitted = decode_text(headers.get("Auto-Submitted")).lower() or None
-    precedence = decode_text(headers.get("Precedence")).lower() or None
+def automation_hints(headers: HeaderFields) -> AutomationHints:
+    auto_submitted = decode_text(headers.get("auto-submitted")).lower() or None
+    precedence = decode_text(headers.get("precedence")).lower() or None
     return AutomationHints(
         auto_submitted=auto_submitted,
-        list_unsubscribe=headers.get("List-Unsubscribe") is not None,
+        list_unsubscribe=headers.get("list-unsubscribe") is not None,
         precedence=precedence,
     )
 
@@ -139,20 +131,21 @@ def mail_message(
     size: int,
     internal_date: datetime | None = None,
     max_addresses: int = 1000,
+    max_header_value_bytes: int = MAX_HEADER_VALUE_BYTES,
     defects: tuple[str, ...] = (),
     provider_thread_id: str | None = None,
     provider_message_id: str | None = None,
 ) -> MailMessage:
     """The header-level facts of one message, ready to publish."""
-    headers = parse_header_block(header_block)
-    found_defects = list(defects)
+    headers = read_header_block(header_block, max_header_value_bytes)
+    found_defects = [*defects, *headers.defects]
     parsed: dict[str, list[Address]] = {}
-    for name in ("From", "To", "Cc", "Bcc", "Reply-To"):
-        parsed[name], cut = addresses(headers, name, max_addresses)
-        if cut:
-            found_defects.append(f"addresses: {name} cut after {max_addresses} addresses")
-    sender = parsed["From"][0] if parsed["From"] else None
-    ids = message_ids(_header_text(headers, "Message-ID"))
+    for name in ("from", "to", "cc", "bcc", "reply-to"):
+        parsed[name], cut = addresses(headers, name, max_addresses, found_defects)
+        if cut and ADDRESSES_CUT not in found_defects:
+            found_defects.append(ADDRESSES_CUT)
+    sender = parsed["from"][0] if parsed["from"] else None
+    ids = message_ids(_header_text(headers, "message-id"))
     role = context.source.folder_role if context.source else None
     return MailMessage(
         mailbox_id=context.mailbox_id,
@@ -162,15 +155,15 @@ def mail_message(
         raw_id=raw_id,
         size=size,
         message_id=ids[0] if ids else synthetic_message_id(raw_id),
-        in_reply_to=message_ids(_header_text(headers, "In-Reply-To")),
-        references=message_ids(_header_text(headers, "References")),
-        subject=decode_text(headers.get("Subject")),
-        date=message_date(headers, internal_date),
+        in_reply_to=message_ids(_header_text(headers, "in-reply-to")),
+        references=message_ids(_header_text(headers, "references")),
+        subject=decode_text(headers.get("subject"), found_defects),
+        date=message_date(headers, internal_date, found_defects),
         from_=sender,
-        to=parsed["To"],
-        cc=parsed["Cc"],
-        bcc=parsed["Bcc"],
-        reply_to=parsed["Reply-To"],
+        to=parsed["to"],
+        cc=parsed["cc"],
+        bcc=parsed["bcc"],
+        reply_to=parsed["reply-to"],
         automation=automation_hints(headers),
         provider_thread_id=provider_thread_id,
         provider_message_id=provider_message_id,
@@ -178,6 +171,6 @@ def mail_message(
     )
 
 
-def _header_text(headers: Message, name: str) -> str | None:
+def _header_text(headers: HeaderFields, name: str) -> str | None:
     value = headers.get(name)
-    return None if value is None else _FOLDING.sub("", str(value))
+    return None if value is None else decode_raw(value)

@@ -10,6 +10,11 @@ as a defect, and the rest of the mailbox keeps flowing.
 import re
 from dataclasses import dataclass
 
+# Defect codes recorded on a message whose stored bytes were cut.
+BODY_TRUNCATED = "body_truncated"
+NESTING_TOO_DEEP = "nesting_too_deep"
+TOO_MANY_PARTS = "too_many_parts"
+
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # One pass finds both multipart boundary declarations and delimiter lines, in order.
 _MIME_MARKERS = re.compile(
@@ -22,7 +27,7 @@ _MIME_MARKERS = re.compile(
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int = 50 * 1024 * 1024
-    max_header_bytes: int = 256 * 1024
+    max_header_bytes: int = 256 * 1024  # per header, not per block
     max_parts: int = 1000
     max_depth: int = 30
     max_addresses: int = 1000
@@ -47,11 +52,9 @@ def inspect_message(raw: bytes, limits: Limits) -> Inspection:
     data = raw
     if len(data) > limits.max_bytes:
         data = data[: limits.max_bytes]
-        defects.append(f"size: {len(raw)} bytes over the {limits.max_bytes}-byte limit")
+        defects.append(BODY_TRUNCATED)
 
-    header_block, header_defect = _header_block(data, limits.max_header_bytes)
-    if header_defect:
-        defects.append(header_defect)
+    header_block = _header_block(data)
 
     cut, structure_defect = _structure_cut(data, limits)
     if structure_defect:
@@ -62,16 +65,11 @@ def inspect_message(raw: bytes, limits: Limits) -> Inspection:
     )
 
 
-def _header_block(data: bytes, max_header_bytes: int) -> tuple[bytes, str | None]:
-    end = _HEADER_END.search(data, 0, max_header_bytes + 4)
-    if end is not None:
-        return data[: end.end()], None
-    if len(data) <= max_header_bytes:
-        return data, None
-    window = data[:max_header_bytes]
-    last_line = window.rfind(b"\n")
-    block = window[: last_line + 1] if last_line >= 0 else window
-    return block, f"header: header block longer than {max_header_bytes} bytes"
+def _header_block(data: bytes) -> bytes:
+    """The bytes up to and including the first empty line (a lone CR does not end a line);
+    the whole message when there is none. Size limits apply per header when it is read."""
+    end = _HEADER_END.search(data)
+    return data if end is None else data[: end.end()]
 
 
 def _structure_cut(data: bytes, limits: Limits) -> tuple[int, str | None]:
@@ -83,9 +81,7 @@ def _structure_cut(data: bytes, limits: Limits) -> tuple[int, str | None]:
         if declared is not None:
             open_boundaries.append(declared)
             if len(open_boundaries) > limits.max_depth:
-                return _line_start(data, match.start()), (
-                    f"mime_depth: multipart nesting deeper than {limits.max_depth}"
-                )
+                return _line_start(data, match.start()), NESTING_TOO_DEEP
             continue
         boundary = match.group("delimiter")
         if boundary not in open_boundaries:
@@ -96,7 +92,7 @@ def _structure_cut(data: bytes, limits: Limits) -> tuple[int, str | None]:
             continue
         parts += 1
         if parts > limits.max_parts:
-            return match.start(), f"mime_parts: more than {limits.max_parts} MIME parts"
+            return match.start(), TOO_MANY_PARTS
     return len(data), None
 
 

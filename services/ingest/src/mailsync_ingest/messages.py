@@ -89,6 +89,7 @@ class MessagePipeline:
                 size=fetched.size,
                 internal_date=fetched.internal_date,
                 max_addresses=self.limits.max_addresses,
+                max_header_value_bytes=self.limits.max_header_bytes,
                 defects=inspection.defects,
                 provider_thread_id=fetched.provider_thread_id,
                 provider_message_id=fetched.provider_message_id,
@@ -123,7 +124,7 @@ class MessagePipeline:
             size=fetched.size,
             message_id=synthetic_message_id(raw_id),
             date=fetched.internal_date,
-            defects=[*defects, f"headers: unreadable ({type(error).__name__})"],
+            defects=[*defects, "headers_unreadable"],
         )
 
     def _ids(self) -> dict[str, str]:

@@ -108,7 +108,7 @@ class Settings(SecretSettings):
         default=50 * 1024 * 1024, ge=1024, description="Larger messages are stored truncated."
     )
     max_header_bytes: int = Field(
-        default=256 * 1024, ge=1024, description="Header block bytes read per message."
+        default=256 * 1024, ge=1024, description="Bytes kept of each header (a longer one is cut)."
     )
     max_mime_parts: int = Field(default=1000, ge=1, description="MIME parts kept per message.")
     max_mime_depth: int = Field(default=30, ge=1, description="Multipart nesting kept.")
