@@ -15,9 +15,12 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     api_db_fixture,
     api_fixture,
     api_settings,
+    bearer,
+    invite,
     other_ws_fixture,
     ready_account,
     running_api,
+    system_key,
     ws_fixture,
 )
 from tests.support.infra import Infra
@@ -186,6 +189,58 @@ async def test_settings_change_and_the_summary_answers_in_plain_words(
     assert "older mail is not imported" in answers["what_is_synced"]
     assert owner.address in answers["direction"]
     assert answers["who_can_see"].startswith("Only the mailbox owner")
+
+
+async def test_only_the_owner_widens_a_mailbox_and_admins_may_only_stop_it(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    mailbox = await connect(api, ws, infra, owner)
+    path = f"/v1/mailboxes/{mailbox['id']}"
+    admin = bearer((await invite(api, ws, "admin"))["token"])
+    admin_key = bearer(await system_key(api, ws, ["read", "write", "admin"]))
+
+    refusals = [
+        await api.patch(path, json={"visibility": "workspace"}, headers=admin),
+        await api.patch(path, json={"visibility": "workspace"}, headers=admin_key),
+        await api.patch(
+            path, json={"sync": {"scope": "all", "backfill_days": 3650}}, headers=admin
+        ),
+        await api.post(f"{path}/aliases", json={"address": "ceo@acme.test"}, headers=admin),
+        await api.post(f"{path}/aliases", json={"address": "ceo@acme.test"}, headers=admin_key),
+    ]
+    by_owner = await api.patch(path, json={"visibility": "subject"}, headers=ws.auth)
+    disconnected = await api.post(f"{path}/disconnect", headers=admin)
+
+    for refusal in refusals:
+        assert refusal.status_code == 403, refusal.text
+        assert refusal.json()["type"].endswith("/not-mailbox-owner")
+    assert by_owner.status_code == 200, by_owner.text
+    assert disconnected.status_code == 200, disconnected.text
+    stored = await ws.store.mailboxes.find_one({"_id": mailbox["id"]})
+    assert stored is not None
+    assert (stored["visibility"], stored["aliases"]) == ("subject", [])
+    assert stored["sync"]["backfill_days"] == 14
+    assert stored["status"]["state"] == "disconnected"
+
+
+async def test_a_mailbox_connected_by_an_api_key_is_the_api_keys_to_change(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    connecting_key = bearer(await system_key(api, ws, ["read", "write"]))
+    other_key = bearer(await system_key(api, ws, ["write"]))
+    response = await api.post(
+        "/v1/mailboxes", json=mailbox_body(infra, owner), headers=connecting_key
+    )
+    assert response.status_code == 201, response.text
+    path = f"/v1/mailboxes/{response.json()['id']}"
+
+    by_owner_person = await api.patch(path, json={"visibility": "workspace"}, headers=ws.auth)
+    by_key = await api.patch(path, json={"visibility": "private"}, headers=other_key)
+
+    assert response.json()["owner_user_id"] is None
+    assert by_owner_person.status_code == 403
+    assert by_key.status_code == 200, by_key.text
+    assert by_key.json()["visibility"] == "private"
 
 
 async def test_resync_forgets_checkpoints_and_the_lease(

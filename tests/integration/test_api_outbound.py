@@ -33,6 +33,7 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     invite,
     other_ws_fixture,
     running_api,
+    system_key,
     ws_fixture,
 )
 from tests.integration.conftest_send import (  # noqa: F401  (fixtures register by name)
@@ -546,48 +547,111 @@ async def test_one_idempotency_key_makes_one_request_even_when_posted_at_once(
 
     assert sorted(answer.status_code for answer in answers) == [200, 200, 200, 202]
     assert len({answer.json()["id"] for answer in answers}) == 1
-    assert answers[0].json()["id"] == send_request_id(ws.id, "quote-7")
+    assert answers[0].json()["id"] == send_request_id(ws.id, f"user:{ws.owner_user_id}", "quote-7")
     assert await ws.store.send_requests.count() == 1
 
 
-async def test_only_the_owner_or_an_admin_sends_from_a_mailbox_and_follows_its_requests(
+async def test_only_the_owner_sends_from_a_mailbox_and_roles_follow_nothing_more(
     api: httpx.AsyncClient, ws: ApiWorkspace, secret_key: str
 ) -> None:
     owners = await insert_mailbox(ws, secret_key)
     member = await invite(api, ws, "member")
     admin = await invite(api, ws, "admin")
+    admin_key = bearer(await system_key(api, ws, ["read", "send", "admin"]))
     members = await insert_mailbox(
         ws, secret_key, address="member@acme.test", owner_user_id=member["id"]
     )
     shared = await insert_mailbox(ws, secret_key, address="team@acme.test", visibility="workspace")
+    systems = await insert_mailbox(ws, secret_key, address="crm@acme.test", owner_user_id=None)
     as_member, as_admin = bearer(member["token"]), bearer(admin["token"])
 
     refused = await post_send_request(api, as_member, compose_body(owners.id))
     own = await post_send_request(api, as_member, compose_body(members.id))
     by_admin = await post_send_request(api, as_admin, compose_body(owners.id))
+    by_admin_key = await post_send_request(api, admin_key, compose_body(owners.id))
+    by_owner = await post_send_request(api, ws.auth, compose_body(owners.id))
     on_shared = await post_send_request(api, ws.auth, compose_body(shared.id))
-    owner_id, on_shared_id = by_admin.json()["id"], on_shared.json()["id"]
+    owner_on_systems = await post_send_request(api, ws.auth, compose_body(systems.id))
+    key_on_systems = await post_send_request(api, admin_key, compose_body(systems.id))
+    owner_id, on_shared_id = by_owner.json()["id"], on_shared.json()["id"]
 
     listed = await api.get("/v1/send-requests", headers=as_member)
     of_owner = await api.get(
         "/v1/send-requests", params={"mailbox_id": owners.id}, headers=as_member
     )
     hidden = await api.get(f"/v1/send-requests/{owner_id}", headers=as_member)
+    hidden_to_admin = await api.get(f"/v1/send-requests/{owner_id}", headers=as_admin)
     cancel_hidden = await api.post(f"/v1/send-requests/{owner_id}/cancel", headers=as_member)
-    cancel_shared = await api.post(f"/v1/send-requests/{on_shared_id}/cancel", headers=as_member)
-    everything = await api.get("/v1/send-requests", headers=as_admin)
+    cancel_by_admin = await api.post(f"/v1/send-requests/{owner_id}/cancel", headers=as_admin)
+    cancel_shared = await api.post(f"/v1/send-requests/{on_shared_id}/cancel", headers=as_admin)
+    admin_lists = await api.get("/v1/send-requests", headers=as_admin)
 
-    assert refused.status_code == 403, refused.text
-    assert own.status_code == 202, own.text
-    assert by_admin.status_code == 202, by_admin.text
-    assert on_shared.status_code == 202, on_shared.text
+    for refusal in (refused, by_admin, by_admin_key, owner_on_systems):
+        assert refusal.status_code == 403, refusal.text
+        assert refusal.json()["type"].endswith("/forbidden")
+    for accepted in (own, by_owner, on_shared, key_on_systems):
+        assert accepted.status_code == 202, accepted.text
     assert {item["id"] for item in listed.json()["items"]} == {own.json()["id"], on_shared_id}
     assert of_owner.json()["items"] == []
-    assert hidden.status_code == 404
-    assert cancel_hidden.status_code == 404
+    assert (hidden.status_code, hidden_to_admin.status_code) == (404, 404)
+    assert (cancel_hidden.status_code, cancel_by_admin.status_code) == (404, 404)
     assert cancel_shared.status_code == 403
-    assert len(everything.json()["items"]) == 3
-    assert await ws.store.send_requests.count() == 3
+    assert {item["id"] for item in admin_lists.json()["items"]} == {on_shared_id}
+    assert await ws.store.send_requests.count() == 4
+
+
+async def test_an_idempotency_key_belongs_to_the_caller_who_used_it(
+    api: httpx.AsyncClient, ws: ApiWorkspace, secret_key: str
+) -> None:
+    owners = await insert_mailbox(ws, secret_key, visibility="workspace")
+    thread, _ = await insert_thread(ws, owners, from_ann(subject="Pricing"))
+    member = await invite(api, ws, "member")
+    members = await insert_mailbox(
+        ws, secret_key, address="member@acme.test", owner_user_id=member["id"]
+    )
+    as_member = bearer(member["token"])
+    secret = compose_body(owners.id, subject="Secret plan", idempotency_key="K")
+
+    first = await post_send_request(api, ws.auth, secret)
+    replayed = await post_send_request(api, ws.auth, secret)
+    # With someone else's key: from the owner's mailbox, then from their own.
+    theirs_unused = await post_send_request(
+        api, as_member, compose_body(owners.id, idempotency_key="never-used")
+    )
+    theirs_used = await post_send_request(
+        api, as_member, compose_body(owners.id, idempotency_key="K")
+    )
+    reply_used = await post_to_thread(
+        api, as_member, thread.id, "reply", {"body_text": "x", "idempotency_key": "K"}
+    )
+    reply_unused = await post_to_thread(
+        api, as_member, thread.id, "reply", {"body_text": "x", "idempotency_key": "never-used"}
+    )
+    forward_used = await post_to_thread(
+        api, as_member, thread.id, "forward", {"to": [ANN], "idempotency_key": "K"}
+    )
+    forward_unused = await post_to_thread(
+        api, as_member, thread.id, "forward", {"to": [ANN], "idempotency_key": "never-used"}
+    )
+    own_with_k = await post_send_request(
+        api, as_member, compose_body(members.id, subject="Mine", idempotency_key="K")
+    )
+
+    assert (first.status_code, replayed.status_code) == (202, 200)
+    assert replayed.json()["id"] == first.json()["id"]
+    for used, unused in (
+        (theirs_used, theirs_unused),
+        (reply_used, reply_unused),
+        (forward_used, forward_unused),
+    ):
+        assert used.status_code == unused.status_code == 403, (used.text, unused.text)
+        assert used.json() == unused.json()
+        assert "Secret plan" not in used.text
+    assert own_with_k.status_code == 202, own_with_k.text
+    assert own_with_k.json()["id"] != first.json()["id"]
+    assert own_with_k.json()["subject"] == "Mine"
+    assert own_with_k.json()["id"] == send_request_id(ws.id, f"user:{member['id']}", "K")
+    assert await ws.store.send_requests.count() == 2
 
 
 # --- replies and forwards ------------------------------------------------------------------

@@ -187,7 +187,7 @@ async def test_reply_stores_one_request_and_publishes_one_send_requested(
     assert stored is not None
     assert stored["message_id"] == request["message_id"]
     assert stored["state"] == "queued"
-    assert stored["_id"] == send_request_id(ws.id, "reply-1")
+    assert stored["_id"] == send_request_id(ws.id, f"user:{ws.owner_user_id}", "reply-1")
     published = await eventually(
         lambda: drain(send_requests), what="SendRequested on mailsync.work"
     )

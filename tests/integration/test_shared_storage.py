@@ -5,6 +5,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.storage.raw_messages import load_raw, store_raw, store_raw_many
 from mailsync_shared.storage.scoped import WorkspaceStore
 
@@ -108,3 +109,29 @@ async def test_a_hundred_and_fifty_updates_in_one_call_complete(
         [({"_id": f"bulk-{i}"}, {"$set": {"n": i}}) for i in range(150)]
     )
     assert await store.threads.count({"n": {"$gte": 0}}) == 150
+
+
+async def test_one_idempotency_key_per_requester_and_the_old_workspace_wide_index_goes(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    requests = mongo["send_requests"]
+    await requests.drop_index("ws_requester_idempotency_key_unique")
+    await requests.create_index(
+        [("workspace_id", 1), ("idempotency_key", 1)], unique=True, name="ws_idempotency_key_unique"
+    )
+
+    await ensure_indexes(mongo)
+
+    names = {index["name"] async for index in await requests.list_indexes()}
+    assert "ws_idempotency_key_unique" not in names
+    store = WorkspaceStore(mongo, "ws-keys")
+    await store.send_requests.insert_one(
+        {"_id": "a", "requested_by": "user:a", "idempotency_key": "K"}
+    )
+    await store.send_requests.insert_one(
+        {"_id": "b", "requested_by": "user:b", "idempotency_key": "K"}
+    )
+    with pytest.raises(DuplicateKeyError):
+        await store.send_requests.insert_one(
+            {"_id": "c", "requested_by": "user:a", "idempotency_key": "K"}
+        )

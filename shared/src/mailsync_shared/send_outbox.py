@@ -174,9 +174,12 @@ async def as_it_stands(store: WorkspaceStore, document: Document) -> SendRequest
     return _attempt_of(request, held)
 
 
-def send_request_id(workspace_id: str, idempotency_key: str) -> str:
-    """The `_id` of the workspace's request with this idempotency key: a replay is one read."""
-    return stable_id("send_request", workspace_id, idempotency_key)
+def send_request_id(workspace_id: str, requester: str, idempotency_key: str) -> str:
+    """The `_id` of the request `requester` made with this idempotency key: a replay is one read.
+
+    Keys are scoped to whoever used them (a person, or a system key), so one caller's key never
+    names another's request."""
+    return stable_id("send_request", workspace_id, requester, idempotency_key)
 
 
 async def cancel(store: WorkspaceStore, request_id: str) -> SendRequestDocument | None:

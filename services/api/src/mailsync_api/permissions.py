@@ -154,10 +154,13 @@ def render_markdown() -> str:
         lines.append(f"| {method} | `{path}` | {least} | {scope} |")
     lines += [
         "",
-        "Beyond the table: a member may change, resync or disconnect only the mailboxes they "
-        "connected (admins any); nobody grants a role above their own, and the last owner "
-        "cannot be demoted or removed. What of a thread a person sees is decided by mailbox "
-        "visibility (`mailsync_shared.visibility`), not by role.",
+        "Beyond the table: only a mailbox's owner changes its settings (visibility, sync), "
+        "adds an address to send as, or sends from it, whatever their role; a mailbox "
+        "connected by an API key is owned by the workspace's API keys. Admins may also "
+        "resync, disconnect and erase a mailbox, and verify or remove its aliases. Nobody "
+        "grants a role above their own, and the last owner cannot be demoted or removed. "
+        "What of a thread a person sees is decided by mailbox visibility "
+        "(`mailsync_shared.visibility`), not by role.",
         "",
     ]
     return "\n".join(lines)

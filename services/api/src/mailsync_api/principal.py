@@ -7,9 +7,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_api.permissions import ROLE_RANK, ROLE_SCOPES, SCOPES, Role, Rule, Scope
 from mailsync_api.users import USERS, UserDocument
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import MailboxDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.storage.workspaces import ApiKeyDocument
-from mailsync_shared.visibility import Viewer
+from mailsync_shared.visibility import MailboxShare, Viewer, owns
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,16 @@ class Principal:
         ):
             return False
         return rule.scope is None or rule.scope in self.scopes
+
+    def owns(self, mailbox: MailboxDocument) -> bool:
+        """The caller is the mailbox's owner: its user, or any system key of the workspace for
+        a mailbox connected without a person. No role makes anyone else its owner."""
+        return owns(self.viewer, MailboxShare(mailbox.owner_user_id, mailbox.visibility))
+
+    @property
+    def requester(self) -> str:
+        """Who asked, as send requests record it: the person, or the system key itself."""
+        return f"user:{self.user_id}" if self.user_id is not None else f"key:{self.key_id}"
 
     @property
     def viewer(self) -> Viewer:

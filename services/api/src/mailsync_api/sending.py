@@ -43,26 +43,23 @@ def new_message_id(mailbox: MailboxDocument) -> str:
 
 
 def may_send_from(principal: Principal | None, mailbox: MailboxDocument) -> bool:
-    """Mail goes out in the name of the mailbox's owner, so only they send from it, or an admin
-    (an admin person, or a system key with the `admin` scope); a mailbox connected without a
-    person belongs to the workspace's system keys. None: the caller was checked already."""
-    return principal is None or principal.is_admin or mailbox.owner_user_id == principal.user_id
+    """Mail goes out in the name of the mailbox's owner, so only they send from it; a mailbox
+    connected without a person belongs to the workspace's system keys. Roles widen nothing: an
+    admin sends from their own mailboxes only. None: the caller was checked already."""
+    return principal is None or principal.owns(mailbox)
 
 
-async def followed_mailboxes(store: WorkspaceStore, principal: Principal) -> set[str] | None:
-    """The mailboxes whose send requests the caller may follow; None: every one (an admin).
+async def followed_mailboxes(store: WorkspaceStore, principal: Principal) -> set[str]:
+    """The mailboxes whose send requests the caller may follow.
 
     Those they may send from, and those that share everything with them: a send request holds
-    a whole message.
+    a whole message. Roles widen nothing here either.
     """
-    if principal.is_admin:
-        return None
     view = await mail_view(store, principal.viewer)
     return {
         mailbox_id
         for mailbox_id, share in view.shares.items()
-        if share.owner_user_id == principal.user_id
-        or access(principal.viewer, [share]) is Access.EVERYTHING
+        if access(principal.viewer, [share]) is Access.EVERYTHING
     }
 
 
@@ -74,8 +71,7 @@ async def followed_request(
     if document is None:
         raise not_found("send request")
     request = await as_it_stands(store, document)
-    followed = await followed_mailboxes(store, principal)
-    if followed is not None and request.mailbox_id not in followed:
+    if request.mailbox_id not in await followed_mailboxes(store, principal):
         raise not_found("send request")
     return request
 
@@ -193,10 +189,15 @@ def compose_request(
     )
 
 
-def with_id(store: WorkspaceStore, request: SendRequestDocument) -> SendRequestDocument:
-    """`request` under the `_id` its idempotency key gives it in the workspace."""
+def with_id(
+    store: WorkspaceStore, request: SendRequestDocument, requester: str
+) -> SendRequestDocument:
+    """`request` made by `requester`, under the `_id` their idempotency key gives it."""
     return request.model_copy(
-        update={"id": send_request_id(store.workspace_id, request.idempotency_key)}
+        update={
+            "requested_by": requester,
+            "id": send_request_id(store.workspace_id, requester, request.idempotency_key),
+        }
     )
 
 
@@ -204,48 +205,37 @@ async def submit(
     store: WorkspaceStore,
     publisher: EventPublisher,
     request: SendRequestDocument,
+    requester: str,
     insert: Insert = insert_one,
 ) -> tuple[SendRequestDocument, bool]:
     """Store the request and publish `SendRequested`; returns the request and whether it is new.
 
-    A second request with the same idempotency key gets the first one back. It is published
-    again only if the first attempt never got the broker's confirm (and is not merely still
-    waiting for it). `insert` may write the request together with others' (`InsertBatches`).
+    A second request by the same `requester` (`Principal.requester`) with the same idempotency
+    key gets the first one back; the same key from anyone else is a key of theirs, unrelated.
+    It is published again only if the first attempt never got the broker's confirm (and is not
+    merely still waiting for it). `insert` may write the request together with others'
+    (`InsertBatches`).
     """
-    request = as_stored(with_id(store, request))
+    request = as_stored(with_id(store, request, requester))
     if await insert(store.send_requests, request.to_document()):
         return await _publish(store, publisher, request), True
     existing = await store.send_requests.find_one({"_id": request.id})
-    if existing is not None and existing.get("message_id") == request.message_id:
+    if existing is None:
+        raise conflict(f"a request with the idempotency key {request.idempotency_key} is stored")
+    if existing.get("message_id") == request.message_id:
         # Written by this very call, on a try whose answer was lost: it is new all the same.
         return await _publish(store, publisher, request), True
-    earlier = None
-    if existing is not None:
-        earlier = await _confirmed(store, publisher, SendRequestDocument.from_document(existing))
-    else:
-        earlier = await _replay_unkeyed(store, publisher, request.idempotency_key)
-    if earlier is None:
-        raise conflict(f"a request with the idempotency key {request.idempotency_key} is stored")
-    return earlier, False
+    return await _confirmed(store, publisher, SendRequestDocument.from_document(existing)), False
 
 
 async def replay(
-    store: WorkspaceStore, publisher: EventPublisher, idempotency_key: str
+    store: WorkspaceStore, publisher: EventPublisher, requester: str, idempotency_key: str
 ) -> SendRequestDocument | None:
-    """The request stored earlier under `idempotency_key`, if any (one read, by `_id`)."""
+    """The request `requester` stored earlier under `idempotency_key`, if any (one read, by
+    `_id`); another caller's request under the same key is never found."""
     existing = await store.send_requests.find_one(
-        {"_id": send_request_id(store.workspace_id, idempotency_key)}
+        {"_id": send_request_id(store.workspace_id, requester, idempotency_key)}
     )
-    if existing is None:
-        return None
-    return await _confirmed(store, publisher, SendRequestDocument.from_document(existing))
-
-
-async def _replay_unkeyed(
-    store: WorkspaceStore, publisher: EventPublisher, idempotency_key: str
-) -> SendRequestDocument | None:
-    """A request stored under `idempotency_key` before ids came from the key (a full read)."""
-    existing = await store.send_requests.find_one({"idempotency_key": idempotency_key})
     if existing is None:
         return None
     return await _confirmed(store, publisher, SendRequestDocument.from_document(existing))

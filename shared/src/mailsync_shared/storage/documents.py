@@ -280,6 +280,10 @@ class ForwardOf(BaseModel):
 class SendRequestDocument(StoredDocument):
     mailbox_id: str
     idempotency_key: str
+    requested_by: str | None = Field(
+        default=None,
+        description="Who asked (`user:<id>` or `key:<id>`); the idempotency key is theirs alone.",
+    )
     state: SendState = "queued"
     from_: Address = Field(alias="from")
     to: list[Address]

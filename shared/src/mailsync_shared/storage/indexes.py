@@ -78,9 +78,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "send_requests": [
         IndexModel(
-            [("workspace_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            [
+                ("workspace_id", ASCENDING),
+                ("requested_by", ASCENDING),
+                ("idempotency_key", ASCENDING),
+            ],
             unique=True,
-            name="ws_idempotency_key_unique",
+            name="ws_requester_idempotency_key_unique",
         ),
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
         IndexModel([("state", ASCENDING), ("claimed_until", ASCENDING)], name="state_claim"),
@@ -95,7 +99,19 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# Indexes replaced by one above; dropped at start, since a unique one would still refuse writes.
+OBSOLETE_INDEXES: dict[str, list[str]] = {
+    # Idempotency keys were unique per workspace; they are unique per requester now.
+    "send_requests": ["ws_idempotency_key_unique"],
+}
+
+
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    for collection, names in OBSOLETE_INDEXES.items():
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        for name in names:
+            if name in existing:
+                await db[collection].drop_index(name)
     for collection, indexes in INDEXES.items():
         # One index per command: FerretDB v1.24 drops the connection (a server-side panic)
         # when one `createIndexes` names several indexes that already exist.

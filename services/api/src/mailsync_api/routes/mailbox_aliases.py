@@ -22,12 +22,14 @@ MailboxId = Annotated[RecordId, Path(description="Id of the mailbox.")]
 AliasAddress = Annotated[EmailAddress, Path(description="The alias's address.")]
 
 
-async def _may_manage(store: WorkspaceDep, principal: PrincipalDep, mailbox_id: str) -> None:
+async def _may_manage(
+    store: WorkspaceDep, principal: PrincipalDep, mailbox_id: str, *, admin_too: bool
+) -> None:
+    """Only the owner adds an address to send as; the owner or an admin may remove one."""
     mailbox = await load_mailbox(store, mailbox_id)
-    if not principal.is_admin and mailbox.owner_user_id != principal.user_id:
-        raise ProblemError(
-            403, "only the mailbox's owner or an admin may change it", kind="not-mailbox-owner"
-        )
+    if not principal.owns(mailbox) and not (admin_too and principal.is_admin):
+        who = "the mailbox's owner or an admin" if admin_too else "the mailbox's owner"
+        raise ProblemError(403, f"only {who} may do this", kind="not-mailbox-owner")
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
@@ -35,7 +37,7 @@ async def add_alias(
     mailbox_id: MailboxId, body: AliasIn, store: WorkspaceDep, principal: PrincipalDep
 ) -> MailboxOut:
     """Add an address the mailbox may send as; it is unverified until an admin verifies it."""
-    await _may_manage(store, principal, mailbox_id)
+    await _may_manage(store, principal, mailbox_id, admin_too=False)
     return MailboxOut.of(await mailbox_aliases.add_alias(store, mailbox_id, body))
 
 
@@ -52,5 +54,5 @@ async def remove_alias(
     mailbox_id: MailboxId, address: AliasAddress, store: WorkspaceDep, principal: PrincipalDep
 ) -> MailboxOut:
     """Stop sending as the alias; requests from it that have not gone out yet will fail."""
-    await _may_manage(store, principal, mailbox_id)
+    await _may_manage(store, principal, mailbox_id, admin_too=True)
     return MailboxOut.of(await mailbox_aliases.remove_alias(store, mailbox_id, address))

@@ -28,12 +28,22 @@ router = APIRouter(
 MailboxId = Annotated[RecordId, Path(description="Id of the mailbox.")]
 
 
-async def _managed(store: WorkspaceStore, principal: Principal, mailbox_id: str) -> None:
-    """Members manage the mailboxes they connected; admins manage every mailbox."""
+async def _owned(store: WorkspaceStore, principal: Principal, mailbox_id: str) -> None:
+    """Only the mailbox's owner changes what it shares and how it syncs: no role widens mail
+    access."""
     mailbox = await mailboxes.load_mailbox(store, mailbox_id)
-    if not principal.is_admin and mailbox.owner_user_id != principal.user_id:
+    if not principal.owns(mailbox):
         raise ProblemError(
-            403, "only the mailbox's owner or an admin may change it", kind="not-mailbox-owner"
+            403, "only the mailbox's owner may change its settings", kind="not-mailbox-owner"
+        )
+
+
+async def _managed(store: WorkspaceStore, principal: Principal, mailbox_id: str) -> None:
+    """The owner, or an admin, may stop a mailbox (which narrows what is shared, never widens)."""
+    mailbox = await mailboxes.load_mailbox(store, mailbox_id)
+    if not principal.is_admin and not principal.owns(mailbox):
+        raise ProblemError(
+            403, "only the mailbox's owner or an admin may do this", kind="not-mailbox-owner"
         )
 
 
@@ -73,8 +83,9 @@ async def update_mailbox(
     principal: PrincipalDep,
     kept: KeptMailboxesDep,
 ) -> MailboxOut:
-    """Change a mailbox's settings: display name, sync window, visibility, Sent copies."""
-    await _managed(store, principal, mailbox_id)
+    """Change a mailbox's settings: display name, sync window, visibility, Sent copies; only
+    its owner may."""
+    await _owned(store, principal, mailbox_id)
     changes = body.model_dump(exclude_unset=True)
     updated = await mailboxes.update_settings(store, mailbox_id, changes)
     kept.forget(store.workspace_id, mailbox_id)

@@ -50,14 +50,16 @@ async def forward_from_thread(
     """Forward a message of the thread, attached whole, with a note; needs full access."""
     thread = await visible_thread(store, principal.viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
-        earlier = await sending.replay(store, publisher, body.idempotency_key)
+        earlier = await sending.replay(store, publisher, principal.requester, body.idempotency_key)
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
             return SendRequestOut.of(earlier)
     built = await outbound.forward_request(
         store, thread, body, principal=principal, attachments_limit=settings.max_attachments_bytes
     )
-    request, created = await sending.submit(store, publisher, built, inserts.insert)
+    request, created = await sending.submit(
+        store, publisher, built, principal.requester, inserts.insert
+    )
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)
 
@@ -115,9 +117,8 @@ async def list_send_requests(
         # A `sending` request may still be stored `queued` (its attempt's claim says more).
         filter_["state"] = {"$in": ["queued", "sending"]} if state == "sending" else state
     followed = await sending.followed_mailboxes(store, principal)
-    if followed is not None:
-        wanted = followed if mailbox_id is None else followed & {mailbox_id}
-        filter_["mailbox_id"] = {"$in": sorted(wanted)}
+    wanted = followed if mailbox_id is None else followed & {mailbox_id}
+    filter_["mailbox_id"] = {"$in": sorted(wanted)}
     return await paginate(
         store.send_requests, filter_, page, sort_field="created_at", render=_render(store, state)
     )

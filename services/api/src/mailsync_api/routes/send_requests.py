@@ -40,8 +40,7 @@ async def compose(
     mailboxes: KeptMailboxesDep,
     response: Response,
 ) -> SendRequestOut:
-    """Send a new message from a mailbox of yours (any, for an admin); it goes out shortly
-    after."""
+    """Send a new message from a mailbox of yours; it goes out shortly after."""
     try:
         mailbox = await sending.chosen_mailbox(store, body.mailbox_id, principal, mailboxes)
         built = await outbound.with_options(
@@ -56,12 +55,16 @@ async def compose(
         # `send_at` has passed, its mailbox was disconnected since).
         earlier = None
         if body.idempotency_key is not None:
-            earlier = await sending.replay(store, publisher, body.idempotency_key)
+            earlier = await sending.replay(
+                store, publisher, principal.requester, body.idempotency_key
+            )
         if earlier is None:
             raise
         response.status_code = status.HTTP_200_OK
         return SendRequestOut.of(earlier)
-    request, created = await sending.submit(store, publisher, built, inserts.insert)
+    request, created = await sending.submit(
+        store, publisher, built, principal.requester, inserts.insert
+    )
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)
 

@@ -90,11 +90,11 @@ async def reply_to_thread(
     settings: SettingsDep,
     response: Response,
 ) -> SendRequestOut:
-    """Reply to the thread's last message from a mailbox the caller may send from (their own,
-    or any for an admin); needs full access to the thread."""
+    """Reply to the thread's last message from a mailbox of the caller's own; needs full
+    access to the thread."""
     thread = await visible_thread(store, principal.viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
-        earlier = await sending.replay(store, publisher, body.idempotency_key)
+        earlier = await sending.replay(store, publisher, principal.requester, body.idempotency_key)
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
             return SendRequestOut.of(earlier)
@@ -106,6 +106,8 @@ async def reply_to_thread(
         extra_bcc=body.bcc,
         attachments_limit=settings.max_attachments_bytes,
     )
-    request, created = await sending.submit(store, publisher, built, inserts.insert)
+    request, created = await sending.submit(
+        store, publisher, built, principal.requester, inserts.insert
+    )
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     return SendRequestOut.of(request)
