@@ -189,6 +189,7 @@ ensure_packages() {
   have_bin dovecot && have_bin doveadm || missing+=(dovecot-core)
   [[ -x /usr/lib/dovecot/imap ]] || missing+=(dovecot-imapd)
   [[ -x /usr/lib/dovecot/lmtp ]] || missing+=(dovecot-lmtpd)
+  have_bin prometheus && have_bin promtool || missing+=(prometheus) # metrics tests and rules
   ((${#missing[@]})) || return 0
 
   local sudo=""

@@ -45,6 +45,7 @@ def outbox_worker_app(
 
     return worker_app(
         wiring.broker,
+        metrics=wiring.metrics,
         readiness=wiring.readiness(),
         on_startup=[wiring.prepare, relay.start],
         on_shutdown=[relay.stop],

@@ -10,6 +10,8 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
 from faststream.rabbit import RabbitBroker
 
+from mailsync_shared.metrics import ServiceMetrics
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 Hook = Callable[[], Awaitable[None]]
 
@@ -42,13 +44,14 @@ def worker_app(
     broker: RabbitBroker,
     *,
     readiness: dict[str, ReadinessCheck],
+    metrics: ServiceMetrics,
     on_startup: Sequence[Hook] = (),
     after_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     after_shutdown: Sequence[Hook] = (),
     title: str,
 ) -> AsgiFastStream:
-    """The service's broker app with `/health/live` and `/health/ready` routes.
+    """The service's broker app with `/health/live`, `/health/ready` and `/metrics` routes.
 
     Ready means every named check passes (broker connected, database answering, ...).
     """
@@ -68,7 +71,11 @@ def worker_app(
 
     app = AsgiFastStream(
         broker,
-        asgi_routes=[("/health/live", live), ("/health/ready", ready)],
+        asgi_routes=[
+            ("/health/live", live),
+            ("/health/ready", ready),
+            ("/metrics", metrics.asgi_app()),
+        ],
         on_startup=list(on_startup),
         after_startup=list(after_startup),
         on_shutdown=list(on_shutdown),

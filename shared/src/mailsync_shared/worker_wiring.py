@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.messaging import DeadLetterPermanentErrors
+from mailsync_shared.metrics import ServiceMetrics
 from mailsync_shared.service import ReadinessCheck, broker_connected
 from mailsync_shared.settings import ServiceSettings
 from mailsync_shared.storage.client import Document, connect, database, ping
@@ -26,6 +27,7 @@ class WorkerWiring:
     broker: RabbitBroker
     client: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
+    metrics: ServiceMetrics
 
     @classmethod
     def from_settings(
@@ -37,14 +39,19 @@ class WorkerWiring:
         holds. It is set on the broker's channel, which the queues declared at start
         (`declare_topology`) and so the subscribers on them use.
         """
+        metrics = ServiceMetrics()
         broker = RabbitBroker(
             settings.rabbitmq_url,
-            middlewares=[DeadLetterPermanentErrors],
+            middlewares=[
+                metrics.broker_middleware(),
+                DeadLetterPermanentErrors,
+                metrics.dead_letter_counter(),
+            ],
             graceful_timeout=SHUTDOWN_GRACE_SECONDS,
             default_channel=Channel(prefetch_count=prefetch),
         )
         client = connect(settings)
-        return cls(broker, client, database(client, settings))
+        return cls(broker, client, database(client, settings), metrics)
 
     async def prepare(self) -> None:
         """Indexes in place, broker connected, queues and exchanges declared."""

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from faststream.rabbit import RabbitBroker
 
 from mailsync_api.body_limits import BodyLimitMiddleware
@@ -39,6 +39,7 @@ from mailsync_shared.contracts.outbound import SendRequested
 from mailsync_shared.contracts.records import ContactCaptured, ThreadAssociated
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.metrics import RequestMetrics, ServiceMetrics
 from mailsync_shared.storage.client import connect, database
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
@@ -51,7 +52,10 @@ API_VERSION = version("mailsync-api")
 
 def create_app(settings: Settings) -> FastAPI:
     """Wire settings, broker, storage and routers; connections open in the lifespan."""
-    broker = RabbitBroker(settings.rabbitmq_url, logger=logger)
+    metrics = ServiceMetrics()
+    broker = RabbitBroker(
+        settings.rabbitmq_url, logger=logger, middlewares=[metrics.broker_middleware()]
+    )
     client = connect(settings)
     context = ApiContext(
         settings=settings,
@@ -96,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         ],
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestMetrics, registry=metrics.registry)
     install_problem_handlers(app)
     for router in (
         health.router,
@@ -119,6 +124,11 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.include_router(events_router(public_events_document(settings.rabbitmq_url, API_VERSION)))
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -2,11 +2,13 @@
 
 from faststream.asgi import AsgiFastStream
 
+from mailsync_ingest.mailbox_metrics import MailboxStates
 from mailsync_ingest.settings import Settings
 from mailsync_ingest.worker import IngestWorker
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.service import worker_app
+from mailsync_shared.storage.scoped import SystemCollections
 from mailsync_shared.worker_wiring import WorkerWiring
 
 
@@ -14,16 +16,22 @@ def create_app(settings: Settings) -> AsgiFastStream:
     wiring = WorkerWiring.from_settings(settings)
     publisher = EventPublisher(wiring.broker, [MessageFetched])
     worker = IngestWorker(settings, wiring.db, publisher)
+    states = MailboxStates(
+        SystemCollections(wiring.db).mailboxes,
+        worker_id=settings.worker_id,
+        registry=wiring.metrics.registry,
+    )
 
     async def leasing() -> bool:
         return worker.alive()
 
     return worker_app(
         wiring.broker,
+        metrics=wiring.metrics,
         readiness=wiring.readiness(leasing=leasing),
         on_startup=[wiring.prepare],
-        after_startup=[worker.start],
-        on_shutdown=[worker.stop],
+        after_startup=[worker.start, states.start],
+        on_shutdown=[states.stop, worker.stop],
         after_shutdown=[wiring.close_database],
         title="Mailsync ingest",
     )

@@ -30,6 +30,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     return worker_app(
         wiring.broker,
+        metrics=wiring.metrics,
         readiness=wiring.readiness(),
         on_startup=[wiring.prepare],
         after_startup=[scheduler.start],

@@ -1,0 +1,152 @@
+"""Prometheus metrics of a service, served at `/metrics`.
+
+Each app owns a `ServiceMetrics` with its own registry (tests build several apps in one
+process). FastStream's Prometheus middleware counts and times what the broker consumes and
+publishes; its labels name the work queue a message was consumed from and the event type a
+message was published as, never a workspace (routing keys end with the workspace id).
+"""
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from aio_pika import IncomingMessage
+from faststream import BaseMiddleware
+from faststream.message import StreamMessage
+from faststream.prometheus import ConsumeAttrs, MetricsSettingsProvider
+from faststream.prometheus.middleware import PrometheusMiddleware
+from faststream.rabbit.response import RabbitPublishCommand
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    make_asgi_app,
+)
+from pydantic import ValidationError
+
+from mailsync_shared.messaging import PermanentError
+from mailsync_shared.topology import CONSUMERS
+
+PREFIX = "mailsync"
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def event_type_of(routing_key: str) -> str:
+    """`<event type>.<workspace id>` without the workspace."""
+    return routing_key.rsplit(".", 1)[0] if routing_key.count(".") > 1 else routing_key
+
+
+def queue_of(exchange: str, routing_key: str) -> str:
+    """The work queue a delivery came from, known by its exchange and event type."""
+    event_type = event_type_of(routing_key)
+    for consumer in CONSUMERS:
+        if consumer.exchange.name == exchange and consumer.event_type.event_type == event_type:
+            return consumer.queue.name
+    return f"{exchange or 'default'}.{event_type}"
+
+
+class QueueLabels(MetricsSettingsProvider[IncomingMessage, RabbitPublishCommand]):
+    """Labels consumed messages by queue and published ones by exchange and event type."""
+
+    __slots__ = ("messaging_system",)
+
+    def __init__(self) -> None:
+        self.messaging_system = "rabbitmq"
+
+    def get_consume_attrs_from_message(self, msg: StreamMessage[IncomingMessage]) -> ConsumeAttrs:
+        raw = msg.raw_message
+        return {
+            "destination_name": queue_of(raw.exchange or "", raw.routing_key or ""),
+            "message_size": len(msg.body),
+            "messages_count": 1,
+        }
+
+    def get_publish_destination_name_from_cmd(self, cmd: RabbitPublishCommand) -> str:
+        return f"{cmd.exchange.name or 'default'}.{event_type_of(cmd.destination)}"
+
+
+class ServiceMetrics:
+    """The registry, the broker middlewares that fill it, and the `/metrics` app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.dead_lettered = Counter(
+            f"{PREFIX}_dead_lettered_messages_total",
+            "Messages a service sent to the dead-letter exchange as never processable.",
+            ["queue"],
+            registry=self.registry,
+        )
+
+    def broker_middleware(self) -> PrometheusMiddleware[Any, Any]:
+        """FastStream's Prometheus middleware: `mailsync_received_messages_total`,
+        `mailsync_received_processed_messages_total{status}` (acked, nacked, rejected, error),
+        `mailsync_received_processed_messages_duration_seconds`, `mailsync_published_...`."""
+        return PrometheusMiddleware(
+            settings_provider_factory=lambda _: QueueLabels(),
+            registry=self.registry,
+            metrics_prefix=PREFIX,
+        )
+
+    def dead_letter_counter(self) -> type[BaseMiddleware]:
+        """A middleware, inside `DeadLetterPermanentErrors`, that counts what it dead-letters."""
+        counter = self.dead_lettered
+
+        class CountDeadLetters(BaseMiddleware):
+            async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+                try:
+                    return await call_next(msg)
+                except (PermanentError, ValidationError):
+                    raw = msg.raw_message
+                    counter.labels(
+                        queue_of(getattr(raw, "exchange", ""), getattr(raw, "routing_key", ""))
+                    ).inc()
+                    raise
+
+        return CountDeadLetters
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The registry in Prometheus' text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def asgi_app(self) -> AsgiApp:
+        app: AsgiApp = make_asgi_app(self.registry)
+        return app
+
+
+class RequestMetrics:
+    """ASGI middleware timing each api request by method, route template and status."""
+
+    def __init__(self, app: AsgiApp, registry: CollectorRegistry) -> None:
+        self._app = app
+        self._seconds = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "Time to answer an api request, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        timer = self._seconds
+        started = time.perf_counter()
+        try:
+            await self._app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            timer.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)

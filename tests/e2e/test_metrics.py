@@ -1,0 +1,185 @@
+"""A real Prometheus scrapes the five services while one conversation runs through them, and
+the figures are read back through Prometheus' HTTP API."""
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailsync_devtools.stack import RunningService, free_ports, running_stack
+from mailsync_shared.storage.client import Document
+from tests.support.infra import Infra
+from tests.support.mail import build_message, create_account, deliver
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+LOG_DIR = REPO / ".infra" / "logs" / "e2e-metrics"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    service_env: dict[str, str], mongo: AsyncDatabase[Document]
+) -> Iterator[list[RunningService]]:
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
+        yield running
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    stack: list[RunningService], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Debian's Prometheus scraping every service each second, with the shipped rules."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus is missing: `bash deploy/infra.sh start` installs it")
+    folder = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(REPO / "deploy" / "prometheus" / "rules.yml")],
+        "scrape_configs": [
+            {
+                "job_name": f"mailsync-{item.service.name}",
+                "static_configs": [{"targets": [f"127.0.0.1:{item.port}"]}],
+            }
+            for item in stack
+        ],
+    }
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    with (folder / "prometheus.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+async def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=prometheus, timeout=10) as client:
+        response = await client.get("/api/v1/query", params={"query": promql})
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+async def at_least(prometheus: str, promql: str, minimum: float) -> float:
+    """Wait until the query's single value reaches `minimum`; return it."""
+
+    async def probe() -> float | None:
+        try:
+            result = await query(prometheus, promql)
+        except httpx.HTTPError:
+            return None
+        if len(result) == 1 and float(result[0]["value"][1]) >= minimum:
+            return float(result[0]["value"][1])
+        return None
+
+    value: float = await eventually(probe, timeout=60, what=promql)
+    return value
+
+
+async def test_prometheus_scrapes_queue_send_ingest_and_api_figures(
+    stack: list[RunningService], prometheus: str, infra: Infra
+) -> None:
+    api_url = next(item.url for item in stack if item.service.name == "api")
+    owner = create_account(infra, "metrics.test", "owner")
+    client = create_account(infra, "buyer.test", "bob")
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+        created = await api.post("/v1/workspaces", json={"name": "M", "domains": ["metrics.test"]})
+        assert created.status_code == 201, created.text
+        api.headers["Authorization"] = f"Bearer {created.json()['api_key']}"
+        contact = await api.post("/v1/contacts", json={"name": "Bob", "emails": [client.address]})
+        assert contact.status_code == 201, contact.text
+        server = {
+            "host": infra.imap_host,
+            "security": "none",
+            "username": owner.address,
+            "password": owner.password,
+        }
+        mailbox = await api.post(
+            "/v1/mailboxes",
+            json={
+                "address": owner.address,
+                "imap": {**server, "port": infra.imap_port},
+                "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
+                "sync": {"backfill_days": 30},
+            },
+        )
+        assert mailbox.status_code == 201, mailbox.text
+        message = build_message(
+            sender=client.address, to=[owner.address], subject="Seats", body="How much?"
+        )
+        deliver(infra, message, [owner.address])
+
+        async def thread_id() -> str | None:
+            timeline = await api.get(f"/v1/contacts/{contact.json()['id']}/timeline")
+            items = timeline.json()["items"]
+            return str(items[0]["id"]) if items else None
+
+        thread = await eventually(thread_id, timeout=60, what="the message on the timeline")
+        reply = await api.post(
+            f"/v1/threads/{thread}/reply", json={"body_text": "40 a seat.", "idempotency_key": "m1"}
+        )
+        assert reply.status_code == 202, reply.text
+
+    for item in stack:
+        await at_least(prometheus, f'up{{job="mailsync-{item.service.name}"}}', 1)
+
+    processed = "mailsync_received_processed_messages_total"
+    for job, queue in (
+        ("capture", "mailsync.capture.message-fetched"),
+        ("associate", "mailsync.associate.message-captured"),
+        ("send", "mailsync.send.requested"),
+        ("associate", "mailsync.associate.email-sent"),
+    ):
+        labels = f'job="mailsync-{job}", handler="{queue}"'
+        await at_least(prometheus, f'sum({processed}{{{labels}, status="acked"}})', 1)
+        await at_least(
+            prometheus,
+            f"sum(mailsync_received_processed_messages_duration_seconds_count{{{labels}}})",
+            1,
+        )
+    await at_least(
+        prometheus,
+        'sum(mailsync_published_messages_total{job="mailsync-send",'
+        ' destination="mailsync.events.mailsync.email.sent.v1", status="success"})',
+        1,
+    )
+    await at_least(
+        prometheus,
+        'sum(mailsync_http_request_duration_seconds_count{job="mailsync-api",'
+        ' method="POST", route="/v1/threads/{thread_id}/reply", status="202"})',
+        1,
+    )
+    await at_least(prometheus, 'sum(mailsync_ingest_mailboxes{state="live"})', 1)
+    # No label carries a workspace: routing keys end with one, labels never do.
+    series = await query(prometheus, '{__name__=~"mailsync_.*", handler!=""}')
+    assert series
+    assert all(not s["metric"]["handler"].endswith(created.json()["id"]) for s in series)
