@@ -65,7 +65,7 @@ async def test_capture_counts_acked_and_dead_lettered_deliveries_by_queue(
                 done = sample(text, "mailsync_dead_lettered_messages_total", queue=QUEUE)
                 return text if done >= 1 else None
 
-            text = await eventually(scraped, timeout=30, what="the dead letter counted")
+            text = await eventually(scraped, timeout=60, what="the dead letter counted")
 
     assert sample(text, "mailsync_dead_lettered_messages_total", queue=QUEUE) == 1
     assert sample(text, "mailsync_received_messages_total", handler=QUEUE) == 2
