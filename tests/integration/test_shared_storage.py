@@ -135,3 +135,20 @@ async def test_one_idempotency_key_per_requester_and_the_old_workspace_wide_inde
         await store.send_requests.insert_one(
             {"_id": "c", "requested_by": "user:a", "idempotency_key": "K"}
         )
+
+
+async def test_bytes_over_the_document_limit_are_stored_in_chunks(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    store = WorkspaceStore(mongo, "ws-raw-large")
+    large = bytes(range(256)) * (20 * 1024 * 1024 // 256) + b"end"
+    small = b"Subject: small\r\n\r\nhi\r\n"
+
+    ids = await store_raw_many(store, [small, large])
+    again = await store_raw(store, large)
+
+    assert again == ids[1]
+    assert await load_raw(store, ids[0]) == small
+    assert await load_raw(store, ids[1]) == large
+    assert await store.raw_messages.count({"chunk_of": ids[1]}) == 6
+    assert await load_raw(WorkspaceStore(mongo, "ws-raw-large-other"), ids[1]) is None

@@ -142,6 +142,8 @@ async def remove_synced_data(
     }
     unused = [raw_id for raw_id in raw_ids if raw_id not in still_used]
     raw_result = await store.raw_messages.delete_many({"_id": {"$in": unused}}) if unused else None
+    if unused:  # the chunks of messages stored in parts
+        await store.raw_messages.delete_many({"chunk_of": {"$in": unused}})
     skipped = await store.collection(SKIPPED_COLLECTION).delete_many({"mailbox_id": mailbox_id})
     report = SyncedDataRemoved(
         mailbox_id=mailbox_id,

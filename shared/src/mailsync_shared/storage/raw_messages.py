@@ -2,6 +2,12 @@
 
 A raw id hashes the workspace id with the bytes, so the same message in two workspaces is two
 documents: each workspace holds its own copy, and no `_id` collides across workspaces.
+
+MongoDB (and FerretDB) refuse documents over 16 MiB, and mail with attachments is often larger.
+Bytes over `INLINE_LIMIT` are stored as `CHUNK_BYTES` chunk documents (`chunk_of`, `index`,
+`data`) in the same collection, and the message's own document, holding `size` and `chunks`
+instead of `data`, is written after them: a message document that exists always has all its
+chunks. Only single-document inserts are used, so this works alike on both servers.
 """
 
 import hashlib
@@ -10,9 +16,12 @@ from collections.abc import Sequence
 from bson import Binary
 from pymongo.errors import BulkWriteError
 
+from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 DUPLICATE_KEY = 11000
+INLINE_LIMIT = 8 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def raw_id_for(workspace_id: str, data: bytes) -> str:
@@ -24,13 +33,7 @@ def raw_id_for(workspace_id: str, data: bytes) -> str:
 
 async def store_raw(store: WorkspaceStore, data: bytes) -> str:
     """Store the bytes unless they are already there; return their id."""
-    raw_id = raw_id_for(store.workspace_id, data)
-    await store.raw_messages.update_one(
-        {"_id": raw_id},
-        {"$setOnInsert": {"size": len(data), "data": Binary(data)}},
-        upsert=True,
-    )
-    return raw_id
+    return (await store_raw_many(store, [data]))[0]
 
 
 async def store_raw_many(store: WorkspaceStore, items: Sequence[bytes]) -> list[str]:
@@ -42,18 +45,51 @@ async def store_raw_many(store: WorkspaceStore, items: Sequence[bytes]) -> list[
     unique = {raw_id: data for raw_id, data in zip(ids, items, strict=True)}
     if not unique:
         return ids
-    documents = [
-        {"_id": raw_id, "size": len(data), "data": Binary(data)} for raw_id, data in unique.items()
+    documents: list[Document] = []
+    for raw_id, data in unique.items():
+        if len(data) <= INLINE_LIMIT:
+            documents.append({"_id": raw_id, "size": len(data), "data": Binary(data)})
+            continue
+        chunks = _chunk_documents(raw_id, data)
+        for chunk in chunks:
+            await _insert_new(store, [chunk])
+        documents.append({"_id": raw_id, "size": len(data), "chunks": len(chunks)})
+    await _insert_new(store, documents)
+    return ids
+
+
+def _chunk_documents(raw_id: str, data: bytes) -> list[Document]:
+    return [
+        {
+            "_id": f"{raw_id}:{index}",
+            "chunk_of": raw_id,
+            "index": index,
+            "data": Binary(data[start : start + CHUNK_BYTES]),
+        }
+        for index, start in enumerate(range(0, len(data), CHUNK_BYTES))
     ]
+
+
+async def _insert_new(store: WorkspaceStore, documents: list[Document]) -> None:
+    """Insert the documents; those already stored (same id, same bytes) are left alone."""
     try:
         await store.raw_messages.insert_many(documents, ordered=False)
     except BulkWriteError as error:
         others = [e for e in error.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
         if others or error.details.get("writeConcernErrors"):
             raise
-    return ids
 
 
 async def load_raw(store: WorkspaceStore, raw_id: str) -> bytes | None:
     document = await store.raw_messages.find_one({"_id": raw_id})
-    return None if document is None else bytes(document["data"])
+    if document is None:
+        return None
+    if "chunks" not in document:
+        return bytes(document["data"])
+    parts = []
+    for index in range(int(document["chunks"])):
+        chunk = await store.raw_messages.find_one({"_id": f"{raw_id}:{index}"})
+        if chunk is None:
+            return None
+        parts.append(bytes(chunk["data"]))
+    return b"".join(parts)
