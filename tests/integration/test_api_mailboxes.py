@@ -310,7 +310,12 @@ async def test_disconnect_erases_credentials_and_lease_and_keeps_logged_mail(
     mailbox = await connect(api, ws, infra, owner)
     await ws.store.mailboxes.update_one(
         {"_id": mailbox["id"]},
-        {"$set": {"lease": {"owner": "ingest-1", "until": "2999-01-01T00:00:00Z"}}},
+        {
+            "$set": {
+                "lease": {"owner": "ingest-1", "until": "2999-01-01T00:00:00Z"},
+                "smtp.client_secret_encrypted": "an OAuth client secret",
+            }
+        },
     )
     logged = MessageDocument(
         workspace_id=ws.id,
@@ -335,6 +340,8 @@ async def test_disconnect_erases_credentials_and_lease_and_keeps_logged_mail(
     assert stored is not None
     assert stored["imap"]["secret_encrypted"] is None
     assert stored["smtp"]["secret_encrypted"] is None
+    assert stored["smtp"]["client_secret_encrypted"] is None
+    assert stored["imap"]["client_secret_encrypted"] is None
     assert stored["lease"] is None
     assert await ws.store.messages.count({"_id": logged.id}) == 1
     assert resync.status_code == 409

@@ -30,8 +30,11 @@ class SecretSettings(ServiceSettings):
     """Settings of a service that reads or writes mailbox credentials."""
 
     secret_key: SecretStr = Field(
+        validation_alias=AliasChoices("MAILSYNC_SECRET_KEYS", "MAILSYNC_SECRET_KEY", "secret_key"),
         description=(
-            "Fernet key (32 url-safe base64-encoded bytes) that encrypts mailbox credentials "
-            "at rest. Generate one with `python -m mailsync_shared.crypto`."
+            "Fernet keys (32 url-safe base64-encoded bytes each) that encrypt mailbox "
+            "credentials at rest: `MAILSYNC_SECRET_KEYS`, comma-separated, newest first (new "
+            "credentials use the first, any decrypts), or one key in `MAILSYNC_SECRET_KEY`. "
+            "Generate one with `python -m mailsync_shared.crypto`."
         ),
     )

@@ -57,3 +57,17 @@ def test_a_token_from_another_key_is_a_clear_error() -> None:
 def test_a_malformed_key_says_how_to_make_one() -> None:
     with pytest.raises(ValueError, match=r"mailsync_shared\.crypto"):
         CredentialCipher(SecretStr("short"))
+
+
+def test_several_keys_encrypt_with_the_first_and_decrypt_with_any() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    from_old = CredentialCipher(SecretStr(old)).encrypt("kept")
+    both = CredentialCipher(SecretStr(f" {new} , {old} "))
+
+    fresh = both.encrypt("fresh")
+
+    assert both.decrypt(from_old) == "kept"
+    assert CredentialCipher(SecretStr(new)).decrypt(fresh) == "fresh"
+    assert CredentialCipher(SecretStr(new)).decrypt(both.rotate(from_old)) == "kept"
+    with pytest.raises(ValueError, match="MAILSYNC_SECRET_KEYS"):
+        CredentialCipher(SecretStr(" , "))

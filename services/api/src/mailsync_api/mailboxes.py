@@ -170,7 +170,9 @@ async def disconnect(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
         {
             "$set": {
                 "imap.secret_encrypted": None,
+                "imap.client_secret_encrypted": None,
                 "smtp.secret_encrypted": None,
+                "smtp.client_secret_encrypted": None,
                 "lease": None,
                 "status.state": "disconnected",
                 "status.reason": "disconnected through the api",
