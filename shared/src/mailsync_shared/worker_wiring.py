@@ -18,6 +18,7 @@ from mailsync_shared.settings import ServiceSettings
 from mailsync_shared.storage.client import Document, connect, database, ping
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.topology import declare_topology
+from mailsync_shared.tracing import broker_tracing
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -43,6 +44,7 @@ class WorkerWiring:
         broker = RabbitBroker(
             settings.rabbitmq_url,
             middlewares=[
+                broker_tracing(),
                 metrics.broker_middleware(),
                 DeadLetterPermanentErrors,
                 metrics.dead_letter_counter(),

@@ -5,11 +5,13 @@ from mailsync_api.request_context import install_request_id_filter
 from mailsync_api.settings import Settings
 from mailsync_shared.service import collect_cycles_less_often, serve
 from mailsync_shared.structured_logging import configure_logging
+from mailsync_shared.tracing import configure_tracing
 
 
 def main() -> None:
     settings = Settings()
     configure_logging("api", settings.log_level)
+    configure_tracing("api")
     install_request_id_filter()
     app = create_app(settings)
     collect_cycles_less_often()

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 from faststream.rabbit import RabbitBroker
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from mailsync_api.body_limits import BodyLimitMiddleware
 from mailsync_api.context import ApiContext
@@ -44,6 +45,7 @@ from mailsync_shared.storage.client import connect, database
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.topology import declare_topology
+from mailsync_shared.tracing import broker_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,9 @@ def create_app(settings: Settings) -> FastAPI:
     """Wire settings, broker, storage and routers; connections open in the lifespan."""
     metrics = ServiceMetrics()
     broker = RabbitBroker(
-        settings.rabbitmq_url, logger=logger, middlewares=[metrics.broker_middleware()]
+        settings.rabbitmq_url,
+        logger=logger,
+        middlewares=[broker_tracing(), metrics.broker_middleware()],
     )
     client = connect(settings)
     context = ApiContext(
@@ -102,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(RequestMetrics, registry=metrics.registry)
     install_problem_handlers(app)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health/.*,/metrics")
     for router in (
         health.router,
         workspaces.router,

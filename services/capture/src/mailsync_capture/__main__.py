@@ -4,11 +4,13 @@ from mailsync_capture.app import create_app
 from mailsync_capture.settings import Settings
 from mailsync_shared.service import serve
 from mailsync_shared.structured_logging import configure_logging
+from mailsync_shared.tracing import configure_tracing
 
 
 def main() -> None:
     settings = Settings()
     configure_logging("capture", settings.log_level)
+    configure_tracing("capture")
     serve(create_app(settings), host=settings.http_host, port=settings.http_port)
 
 

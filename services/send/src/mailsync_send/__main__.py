@@ -4,11 +4,13 @@ from mailsync_send.app import create_app
 from mailsync_send.settings import Settings
 from mailsync_shared.service import collect_cycles_less_often, serve
 from mailsync_shared.structured_logging import configure_logging
+from mailsync_shared.tracing import configure_tracing
 
 
 def main() -> None:
     settings = Settings()
     configure_logging("send", settings.log_level)
+    configure_tracing("send")
     app = create_app(settings)
     collect_cycles_less_often()
     serve(app, host=settings.http_host, port=settings.http_port)

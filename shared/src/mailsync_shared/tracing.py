@@ -1,0 +1,43 @@
+"""OpenTelemetry traces across the services, exported over OTLP when an endpoint is configured.
+
+The trace context travels in the RabbitMQ message headers (FastStream's telemetry
+middleware), so one trace runs from ingest's publish through capture, associate and the
+public event, and from an api request through send to the SMTP server's answer.
+
+Off by default: without `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) no tracer
+provider is installed and the middleware's spans cost next to nothing. Everything else comes
+from the standard `OTEL_*` variables (service name, resource attributes, sampler, headers).
+"""
+
+import os
+
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def tracing_requested() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    return any(os.environ.get(name) for name in ENDPOINT_VARIABLES)
+
+
+def configure_tracing(service: str) -> None:
+    """Install the OTLP-exporting tracer provider if the environment asks for one; called
+    once by each service's entry point."""
+    if not tracing_requested():
+        return
+    name = os.environ.get("OTEL_SERVICE_NAME") or f"mailsync-{service}"
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def broker_tracing() -> RabbitTelemetryMiddleware:
+    """FastStream's middleware: a span per publish and per delivery, context in the headers."""
+    return RabbitTelemetryMiddleware()
