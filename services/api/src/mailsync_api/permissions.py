@@ -57,6 +57,7 @@ ADMIN = Rule("workspace", "admin", "admin")
 PERMISSIONS: Mapping[tuple[str, str], Rule] = {
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
     ("GET", "/asyncapi.json"): PUBLIC,
     ("POST", "/v1/workspaces"): OPERATOR,
     ("GET", "/v1/workspace"): ANY_MEMBER,
