@@ -47,11 +47,13 @@ def test_folded_and_encoded_subject_is_one_decoded_line() -> None:
     assert message.subject == "Héllo wörld"
 
 
-def test_missing_message_id_is_synthesized_from_the_raw_id() -> None:
-    first = facts("From: a@client.test\nSubject: no id\n")
-    second = facts("From: a@client.test\nSubject: no id\n")
-    assert first.message_id == f"<{RAW_ID}@mailsync.invalid>"
-    assert first.message_id == second.message_id
+def test_a_missing_message_id_ignores_trace_headers_but_not_content() -> None:
+    first = facts("Received: from a by b; Mon, 1 Jan 2024\nFrom: a@client.test\nSubject: no id\n")
+    again = facts("Received: from c by d; Tue, 2 Jan 2024\nFrom: a@client.test\nSubject: no id\n")
+    other = facts("From: a@client.test\nSubject: another\n")
+    assert first.message_id == again.message_id
+    assert first.message_id.endswith("@mailsync.invalid>")
+    assert first.message_id != other.message_id
 
 
 def test_addresses_are_lower_cased_with_decoded_names() -> None:
@@ -221,3 +223,9 @@ def test_a_date_far_after_internaldate_or_before_1980_is_replaced() -> None:
     assert late.date == early.date == datetime(2024, 5, 1, tzinfo=UTC)
     assert "date_out_of_range" in late.defects
     assert "date_out_of_range" in early.defects
+
+
+def test_a_missing_message_id_depends_on_the_body() -> None:
+    block = b"From: a@client.test\r\nSubject: no id\r\n\r\n"
+    assert raw_facts(block, body=b"one").message_id != raw_facts(block, body=b"two").message_id
+    assert raw_facts(block, body=b"one").message_id == raw_facts(block, body=b"one").message_id

@@ -7,6 +7,7 @@ is reduced to one line, so an encoded CR/LF (`=?UTF-8?Q?=0D=0A?=`) can never bec
 line when the value is copied into an outgoing message later.
 """
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -29,6 +30,7 @@ from mailsync_shared.mail.header_block import (
 from mailsync_shared.mail.headers import message_ids, single_line
 
 SYNTHETIC_DOMAIN = "mailsync.invalid"
+_IDENTITY_HEADERS = ("from", "to", "cc", "date", "subject")
 MAX_HEADER_VALUE_BYTES = 256 * 1024
 EARLIEST_DATE = datetime(1980, 1, 1, tzinfo=UTC)
 DATE_OUT_OF_RANGE = "date_out_of_range"
@@ -75,8 +77,19 @@ def addresses(
 
 
 def synthetic_message_id(raw_id: str) -> str:
-    """A stable `Message-ID` for a message without one: the SHA-256 of its stored bytes."""
+    """A `Message-ID` for a message whose headers cannot be read: from its stored bytes."""
     return f"<{raw_id}@{SYNTHETIC_DOMAIN}>"
+
+
+def stable_message_id(headers: HeaderFields, body: bytes) -> str:
+    """A `Message-ID` for a message without one, from what stays the same between deliveries:
+    From, To, Cc, Date, Subject and the body, never trace headers (Received, Delivered-To)."""
+    digest = hashlib.sha256()
+    for name in _IDENTITY_HEADERS:
+        for value in headers.get_all(name):
+            digest.update(name.encode() + b":" + b" ".join(value.split()) + b"\n")
+    digest.update(hashlib.sha256(body).digest())
+    return f"<{digest.hexdigest()}@{SYNTHETIC_DOMAIN}>"
 
 
 def message_date(
@@ -132,6 +145,7 @@ def mail_message(
     internal_date: datetime | None = None,
     max_addresses: int = 1000,
     max_header_value_bytes: int = MAX_HEADER_VALUE_BYTES,
+    body: bytes = b"",
     defects: tuple[str, ...] = (),
     provider_thread_id: str | None = None,
     provider_message_id: str | None = None,
@@ -154,7 +168,7 @@ def mail_message(
         source=context.source,
         raw_id=raw_id,
         size=size,
-        message_id=ids[0] if ids else synthetic_message_id(raw_id),
+        message_id=ids[0] if ids else stable_message_id(headers, body),
         in_reply_to=message_ids(_header_text(headers, "in-reply-to")),
         references=message_ids(_header_text(headers, "references")),
         subject=decode_text(headers.get("subject"), found_defects),

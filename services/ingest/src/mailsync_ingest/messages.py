@@ -90,6 +90,7 @@ class MessagePipeline:
                 internal_date=fetched.internal_date,
                 max_addresses=self.limits.max_addresses,
                 max_header_value_bytes=self.limits.max_header_bytes,
+                body=inspection.data[len(inspection.header_block) :],
                 defects=inspection.defects,
                 provider_thread_id=fetched.provider_thread_id,
                 provider_message_id=fetched.provider_message_id,
