@@ -16,9 +16,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
         pytest.fail("promtool is missing: `bash deploy/infra.sh start` installs it")
-    return subprocess.run(
-        [binary, *args], cwd=RULES, capture_output=True, text=True, check=False
-    )
+    return subprocess.run([binary, *args], cwd=RULES, capture_output=True, text=True, check=False)
 
 
 def test_rules_pass_promtool_check() -> None:
