@@ -100,6 +100,8 @@ async def logged_message_id(ws: ApiWorkspace, thread_id: str) -> str:
 
 
 def request_example(openapi: dict[str, Any], method: str, path: str) -> Any:
+    if path not in openapi["paths"]:
+        return None  # served outside the documented api (/metrics) and takes no body
     operation = openapi["paths"][path][method.lower()]
     content = operation.get("requestBody", {}).get("content", {})
     if "application/json" not in content:
