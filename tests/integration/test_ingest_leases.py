@@ -5,12 +5,22 @@ import asyncio
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailsync_api.mailboxes import request_resync
 from mailsync_ingest.leasing import LeaseBook
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, ServerAccount
 from mailsync_shared.storage.scoped import SystemCollections
+from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
+    IngestCase,
+    ingest_fixture,
+    unique_published,
+)
+from tests.support.mail import build_message, create_accounts, deliver
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+
+CLIENT = "erin@client.test"
 
 
 def book(db: AsyncDatabase[Document], worker: str, workspace: str, seconds: float) -> LeaseBook:
@@ -63,3 +73,68 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it(
     assert taken.lease.owner == "healthy"
     assert await first.renew([mailbox_id]) == set()
     assert await second.renew([mailbox_id]) == {mailbox_id}
+
+
+async def test_a_resync_of_one_mailbox_leaves_the_leases_and_live_state_of_fifty_others(
+    ingest: IngestCase,
+) -> None:
+    owners = create_accounts(ingest.infra, "acme.test", 50, "lease")
+    mailboxes = [
+        await ingest.add_mailbox(ingest.mailbox(owner, backfill_days=None)) for owner in owners
+    ]
+    resynced, others = mailboxes[0], mailboxes[1:]
+    # Short leases: the observation below spans several renewal rounds.
+    settings = ingest.settings(lease_seconds=3.0, max_mailboxes=100)
+
+    async def states() -> dict[str, MailboxDocument]:
+        documents = await ingest.store.mailboxes.find({})
+        return {str(d["_id"]): MailboxDocument.from_document(d) for d in documents}
+
+    def undisturbed(now: dict[str, MailboxDocument], held: set[str]) -> list[str]:
+        """The other mailboxes that are not live, or not leased to this worker, right now."""
+        return [
+            m.id
+            for m in others
+            if m.id not in held
+            or now[m.id].status.state != "live"
+            or now[m.id].lease is None
+            or now[m.id].lease.owner != settings.worker_id  # type: ignore[union-attr]
+        ]
+
+    async with ingest.spy() as spy, ingest.worker(settings) as worker:
+
+        async def all_live() -> bool:
+            now = await states()
+            return not undisturbed(now, worker.mailbox_ids) and resynced.id in worker.mailbox_ids
+
+        await eventually(all_live, what="50 mailboxes live on the worker", timeout=90)
+        before = await states()
+
+        await request_resync(ingest.store, resynced.id)
+        for owner in owners:
+            deliver(
+                ingest.infra,
+                build_message(sender=CLIENT, to=[owner.address], subject="After", body="Hi\n"),
+                [owner.address],
+            )
+        deadline = asyncio.get_running_loop().time() + 3 * settings.lease_seconds
+        while asyncio.get_running_loop().time() < deadline:
+            assert undisturbed(await states(), worker.mailbox_ids) == []
+            await asyncio.sleep(0.2)
+
+        async def resynced_again() -> bool:
+            now = (await states())[resynced.id]
+            inbox = now.folders.get("INBOX")
+            return now.status.state == "live" and inbox is not None and inbox.last_uid >= 1
+
+        await eventually(resynced_again, what="the resynced mailbox live again", timeout=30)
+        await eventually(lambda: spy.at_least(50), what="one message per mailbox", timeout=30)
+        after = await states()
+
+    for mailbox in others:
+        assert after[mailbox.id].lease == before[mailbox.id].lease, "the lease term changed"
+        assert after[mailbox.id].folders["INBOX"].last_uid == 1, "a checkpoint was lost"
+    assert after[resynced.id].lease is not None
+    assert sorted(e.data.mailbox_id for e in unique_published(spy).values()) == sorted(
+        m.id for m in mailboxes
+    )

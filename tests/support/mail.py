@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from mailsync_devmail.accounts import add_account
+from mailsync_devmail.accounts import add_account, add_accounts
 from tests.support.infra import Infra
 
 
@@ -32,6 +32,26 @@ def create_account(infra: Infra, domain: str, local: str = "user") -> MailAccoun
         try:
             imap_login(infra, account).logout()
             return account
+        except imaplib.IMAP4.error:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def create_accounts(
+    infra: Infra, domain: str, count: int, local: str = "user"
+) -> list[MailAccount]:
+    """`count` fresh Dovecot accounts added in one write, returned once the last logs in."""
+    accounts = [
+        MailAccount(f"{local}-{uuid.uuid4().hex[:10]}@{domain}", uuid.uuid4().hex)
+        for _ in range(count)
+    ]
+    add_accounts(infra.mail_users_file, {a.address: a.password for a in accounts})
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            imap_login(infra, accounts[-1]).logout()
+            return accounts
         except imaplib.IMAP4.error:
             if time.monotonic() > deadline:
                 raise

@@ -7,9 +7,16 @@ the workers that saw the same expired term win. A conditional update cannot deci
 FerretDB v1 does not apply a filtered update atomically (several concurrent
 `find_one_and_update` calls on the same document can all match). Only a term's owner extends
 it; renewing also checks that no later term exists, so a worker that stalled past its lease
-learns it lost the mailbox. The mailbox's `lease` field is the readable copy for status and
-for finding candidates. A worker that dies stops renewing, and another one wins the next term
-once the lease has expired.
+learns it lost the mailbox. A worker that dies stops renewing, and another one wins the next
+term once the lease has expired.
+
+The mailbox's `lease` field names the holder (owner and term) for the sync's guarded writes
+and for status; it is written when a term is won and cleared on release, on resync and on
+disconnect, never by renewal. Renewal touches only the worker's own term documents, which
+nobody else writes, so it cannot race the sync's checkpoint and status writes or the api's
+resync on the mailbox document (FerretDB over SQLite rewrites whole documents and loses one
+of two concurrent updates), and a mailbox whose document changed under it (resync, disconnect,
+erase) only drops out of the renewed set: the others are renewed all the same.
 
 Workers of one pool (same workspaces) split its mailboxes evenly: each records a heartbeat in
 `ingest_workers`, holds at most its fair share (connected mailboxes / live workers, rounded
@@ -131,54 +138,75 @@ class LeaseBook:
             )
         except DuplicateKeyError:
             return None
+        # Earlier terms only ever matter to their stalled owners, whose writes match nothing.
+        await self._terms.delete_many({"mailbox_id": mailbox_id, "term": {"$lt": term}})
         return term
+
+    async def _held_elsewhere(self) -> list[str]:
+        """Mailboxes with a term still running for another worker."""
+        running: list[Any] = await self._terms.distinct(
+            "mailbox_id", {"until": {"$gt": utcnow()}, "owner": {"$ne": self.worker_id}}
+        )
+        return [str(mailbox_id) for mailbox_id in running]
 
     async def claim(self, held: Collection[str]) -> MailboxDocument | None:
         """Lease one more mailbox that nobody holds, or None when there is none."""
-        claimable: Document = {
-            **self._scope,
-            **CONNECTED,
-            "_id": {"$nin": list(held)},
-            "$or": [
-                {"lease": None},
-                {"lease.until": {"$lt": utcnow()}},
-                {"lease.owner": self.worker_id},
-            ],
-        }
-        candidate = await self._mailboxes.find_one(claimable)
-        if candidate is None:
-            return None
-        mailbox_id = str(candidate["_id"])
-        term = await self._win_term(mailbox_id)
-        if term is None:
-            return None
-        self._held_terms[mailbox_id] = term
-        await self._mailboxes.update_one(
-            {"_id": mailbox_id},
-            {"$set": {"lease": {"owner": self.worker_id, "until": self._until(), "term": term}}},
-        )
-        document = await self._mailboxes.find_one({"_id": mailbox_id})
-        return None if document is None else MailboxDocument.from_document(document)
+        claimed = await self.claim_many(held, 1)
+        return claimed[0] if claimed else None
+
+    async def claim_many(self, held: Collection[str], limit: int) -> list[MailboxDocument]:
+        """Lease up to `limit` mailboxes that nobody holds (fewer when others win some)."""
+        if limit <= 0:
+            return []
+        busy = {*held, *await self._held_elsewhere()}
+        claimable: Document = {**self._scope, **CONNECTED, "_id": {"$nin": sorted(busy)}}
+        candidates = [
+            str(document["_id"])
+            async for document in self._mailboxes.find(
+                claimable, projection={"_id": 1}, limit=limit
+            )
+        ]
+        won: list[str] = []
+        for mailbox_id in candidates:
+            term = await self._win_term(mailbox_id)
+            if term is None:
+                continue
+            self._held_terms[mailbox_id] = term
+            await self._mailboxes.update_one(
+                {"_id": mailbox_id, **CONNECTED},
+                {
+                    "$set": {
+                        "lease": {"owner": self.worker_id, "until": self._until(), "term": term}
+                    }
+                },
+            )
+            won.append(mailbox_id)
+        if not won:
+            return []
+        documents = self._mailboxes.find({"_id": {"$in": won}, "lease.owner": self.worker_id})
+        return [MailboxDocument.from_document(document) async for document in documents]
 
     async def renew(self, mailbox_ids: Collection[str]) -> set[str]:
-        """Extend our leases; returns the mailboxes still ours and still connected."""
+        """Extend our leases; returns the mailboxes still ours and still connected.
+
+        Writes only this worker's term documents. A mailbox is kept while no later term
+        exists and its document still names this worker (a resync or disconnect clears that).
+        """
         if not mailbox_ids:
             return set()
-        until = self._until()
         held = {m: self._held_terms[m] for m in mailbox_ids if m in self._held_terms}
-        for mailbox_id, term in held.items():
-            await self._terms.update_one(
-                {"_id": f"{mailbox_id}:{term}", "owner": self.worker_id}, {"$set": {"until": until}}
+        if held:
+            await self._terms.update_many(
+                {"_id": {"$in": [f"{m}:{t}" for m, t in held.items()]}, "owner": self.worker_id},
+                {"$set": {"until": self._until()}},
             )
-        latest: dict[str, int] = {}
-        async for document in self._terms.find({"mailbox_id": {"$in": list(held)}}):
-            mailbox_id = str(document["mailbox_id"])
-            latest[mailbox_id] = max(latest.get(mailbox_id, 0), int(document["term"]))
-        won = sorted(m for m, term in held.items() if latest.get(m) == term)
-        await self._mailboxes.update_many(
-            {"_id": {"$in": won}, **CONNECTED}, {"$set": {"lease.until": until}}
+        later: list[Any] = await self._terms.distinct(
+            "mailbox_id", {"_id": {"$in": [f"{m}:{t + 1}" for m, t in held.items()]}}
         )
-        still: list[Any] = await self._mailboxes.distinct("_id", {"_id": {"$in": won}, **CONNECTED})
+        won = sorted(set(held) - {str(mailbox_id) for mailbox_id in later})
+        still: list[Any] = await self._mailboxes.distinct(
+            "_id", {"_id": {"$in": won}, "lease.owner": self.worker_id, **CONNECTED}
+        )
         kept = {str(mailbox_id) for mailbox_id in still}
         for lost in set(mailbox_ids) - kept:
             self._held_terms.pop(lost, None)

@@ -135,10 +135,8 @@ class IngestWorker:
             await asyncio.sleep(max(0.05, min(next_renew, next_claim) - loop.time()))
 
     async def _claim(self) -> None:
-        while len(self._running) < min(self._settings.max_mailboxes, self._share):
-            mailbox = await self._leases.claim(self.mailbox_ids)
-            if mailbox is None:
-                return
+        room = min(self._settings.max_mailboxes, self._share) - len(self._running)
+        for mailbox in await self._leases.claim_many(self.mailbox_ids, room):
             self._start_sync(mailbox)
 
     async def _rebalance(self) -> None:

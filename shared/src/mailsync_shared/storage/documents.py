@@ -109,8 +109,10 @@ class MailboxStatus(BaseModel):
 
 
 class Lease(BaseModel):
+    """Who holds the mailbox; the term document in `mailbox_lease_terms` says until when."""
+
     owner: str
-    until: datetime
+    until: datetime = Field(description="When the term was due to end as it was won.")
     term: int = Field(default=0, description="The lease term won in `mailbox_lease_terms`.")
 
 
