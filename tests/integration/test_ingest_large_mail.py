@@ -1,6 +1,7 @@
 """Ingest against real Dovecot, FerretDB and RabbitMQ: mail over MongoDB's 16 MiB document limit."""
 
 import os
+from email.message import EmailMessage
 
 import pytest
 
@@ -43,3 +44,36 @@ async def test_a_20_mib_message_is_stored_and_logged_and_the_folder_moves_on(
     assert b"Subject: Scans" in raw[:4096]
     assert raw.rstrip().endswith(b"--")  # the closing MIME boundary: nothing was cut
     assert stored.defects == []
+
+
+async def test_a_burst_of_large_messages_waits_for_the_byte_budget_instead_of_piling_up(
+    ingest: IngestCase,
+) -> None:
+    owner = create_account(ingest.infra, "acme.test", "owner")
+
+    def large(subject: str) -> EmailMessage:
+        mail = build_message(sender=CLIENT, to=[owner.address], subject=subject, body="see pdf")
+        mail.add_attachment(os.urandom(300 * 1024), maintype="application", subtype="pdf")
+        return mail
+
+    for index in range(6):
+        deliver(ingest.infra, large(f"Old {index}"), [owner.address])
+    mailbox = await ingest.add_mailbox(ingest.mailbox(owner))
+    limit = 512 * 1024  # one ~400 KiB message fits, the fetch ahead of a second must wait
+    settings = ingest.settings(max_bytes_in_flight=limit)
+
+    async with ingest.spy() as spy, ingest.worker(settings) as worker:
+        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 6), what="backfill", timeout=60)
+        for index in range(6):
+            deliver(ingest.infra, large(f"New {index}"), [owner.address])
+        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 12), what="burst", timeout=60)
+        budget = worker.budget
+
+    assert {event.data.subject for event in spy.events} == {
+        *(f"Old {i}" for i in range(6)),
+        *(f"New {i}" for i in range(6)),
+    }
+    assert budget.peak <= limit
+    assert budget.peak > 300 * 1024
+    assert budget.waits >= 5, "fetching never waited for the budget"
+    assert budget.in_flight == 0

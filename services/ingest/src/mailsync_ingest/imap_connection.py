@@ -99,6 +99,15 @@ class ImapConnection:
         answer = await self._session.uid_fetch(uids, ["INTERNALDATE"])
         return {int(uid): data[b"INTERNALDATE"] for uid, data in answer.items()}
 
+    async def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """RFC822.SIZE of each message (bytes a FETCH of it will bring)."""
+        return _sizes(await self._session.uid_fetch(uids, ["UID", "RFC822.SIZE"]))
+
+    async def sizes_from(self, first_uid: int) -> dict[int, int]:
+        """RFC822.SIZE of every message from `first_uid` on (`n:*` also answers with the last
+        message when no UID reaches n: callers filter)."""
+        return _sizes(await self._session.uid_fetch(f"{first_uid}:*", ["UID", "RFC822.SIZE"]))
+
     async def fetch(self, uids: Sequence[int]) -> list[FetchedMessage]:
         """UID FETCH (UID RFC822.SIZE INTERNALDATE BODY.PEEK[]): bytes without setting \\Seen."""
         answer = await self._session.uid_fetch(uids, fetch_items(self.gmail))
@@ -130,6 +139,10 @@ def folder_state(answer: dict[bytes, Any]) -> FolderState:
         exists=int(answer.get(b"EXISTS", 0)),
         highest_modseq=None if modseq is None else int(modseq),
     )
+
+
+def _sizes(answer: dict[int, Any]) -> dict[int, int]:
+    return {int(uid): int(data.get(b"RFC822.SIZE", 0)) for uid, data in answer.items()}
 
 
 def fetch_items(gmail: bool) -> list[str]:

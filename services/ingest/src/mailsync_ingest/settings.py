@@ -71,6 +71,15 @@ class Settings(SecretSettings):
         ),
     )
     fetch_batch: int = Field(default=200, ge=1, description="Messages per UID FETCH.")
+    max_bytes_in_flight: int = Field(
+        default=64 * 1024 * 1024,
+        ge=64 * 1024,
+        description=(
+            "Message bytes the worker holds at once, fetched and not yet confirmed by the "
+            "broker; fetches wait beyond it. One FETCH brings at most a quarter of it (a "
+            "larger single message goes alone)."
+        ),
+    )
     backfill_round_seconds: float = Field(
         default=5.0,
         gt=0,

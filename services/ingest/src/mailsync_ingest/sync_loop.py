@@ -74,6 +74,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from mailsync_ingest.byte_budget import ByteBudget
 from mailsync_ingest.folders import Folder, choose_folders, folder_key
 from mailsync_ingest.imap_connection import FetchedMessage, FolderState, ImapConnection
 from mailsync_ingest.mailbox_record import LeaseLostError, MailboxRecord
@@ -89,10 +90,9 @@ from mailsync_ingest.settings import Settings
 from mailsync_ingest.window import (
     backfill_criteria,
     backfill_window,
-    batches,
+    batches_within,
     contiguous_done,
     imap_date,
-    new_mail_criteria,
     newer_than,
     newest_first,
 )
@@ -128,6 +128,7 @@ class FolderSync:
     folder: Folder
     checkpoint: FolderCheckpoint
     backfill_queue: list[int] | None = None
+    backfill_sizes: dict[int, int] = field(default_factory=dict)
 
     @property
     def backfilling(self) -> bool:
@@ -159,8 +160,12 @@ class MailboxSync:
         pipeline: MessagePipeline,
         credentials: Credentials,
         guard: HostGuard,
+        budget: ByteBudget,
     ) -> None:
         self._mailbox = mailbox
+        self._budget = budget
+        # Bytes one FETCH brings at most, so a mailbox never holds the whole budget alone.
+        self._batch_bytes = max(1, budget.limit // 4)
         self._settings = settings
         self._record = record
         self._pipeline = pipeline
@@ -380,6 +385,7 @@ class MailboxSync:
         uids = await connection.search(criteria) if criteria else []
         uids = await self._in_window(connection, uids, checkpoint)
         sync.backfill_queue = newest_first(uids, floor or 0)
+        sync.backfill_sizes = await connection.sizes(sync.backfill_queue)
         return sync.backfill_queue
 
     async def _sync_folder(self, connection: ImapConnection, sync: FolderSync) -> bool:
@@ -412,10 +418,11 @@ class MailboxSync:
         last_uid = sync.checkpoint.last_uid
         if state.uidnext is not None and state.uidnext - 1 <= last_uid:
             return False
-        uids = newer_than(await connection.search(new_mail_criteria(last_uid)), last_uid)
-        planned = batches(uids, self._settings.fetch_batch)
+        sizes = await connection.sizes_from(last_uid + 1)
+        uids = newer_than(sizes, last_uid)
+        planned = self._plan(uids, sizes)
         more = self._running
-        async with aclosing(self._fetch_ahead(connection, planned, more)) as fetched_batches:
+        async with aclosing(self._fetch_ahead(connection, planned, sizes, more)) as fetched_batches:
             async for batch, fetched in fetched_batches:
                 done = await self._publish(sync, batch, fetched)
                 highest = contiguous_done(batch, done)
@@ -440,10 +447,9 @@ class MailboxSync:
         """Older mail, newest first, for up to `backfill_round_seconds`; the next batch is
         fetched while the current one is stored and published."""
         queue = await self._backfill_queue(connection, sync)
-        size = self._settings.fetch_batch
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.backfill_round_seconds
-        planned = [queue[start : start + size] for start in range(0, len(queue), size)]
+        planned = self._plan(queue, sync.backfill_sizes)
         if not planned:
             sync.checkpoint = sync.checkpoint.model_copy(update={"backfill_floor": None})
             await self._save(sync)
@@ -452,7 +458,9 @@ class MailboxSync:
         def more() -> bool:
             return loop.time() < deadline and not self._stopping.is_set()
 
-        async with aclosing(self._fetch_ahead(connection, planned, more)) as fetched_batches:
+        async with aclosing(
+            self._fetch_ahead(connection, planned, sync.backfill_sizes, more)
+        ) as fetched_batches:
             async for batch, fetched in fetched_batches:
                 done = await self._publish(sync, batch, fetched)
                 lowest = contiguous_done(batch, done)
@@ -480,36 +488,63 @@ class MailboxSync:
                         f"{len(batch) - len(done)} older messages not published"
                     )
 
+    def _plan(self, uids: list[int], sizes: dict[int, int]) -> list[list[int]]:
+        return batches_within(
+            uids, sizes, count=self._settings.fetch_batch, max_bytes=self._batch_bytes
+        )
+
+    async def _fetch_held(
+        self, connection: ImapConnection, batch: list[int], sizes: dict[int, int]
+    ) -> tuple[list[FetchedMessage], int]:
+        """The batch's messages, fetched once their bytes fit the worker's budget; the grant
+        is held until the caller releases it (after the batch is published)."""
+        grant = await self._budget.acquire(sum(sizes.get(uid, 0) for uid in batch))
+        try:
+            return await connection.fetch(batch), grant
+        except BaseException:
+            self._budget.release(grant)
+            raise
+
     async def _fetch_ahead(
         self,
         connection: ImapConnection,
         planned: list[list[int]],
+        sizes: dict[int, int],
         more: Callable[[], bool] = lambda: True,
     ) -> AsyncGenerator[tuple[list[int], list[FetchedMessage]], None]:
         """Each planned batch with its messages; the next FETCH runs while the caller works.
 
         The connection is only ever used by one command at a time: the fetch ahead is the
         only IMAP command in flight while a batch is published, and it is awaited before the
-        generator closes.
+        generator closes. A batch's bytes count against the worker's budget from before its
+        FETCH until the caller is done with it.
         """
         if not planned:
             return
-        ahead: asyncio.Future[list[FetchedMessage]] | None = asyncio.ensure_future(
-            connection.fetch(planned[0])
+        ahead: asyncio.Future[tuple[list[FetchedMessage], int]] | None = asyncio.ensure_future(
+            self._fetch_held(connection, planned[0], sizes)
         )
+        held = 0
         try:
             for index, batch in enumerate(planned):
                 assert ahead is not None
-                fetched = await ahead
+                fetched, held = await ahead
                 ahead = None
                 if index + 1 < len(planned) and more():
-                    ahead = asyncio.ensure_future(connection.fetch(planned[index + 1]))
+                    ahead = asyncio.ensure_future(
+                        self._fetch_held(connection, planned[index + 1], sizes)
+                    )
                 yield batch, fetched
+                self._budget.release(held)
+                held = 0
                 if ahead is None:
                     return
         finally:
+            self._budget.release(held)
             if ahead is not None:
-                await asyncio.gather(ahead, return_exceptions=True)
+                outcome = await asyncio.gather(ahead, return_exceptions=True)
+                if isinstance(outcome[0], tuple):
+                    self._budget.release(outcome[0][1])
 
     async def _publish(
         self, sync: FolderSync, uids: list[int], fetched: list[FetchedMessage]

@@ -5,7 +5,7 @@ at an instant (a mailbox that imports only mail arriving after it was connected)
 from that day and then filtered on each message's INTERNALDATE.
 """
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,6 +56,26 @@ def newest_first(uids: Iterable[int], below_uid: int) -> list[int]:
 
 def batches(uids: Sequence[int], size: int) -> list[list[int]]:
     return [list(uids[start : start + size]) for start in range(0, len(uids), size)]
+
+
+def batches_within(
+    uids: Sequence[int], sizes: Mapping[int, int], *, count: int, max_bytes: int
+) -> list[list[int]]:
+    """Consecutive batches of at most `count` UIDs and `max_bytes` (by the sizes known; a
+    message larger than `max_bytes` goes alone)."""
+    planned: list[list[int]] = []
+    current: list[int] = []
+    held = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if current and (len(current) >= count or held + size > max_bytes):
+            planned.append(current)
+            current, held = [], 0
+        current.append(uid)
+        held += size
+    if current:
+        planned.append(current)
+    return planned
 
 
 def contiguous_done(ordered_uids: Sequence[int], done: Collection[int]) -> int | None:

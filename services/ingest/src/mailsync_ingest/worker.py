@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailsync_ingest.byte_budget import ByteBudget
 from mailsync_ingest.leasing import LeaseBook, PoolRoster, fair_share
 from mailsync_ingest.limits import Limits
 from mailsync_ingest.mailbox_record import MailboxRecord
@@ -72,6 +73,7 @@ class IngestWorker:
             self._cipher, TokenCache(timeout=settings.oauth_timeout_seconds)
         )
         self._guard = HostGuard(allow_private=settings.allow_private_hosts)
+        self.budget = ByteBudget(settings.max_bytes_in_flight)
         self._running: dict[str, Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -201,6 +203,7 @@ class IngestWorker:
             ),
             credentials=self._credentials,
             guard=self._guard,
+            budget=self.budget,
         )
         task = asyncio.create_task(sync.run(), name=f"sync-{mailbox.id}")
         self._running[mailbox.id] = Running(sync, task, mailbox.workspace_id, mailbox.id)

@@ -213,11 +213,13 @@ class ImapSession:
                 found.extend(int(word) for word in words[1:] if word.isdigit())
         return found
 
-    async def uid_fetch(self, uids: Sequence[int], items: Sequence[str]) -> dict[int, Any]:
-        """UID FETCH, parsed by imapclient's parser: UID -> {item name: value}."""
+    async def uid_fetch(self, uids: Sequence[int] | str, items: Sequence[str]) -> dict[int, Any]:
+        """UID FETCH of UIDs or a UID set (`5:*`), parsed by imapclient's parser:
+        UID -> {item name: value}."""
         if not uids:
             return {}
-        reply = await self.command("UID", "FETCH", uid_set(uids), "(" + " ".join(items) + ")")
+        wanted = uids if isinstance(uids, str) else uid_set(uids)
+        reply = await self.command("UID", "FETCH", wanted, "(" + " ".join(items) + ")")
         data: list[Item] = []
         for response in reply.untagged:
             words = first_line(response).split(b" ", 2)
