@@ -24,6 +24,7 @@ test: bootstrap infra
 	@$(INFRA_ENV) && uv run --no-sync pytest $(PYTEST_ARGS)
 
 test-unit: bootstrap
+	@bash deploy/infra.sh tools
 	@uv run --no-sync pytest tests/unit $(PYTEST_ARGS)
 
 lint: bootstrap

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from bench.context import DATABASE, BenchContext
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, peak_rss_mib
 from bench.mailbox import (
     CLIENTS,
     IsolatedStack,
@@ -62,10 +62,12 @@ async def run(context: BenchContext) -> list[Figure]:
         print("backfill: end to end through ingest, capture and associate", flush=True)
         with isolated_stack(context, "backfill") as stack:
             backfill, used = await _end_to_end_rate(context, stack, owner, password, count)
+            memory = _memory_figures(stack.pids)
         figures = [
             Figure("backfill_msgs_per_s", backfill, "msg/s", slowest_raw),
             *figures,
             *_cpu_figures(used, store.cpu_ms_per_msg, slowest_raw),
+            *memory,
         ]
     return [
         *figures,
@@ -90,6 +92,15 @@ def _cpu_figures(used: dict[str, float], store_write_ms: float, slowest_raw: flo
             for part, ms in sorted(used.items(), key=lambda item: -item[1])
         ),
         Figure("backfill_cpu_bound_msgs_per_s", cores * 1000 / total, "msg/s", slowest_raw),
+    ]
+
+
+def _memory_figures(pids: dict[str, int]) -> list[Figure]:
+    """Each service's peak resident memory over the backfill: what its memory request needs."""
+    return [
+        Figure(f"backfill_peak_rss_mib_{service}", mib, "MiB")
+        for service, pid in sorted(pids.items())
+        if (mib := peak_rss_mib(pid)) is not None
     ]
 
 

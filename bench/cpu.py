@@ -52,6 +52,18 @@ def _infra_processes() -> dict[int, str]:
     return found
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """The most resident memory the process has held since it started (VmHWM), in MiB."""
+    try:
+        status = (_PROC / str(pid) / "status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 @dataclass(frozen=True)
 class CpuUse:
     """CPU seconds per part, and the wall-clock seconds, between `start` and `stop`."""

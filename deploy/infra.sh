@@ -5,13 +5,18 @@
 #   Dovecot 2.3 (IMAP 127.0.0.1:10143, LMTP 127.0.0.1:10024)
 #   SMTP submission with AUTH (127.0.0.1:10587), delivering into Dovecot over LMTP
 #
-# Usage: deploy/infra.sh [start|stop|restart|status|env|rabbitmqctl ARGS...]
+# Usage: deploy/infra.sh [start|stop|restart|status|env|tools|rabbitmqctl ARGS...]
 #   start    install missing packages, start what is not running, wait until every service
-#            answers, print one line per service (the default; a no-op when all run)
+#            answers, print one line per service (the default; a no-op when all run); runs
+#            `tools` first
 #   stop     stop everything started here (quiet when already stopped)
 #   restart  stop, then start
 #   status   print what runs; exit status 1 when something is down
 #   env      print `export MAILSYNC_...=...` lines:  eval "$(deploy/infra.sh env)"
+#   tools    what the deployment checks need, built or fetched once into .infra/:
+#            .infra/bin/configcheck (kustomize, kubeconform and compose-go's loader, built
+#            from deploy/configcheck with the Go module proxy) and .infra/keda-crds/ (KEDA's
+#            CRDs from its pinned Go module); Prometheus' promtool comes with `start`
 #   rabbitmqctl ARGS...   rabbitmqctl against this node (e.g. `rabbitmqctl list_queues`)
 #
 # All data, logs and pid files live in $REPO/.infra/ (git-ignored); delete it for a clean slate.
@@ -48,6 +53,13 @@ OAUTH2_KEYS="$INFRA/dovecot/oauth2-keys"
 # The HS256 key that signs local XOAUTH2 access tokens: `<azp>/<alg>/<kid>` under the key dict.
 OAUTH2_KEY_FILE="$OAUTH2_KEYS/default/HS256/default"
 MAIL_DIR="$INFRA/mail"
+CONFIGCHECK_SRC="$REPO/deploy/configcheck"
+CONFIGCHECK_BIN="$INFRA/bin/configcheck"
+# KEDA's CustomResourceDefinitions (ScaledObject, TriggerAuthentication) validate the
+# Kubernetes manifests; they come from the KEDA Go module at this version.
+KEDA_MODULE=github.com/kedacore/keda/v2
+KEDA_VERSION=v2.20.2
+KEDA_CRDS="$INFRA/keda-crds"
 FERRET_SRC="$REPO/deploy/ferretdb"
 FERRET_BIN="$INFRA/bin/ferretdb"
 FERRET_DATA="$INFRA/ferretdb"
@@ -335,32 +347,34 @@ rabbit_stop() {
 # ---------------------------------------------------------------------------------------------
 # FerretDB (embedded, SQLite) built from deploy/ferretdb
 
-ferret_sources_newer() { # a Go source, go.mod or go.sum changed since the last build
+go_sources_newer() { # go_sources_newer SRC BIN: a Go source, go.mod or go.sum changed since BIN was built
   local source
-  for source in "$FERRET_SRC"/*.go "$FERRET_SRC/go.mod" "$FERRET_SRC/go.sum"; do
-    [[ "$source" -nt "$FERRET_BIN" ]] && return 0
+  for source in "$1"/*.go "$1/go.mod" "$1/go.sum"; do
+    [[ "$source" -nt "$2" ]] && return 0
   done
   return 1
 }
 
-ferret_build() {
-  if [[ -x "$FERRET_BIN" ]] && ! ferret_sources_newer; then
-    return 1 # up to date
+go_build() { # go_build NAME SRC BIN: build once; status 1 when BIN was already up to date
+  local name=$1 src=$2 bin=$3 go
+  if [[ -x "$bin" ]] && ! go_sources_newer "$src" "$bin"; then
+    return 1
   fi
-  local go
   go="$(command -v go || true)"
-  [[ -n "$go" ]] || die "ferretdb: Go >= 1.24 is needed to build $FERRET_SRC (or set MONGODB_URL to a MongoDB)"
-  say "building ferretdb from deploy/ferretdb (first build downloads modules and compiles: a few minutes)"
-  mkdir -p "$(dirname "$FERRET_BIN")"
-  if ! (cd "$FERRET_SRC" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-    "$go" build -trimpath -o "$FERRET_BIN.tmp" .) >"$LOGS/ferretdb-build.log" 2>&1; then
-    rm -f "$FERRET_BIN.tmp"
-    tail_log ferretdb-build "$LOGS/ferretdb-build.log"
-    die "ferretdb: go build failed"
+  [[ -n "$go" ]] || die "$name: Go >= 1.26 is needed to build $src"
+  say "building $name from ${src#"$REPO/"} (first build downloads modules and compiles: a few minutes)"
+  mkdir -p "$(dirname "$bin")" "$LOGS"
+  if ! (cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+    "$go" build -trimpath -o "$bin.tmp" .) >"$LOGS/$name-build.log" 2>&1; then
+    rm -f "$bin.tmp"
+    tail_log "$name-build" "$LOGS/$name-build.log"
+    die "$name: go build failed"
   fi
-  mv -f "$FERRET_BIN.tmp" "$FERRET_BIN"
+  mv -f "$bin.tmp" "$bin"
   return 0
 }
+
+ferret_build() { go_build ferretdb "$FERRET_SRC" "$FERRET_BIN"; }
 
 ferret_up() {
   pid_alive "$FERRET_PID" && probe --quiet "mongo=$DEFAULT_MONGO_URL"
@@ -502,6 +516,32 @@ smtp_wait() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Deployment checks: configcheck and KEDA's CRDs
+
+keda_crds() {
+  [[ "$(cat "$KEDA_CRDS/VERSION" 2>/dev/null)" == "$KEDA_VERSION" ]] && return 0
+  local go dir
+  go="$(command -v go || true)"
+  [[ -n "$go" ]] || die "keda: Go is needed to fetch $KEDA_MODULE@$KEDA_VERSION"
+  say "fetching KEDA's CRDs ($KEDA_MODULE@$KEDA_VERSION from the Go module proxy)"
+  # Outside any module: the download is checked against the Go checksum database.
+  dir="$(cd "$INFRA" && GOFLAGS=-mod=mod "$go" mod download -json "$KEDA_MODULE@$KEDA_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$dir/config/crd/bases" ]] || die "keda: no config/crd/bases in $KEDA_MODULE@$KEDA_VERSION"
+  rm -rf "$KEDA_CRDS"
+  mkdir -p "$KEDA_CRDS"
+  cp "$dir"/config/crd/bases/*.yaml "$KEDA_CRDS/"
+  chmod u+w "$KEDA_CRDS"/*.yaml
+  echo "$KEDA_VERSION" >"$KEDA_CRDS/VERSION"
+}
+
+cmd_tools() {
+  mkdir -p "$INFRA" "$LOGS"
+  go_build configcheck "$CONFIGCHECK_SRC" "$CONFIGCHECK_BIN" || true
+  keda_crds
+}
+
+# ---------------------------------------------------------------------------------------------
 # commands
 
 service_lines() {
@@ -527,6 +567,7 @@ with_lock() { # serialize start/stop of concurrent callers (parallel test sessio
 cmd_start() {
   with_lock
   ensure_python
+  cmd_tools
   local -a waiting=()
   if ! rabbit_up; then
     ensure_packages
@@ -634,6 +675,10 @@ case "${1:-start}" in
     ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  tools)
+    with_lock
+    cmd_tools
+    ;;
   rabbitmqctl)
     # rabbitmqctl against our node, with its cookie: deploy/infra.sh rabbitmqctl list_queues
     shift
@@ -641,7 +686,7 @@ case "${1:-start}" in
     ;;
   -h | --help | help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" ;;
   *)
-    echo "usage: $0 [start|stop|restart|status|env|rabbitmqctl ARGS...]" >&2
+    echo "usage: $0 [start|stop|restart|status|env|tools|rabbitmqctl ARGS...]" >&2
     exit 2
     ;;
 esac

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mailsync_devtools.stack import SERVICES
+from tests.support.deploy_tools import configcheck
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -38,6 +39,70 @@ def test_compose_file_matches_the_compose_specification() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def compose_environment() -> dict[str, str]:
+    """What the README's .env recipe makes, and nothing else from this machine."""
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", COMPOSE_FILE.read_text()))
+    return {"PATH": "/usr/bin:/bin", **{name: f"{name.lower()}-value" for name in required}}
+
+
+@pytest.fixture(scope="module")
+def compose_config() -> dict[str, Any]:
+    """`docker compose config`: the file as compose loads it (compose-go, the loader of
+    `docker compose`), validated, interpolated and normalized."""
+    result = configcheck("compose", str(COMPOSE_FILE), env=compose_environment())
+    assert result.returncode == 0, result.stderr
+    loaded: dict[str, Any] = yaml.safe_load(result.stdout)
+    return loaded
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
+def test_compose_loads_each_service_with_the_local_command(
+    compose_config: dict[str, Any], service: Any
+) -> None:
+    definition = compose_config["services"][service.name]
+    assert definition["command"] == service.command
+    assert definition["environment"]["MAILSYNC_HTTP_PORT"] == str(service.port)
+    assert definition["environment"]["MAILSYNC_RABBITMQ_URL"] == (
+        "amqp://rabbitmq_user-value:rabbitmq_password-value@rabbitmq:5672/"
+    )
+
+
+def test_compose_publishes_only_the_api(compose_config: dict[str, Any]) -> None:
+    published = {
+        name: [(port["published"], port.get("host_ip")) for port in definition["ports"]]
+        for name, definition in compose_config["services"].items()
+        if definition.get("ports")
+    }
+    assert published == {"api": [("8000", None)]}
+
+
+def test_compose_publishes_the_demo_mail_server_on_loopback_only() -> None:
+    result = configcheck(
+        "compose", "--profile", "demo", str(COMPOSE_FILE), env=compose_environment()
+    )
+    assert result.returncode == 0, result.stderr
+    ports = yaml.safe_load(result.stdout)["services"]["mailserver"]["ports"]
+    assert {port["host_ip"] for port in ports} == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    "missing", ["RABBITMQ_PASSWORD", "MONGODB_USER", "MAILSYNC_OPERATOR_TOKEN"]
+)
+def test_compose_refuses_to_load_without_a_required_value(missing: str) -> None:
+    env = compose_environment()
+    del env[missing]
+    result = configcheck("compose", str(COMPOSE_FILE), env=env)
+    assert result.returncode != 0
+    assert f"required variable {missing} is missing a value" in result.stderr
+
+
+def test_the_image_runs_python_from_the_services_environment() -> None:
+    """Compose and Kubernetes run `python -m mailsync_<service>`: the image's PATH must find
+    the Python of the service's virtual environment, not the bare system one."""
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    assert 'ENV PATH="/app/.venv/bin:$PATH"' in dockerfile
+
+
 @pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
 def test_each_service_runs_the_local_command_with_a_health_check(
     compose: dict[str, Any], service: Any
@@ -50,8 +115,8 @@ def test_each_service_runs_the_local_command_with_a_health_check(
 
 
 def test_secret_key_is_required_not_defaulted(compose: dict[str, Any]) -> None:
-    secret = compose["services"]["api"]["environment"]["MAILSYNC_SECRET_KEY"]
-    assert secret.startswith("${MAILSYNC_SECRET_KEY:?")
+    secret = compose["services"]["api"]["environment"]["MAILSYNC_SECRET_KEYS"]
+    assert secret.startswith("${MAILSYNC_SECRET_KEYS:?")
 
 
 def test_ingest_can_run_as_several_replicas(compose: dict[str, Any]) -> None:
