@@ -1,5 +1,6 @@
-"""Finding logged messages by `Message-ID` or id, at the level the caller may see; and bulk or
-automated mail, logged the way associate logs it, linked to contacts only with the reason shown.
+"""Finding logged messages by `Message-ID` or id, at the level the caller may see; bulk or
+automated mail, logged the way associate logs it, linked to contacts only with the reason shown;
+defects on messages and counted on their mailbox, with the mail that was not stored.
 """
 
 from datetime import UTC, datetime
@@ -10,8 +11,9 @@ import pytest
 
 from mailsync_associate.logbook import log_message
 from mailsync_associate.repository import AssociateRepository
-from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.contracts.mail import MailMessage, MailSource
 from mailsync_shared.storage.raw_messages import store_raw
+from mailsync_shared.storage.unstored_mail import record_unstored, unstored
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
     api_db_fixture,
@@ -248,3 +250,69 @@ async def test_mail_the_owner_sent_is_never_bulk(api: httpx.AsyncClient, ws: Api
     assert thread is not None
     assert thread.get("automated") is None
     assert thread["deal_ids"] == [ids["deal"]]
+
+
+async def test_defects_are_shown_on_the_message_and_counted_on_its_mailbox_with_mail_not_stored(
+    api: httpx.AsyncClient, ws: ApiWorkspace
+) -> None:
+    mailbox = await owned_mailbox(ws, visibility="metadata")
+    odd = {"message_id": "<odd@client.test>", "defects": ["charset_replaced", "header_truncated"]}
+    plain = {"message_id": "<plain@client.test>", "defects": []}
+    also_odd = {"message_id": "<late@client.test>", "defects": ["charset_replaced"]}
+    for fields in (odd, plain, also_odd):
+        raw_id = await store_raw(ws.store, f"Subject: x\r\n\r\n{fields['message_id']}".encode())
+        message = MailMessage.model_validate(
+            {
+                "mailbox_id": mailbox.id,
+                "owner_address": OWNER,
+                "direction": "received",
+                "raw_id": raw_id,
+                "size": 10,
+                "subject": "Odd",
+                "date": T0,
+                "from": {"address": ANN},
+                "to": [{"address": OWNER}],
+                **fields,
+            }
+        )
+        await log_message(AssociateRepository(ws.store), message)
+    source = MailSource(
+        mailbox_id=mailbox.id, folder="INBOX", folder_role="inbox", uidvalidity=7, uid=42
+    )
+    await record_unstored(ws.store, [unstored(source, 61_000_000, "too_large", "61000000 bytes")])
+
+    found = await api.get("/v1/messages", params={"message_id": odd["message_id"]}, headers=ws.auth)
+    shown = await api.get(f"/v1/mailboxes/{mailbox.id}", headers=ws.auth)
+    listed = await api.get("/v1/mailboxes", headers=ws.auth)
+
+    (message_out,) = found.json()["items"]
+    assert message_out["defects"] == ["charset_replaced", "header_truncated"]
+    status = shown.json()["status"]
+    assert status["defects"] == {"charset_replaced": 2, "header_truncated": 1}
+    assert status["unstored_total"] == 1
+    (entry,) = status["unstored"]
+    assert (entry["folder"], entry["uid"], entry["size"], entry["reason"]) == (
+        "INBOX",
+        42,
+        61_000_000,
+        "too_large",
+    )
+    (listed_mailbox,) = [m for m in listed.json() if m["id"] == mailbox.id]
+    assert listed_mailbox["status"] == status
+
+
+async def test_a_reconciliation_is_asked_for_and_a_disconnected_mailbox_refuses(
+    api: httpx.AsyncClient, ws: ApiWorkspace
+) -> None:
+    mailbox = await owned_mailbox(ws)
+
+    asked = await api.post(f"/v1/mailboxes/{mailbox.id}/reconcile", headers=ws.auth)
+    await api.post(f"/v1/mailboxes/{mailbox.id}/disconnect", headers=ws.auth)
+    refused = await api.post(f"/v1/mailboxes/{mailbox.id}/reconcile", headers=ws.auth)
+
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["status"]["reconcile_requested_at"] is not None
+    stored = await ws.store.mailboxes.find_one({"_id": mailbox.id})
+    assert stored is not None
+    assert stored["reconcile_requested_at"] is not None
+    assert refused.status_code == 409

@@ -1,4 +1,5 @@
-"""Ingest against real Dovecot, FerretDB and RabbitMQ: mail over MongoDB's 16 MiB document limit."""
+"""Ingest against real Dovecot, FerretDB and RabbitMQ: mail over MongoDB's 16 MiB document limit,
+and mail over `max_message_bytes`."""
 
 import os
 from email.message import EmailMessage
@@ -6,6 +7,7 @@ from email.message import EmailMessage
 import pytest
 
 from mailsync_shared.storage.raw_messages import load_raw
+from mailsync_shared.storage.unstored_mail import unstored_mail
 from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
     IngestCase,
     ingest_fixture,
@@ -77,3 +79,32 @@ async def test_a_burst_of_large_messages_waits_for_the_byte_budget_instead_of_pi
     assert budget.peak > 300 * 1024
     assert budget.waits >= 5, "fetching never waited for the budget"
     assert budget.in_flight == 0
+
+
+async def test_a_60_mib_message_is_recorded_as_not_stored_and_the_folder_moves_on(
+    ingest: IngestCase,
+) -> None:
+    owner = create_account(ingest.infra, "acme.test", "owner")
+    before = build_message(sender=CLIENT, to=[owner.address], subject="Before", body="first")
+    huge = build_message(sender=CLIENT, to=[owner.address], subject="Archive", body="attached")
+    huge.add_attachment(os.urandom(45 * 1024 * 1024), maintype="application", subtype="zip")
+    after = build_message(sender=CLIENT, to=[owner.address], subject="After", body="next")
+    for message in (before, huge, after):
+        deliver(ingest.infra, message, [owner.address])
+    mailbox = await ingest.add_mailbox(ingest.mailbox(owner))
+
+    async with ingest.watched_worker() as spy:
+        await eventually(
+            lambda: ingest.caught_up(mailbox.id, spy, 2), what="the other two", timeout=180
+        )
+
+    assert {event.data.subject for event in spy.events} == {"Before", "After"}
+    total, entries = await unstored_mail(ingest.store, mailbox.id)
+    assert total == 1
+    [entry] = entries
+    assert entry.reason == "too_large"
+    assert entry.size > 60 * 1024 * 1024
+    assert "max_message_bytes" in entry.detail
+    state = await ingest.state(mailbox.id)
+    assert entry.uid in range(1, state.folders["INBOX"].last_uid + 1)
+    assert await ingest.store.raw_messages.count({"size": {"$gt": 50 * 1024 * 1024}}) == 0

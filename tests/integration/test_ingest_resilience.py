@@ -3,10 +3,12 @@ connection mid-fetch, an IDLE connection that silently dies. Nothing lost, nothi
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from mailsync_shared.storage.documents import MessageDocument
+from mailsync_shared.storage.documents import MailboxDocument, MessageDocument
 from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
     FreezingProxy,
     IngestCase,
@@ -143,3 +145,58 @@ async def test_reconciliation_reports_server_mail_that_was_not_logged(ingest: In
             return found if found == [("INBOX", 4, 3, 1)] else None
 
         await eventually(one_gap, what="the unlogged message reported", timeout=30)
+
+
+async def _log_as_associate_would(ingest: IngestCase, mailbox_id: str, events: list[Any]) -> None:
+    for event in events:
+        message = event.data
+        assert message.source is not None
+        await ingest.store.messages.insert_one(
+            MessageDocument(
+                workspace_id=ingest.workspace_id,
+                message_id=message.message_id,
+                thread_id="t",
+                mailbox_ids=[mailbox_id],
+                sources=[message.source],
+                direction=message.direction,
+                raw_id=message.raw_id,
+            ).to_document()
+        )
+
+
+async def test_reconciliation_runs_when_the_backfill_is_done_and_when_asked(
+    ingest: IngestCase,
+) -> None:
+    mailbox = (await ingest.seeded_mailbox(3, CLIENT)).mailbox
+
+    async with ingest.watched_worker(
+        reconcile_interval_seconds=3600, poll_interval_seconds=0.2, use_idle=False
+    ) as spy:
+        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 3), what="backfill")
+
+        async def reconciled() -> MailboxDocument | None:
+            state = await ingest.state(mailbox.id)
+            return state if state.status.reconciled_at is not None else None
+
+        # Nothing logged yet (no associate here): the comparison right after the backfill
+        # finds all three missing, without waiting for the hour-long interval.
+        first = await eventually(reconciled, what="reconciliation after the backfill")
+        assert [(g.folder, g.server, g.logged, g.missing) for g in first.status.gaps] == [
+            ("INBOX", 3, 0, 3)
+        ]
+        await _log_as_associate_would(ingest, mailbox.id, spy.events)
+        asked = datetime.now(UTC)
+        await ingest.store.mailboxes.update_one(
+            {"_id": mailbox.id}, {"$set": {"reconcile_requested_at": asked}}
+        )
+
+        async def answered() -> MailboxDocument | None:
+            state = await ingest.state(mailbox.id)
+            done = state.reconcile_requested_at is None and not state.status.gaps
+            return state if done else None
+
+        second = await eventually(answered, what="the requested reconciliation", timeout=30)
+        earlier = first.status.reconciled_at
+        assert earlier is not None
+        assert second.status.reconciled_at is not None
+        assert second.status.reconciled_at > earlier

@@ -114,6 +114,7 @@ METADATA_FIELDS = frozenset(
         "private",
         "visibility",
         "access",
+        "defects",
     }
 )
 SUBJECT_FIELDS = METADATA_FIELDS | {"subject", "subject_key"}

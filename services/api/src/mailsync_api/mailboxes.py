@@ -159,6 +159,17 @@ async def request_resync(store: WorkspaceStore, mailbox_id: str) -> MailboxDocum
     return MailboxDocument.from_document(document)
 
 
+async def request_reconcile(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
+    """Ask the mailbox's worker to compare the server's mail with the log at its next round."""
+    document = await store.mailboxes.find_one_and_update(
+        {"_id": mailbox_id, **ACTIVE}, {"$set": {"reconcile_requested_at": utcnow()}}
+    )
+    if document is None:
+        mailbox = await load_mailbox(store, mailbox_id)
+        raise conflict(f"mailbox {mailbox.id} is disconnected; connect it again to sync it")
+    return MailboxDocument.from_document(document)
+
+
 async def disconnect(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
     """Stop syncing and sending: erase the credentials and the lease, keep the logged mail.
 

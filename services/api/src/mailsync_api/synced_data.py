@@ -17,6 +17,7 @@ from mailsync_api.problems import conflict, invalid
 from mailsync_api.threads import oldest_first
 from mailsync_shared.storage.documents import MessageDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.storage.unstored_mail import UNSTORED_COLLECTION
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ async def remove_synced_data(
     if unused:  # the chunks of messages stored in parts
         await store.raw_messages.delete_many({"chunk_of": {"$in": unused}})
     skipped = await store.collection(SKIPPED_COLLECTION).delete_many({"mailbox_id": mailbox_id})
+    await store.collection(UNSTORED_COLLECTION).delete_many({"mailbox_id": mailbox_id})
     report = SyncedDataRemoved(
         mailbox_id=mailbox_id,
         messages_deleted=len(deleted),

@@ -140,6 +140,7 @@ async def _new_document(
         references=list(message.references),
         raw_id=message.raw_id,
         send_request_id=message.send_request_id,
+        defects=list(message.defects),
         events_published=False,
     )
 

@@ -88,6 +88,23 @@ class MailboxRecord:
             }
         )
 
+    async def reconcile_requested(self) -> datetime | None:
+        """When the api asked for a reconciliation not yet done; None when nobody asked."""
+        found = await self._mailboxes.find_one(
+            self._guard, projection={"reconcile_requested_at": 1}
+        )
+        if found is None:
+            raise LeaseLostError(str(self._guard["_id"]))
+        requested = found.get("reconcile_requested_at")
+        return requested if isinstance(requested, datetime) else None
+
+    async def clear_reconcile_request(self, requested: datetime) -> None:
+        """Mark the request answered, unless a newer one came in meanwhile."""
+        await self._mailboxes.update_one(
+            {**self._guard, "reconcile_requested_at": requested},
+            {"$set": {"reconcile_requested_at": None}},
+        )
+
     async def save_folder(self, checkpoint: FolderCheckpoint) -> None:
         await self._update(
             {f"folders.{folder_key(checkpoint.name)}": checkpoint.model_dump(mode="python")}

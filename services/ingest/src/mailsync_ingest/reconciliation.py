@@ -7,7 +7,9 @@ logged messages (`MessageDocument.sources` of this mailbox, folder and UIDVALIDI
 the server and on no logged message is missing. Mail published but not yet logged by associate
 shows as missing until associate catches up, so a gap is worth a look when it persists; mail
 that a client-only mailbox skipped on purpose is counted by associate per mailbox and taken
-off the missing count.
+off the missing count. Mail recorded as not stored (`mailsync_shared.storage.unstored_mail`:
+over the size limit, or refused by the store) is accounted for, listed on the mailbox's status
+with its reason, and not missing.
 """
 
 from collections.abc import Iterable, Sequence
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from mailsync_shared.association.scope import skipped_unmatched
 from mailsync_shared.storage.documents import FolderCheckpoint, FolderGap
 from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.storage.unstored_mail import unstored_uids
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,8 @@ class FolderTally:
 async def logged_uids(
     store: WorkspaceStore, mailbox_id: str, checkpoint: FolderCheckpoint
 ) -> set[int]:
-    """UIDs of this folder copy (mailbox, folder, UIDVALIDITY) found on logged messages."""
+    """UIDs of this folder copy (mailbox, folder, UIDVALIDITY) found on logged messages, or
+    recorded as not stored."""
     wanted = {
         "mailbox_id": mailbox_id,
         "folder": checkpoint.name,
@@ -45,7 +49,7 @@ async def logged_uids(
         for source in document.get("sources") or []:
             if all(source.get(key) == value for key, value in wanted.items()):
                 found.add(int(source["uid"]))
-    return found
+    return found | await unstored_uids(store, mailbox_id, checkpoint.name, checkpoint.uidvalidity)
 
 
 def gaps(tallies: Iterable[FolderTally], skipped: int = 0) -> list[FolderGap]:

@@ -61,8 +61,11 @@ keepalive and replaced; a failing command does the same. Mail that arrived after
 looked at INBOX but before IDLE started is seen from UIDNEXT, not waited for. A server
 without IDLE is polled every `poll_interval_seconds`. Reconnects back off with jitter.
 
-A live mailbox is reconciled every `reconcile_interval_seconds` (see `reconciliation`): the
-server's messages per folder against what was logged; gaps land in `status.gaps` and the log.
+A live mailbox is reconciled (see `reconciliation`) as soon as its backfill is done, when the
+api asks (`reconcile_requested_at`, checked every round), and every
+`reconcile_interval_seconds`: the server's messages per folder against what was logged; gaps
+land in `status.gaps` and the log. While gaps remain the next comparison comes sooner (30 s,
+doubling up to the interval), since mail just published may not be logged yet.
 """
 
 import asyncio
@@ -115,6 +118,9 @@ logger = logging.getLogger(__name__)
 # INTERNALDATE has whole seconds and the server's clock; erring towards one extra message
 # beats losing the first one that arrived right after the mailbox was connected.
 CLOCK_SKEW = timedelta(seconds=60)
+# After a reconciliation that found gaps, the next comes after 30 s, then 60 s, ... up to
+# `reconcile_interval_seconds`: right after a backfill associate may still be logging.
+RECHECK_FIRST_SECONDS = 30.0
 
 
 class BatchIncompleteError(Exception):
@@ -274,8 +280,11 @@ class MailboxSync:
             syncs = [await self._prepare(connection, folder) for folder in folders]
             loop = asyncio.get_running_loop()
             reconcile_at = loop.time() + self._settings.reconcile_interval_seconds
+            recheck = RECHECK_FIRST_SECONDS
             while not self._stopping.is_set():
                 backfilling = any(sync.backfilling for sync in syncs)
+                if backfilling:
+                    reconcile_at = loop.time()  # compared as soon as the backfill is done
                 await self._record.set_status("backfilling" if backfilling else "live")
                 changed = False
                 for sync in syncs:
@@ -287,15 +296,25 @@ class MailboxSync:
                     continue
                 await self._record.set_status("live")
                 await self._record.mark_synced(changed=changed)
-                if loop.time() >= reconcile_at:
-                    await self._reconcile(connection, syncs)
-                    reconcile_at = loop.time() + self._settings.reconcile_interval_seconds
+                requested = await self._record.reconcile_requested()
+                if requested is not None or loop.time() >= reconcile_at:
+                    interval = self._settings.reconcile_interval_seconds
+                    if await self._reconcile(connection, syncs):
+                        # Mail just published may not be logged yet: look again soon.
+                        reconcile_at = loop.time() + min(recheck, interval)
+                        recheck *= 2
+                    else:
+                        reconcile_at = loop.time() + interval
+                        recheck = RECHECK_FIRST_SECONDS
+                    if requested is not None:
+                        await self._record.clear_reconcile_request(requested)
                 await self._wait_for_mail(connection, syncs)
         finally:
             await connection.close()
 
-    async def _reconcile(self, connection: ImapConnection, syncs: list[FolderSync]) -> None:
-        """Compare each folder's messages on the server with what was logged; record gaps."""
+    async def _reconcile(self, connection: ImapConnection, syncs: list[FolderSync]) -> bool:
+        """Compare each folder's messages on the server with what was logged; record gaps.
+        True when something is missing."""
         store = self._pipeline.store
         tallies = []
         for sync in syncs:
@@ -324,6 +343,7 @@ class MailboxSync:
             )
         else:
             logger.info("reconciliation: nothing missing", extra={**self._ids, "server": counts})
+        return bool(found)
 
     async def _in_window(
         self, connection: ImapConnection, uids: list[int], checkpoint: FolderCheckpoint

@@ -66,8 +66,11 @@ class MailMessage(Contract):
     defects: list[str] = Field(
         default_factory=list,
         description=(
-            "Limits the message exceeded at ingest (size, header bytes, MIME parts or depth, "
-            "addresses); the stored bytes are cut there. Parse the body cautiously when set."
+            "What was odd or cut when the message was read at ingest, as codes: "
+            "`header_truncated`, `header_line_skipped`, `charset_replaced`, `addresses_cut`, "
+            "`date_out_of_range`, `headers_unreadable`, `too_many_parts`, `nesting_too_deep`, "
+            "`body_truncated` (docs/ingest.md says what is kept for each). Parse the body "
+            "cautiously when set."
         ),
     )
 

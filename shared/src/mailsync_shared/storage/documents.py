@@ -143,6 +143,9 @@ class MailboxDocument(StoredDocument):
     lease: Lease | None = None
     connected_at: datetime = Field(default_factory=utcnow)
     disconnected_at: datetime | None = None
+    reconcile_requested_at: datetime | None = Field(
+        default=None, description="Set by the api; ingest reconciles and clears it."
+    )
 
     def can_send_as(self, address: str) -> bool:
         """Whether From may be `address`: the mailbox's own address or a verified alias."""
@@ -220,6 +223,10 @@ class MessageDocument(StoredDocument):
     references: list[str] = Field(default_factory=list)
     raw_id: str
     send_request_id: str | None = None
+    defects: list[str] = Field(
+        default_factory=list,
+        description="What was odd or cut when it was read (`MailMessage.defects`).",
+    )
     logged_at: datetime = Field(default_factory=utcnow)
     events_published: bool = Field(
         default=False,

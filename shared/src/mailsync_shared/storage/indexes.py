@@ -77,6 +77,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "skipped_messages": [
         IndexModel([("workspace_id", ASCENDING), ("mailbox_id", ASCENDING)], name="ws_mailbox"),
     ],
+    "unstored_mail": [
+        IndexModel(
+            [("workspace_id", ASCENDING), ("mailbox_id", ASCENDING), ("at", DESCENDING)],
+            name="ws_mailbox_at",
+        ),
+    ],
     "send_requests": [
         IndexModel(
             [

@@ -8,6 +8,7 @@ from mailsync_api import mailbox_aliases
 from mailsync_api.dependencies import PrincipalDep, WorkspaceDep
 from mailsync_api.mailboxes import load_mailbox
 from mailsync_api.problems import ProblemError, problem_responses
+from mailsync_api.routes.mailboxes import mailbox_out
 from mailsync_api.schemas.common import EmailAddress, RecordId
 from mailsync_api.schemas.mailbox_aliases import AliasIn
 from mailsync_api.schemas.mailboxes import MailboxOut
@@ -38,7 +39,7 @@ async def add_alias(
 ) -> MailboxOut:
     """Add an address the mailbox may send as; it is unverified until an admin verifies it."""
     await _may_manage(store, principal, mailbox_id, admin_too=False)
-    return MailboxOut.of(await mailbox_aliases.add_alias(store, mailbox_id, body))
+    return await mailbox_out(store, await mailbox_aliases.add_alias(store, mailbox_id, body))
 
 
 @router.post("/{address}/verify")
@@ -46,7 +47,7 @@ async def verify_alias(
     mailbox_id: MailboxId, address: AliasAddress, store: WorkspaceDep
 ) -> MailboxOut:
     """Vouch, as an admin, that the mailbox's user owns the alias; it may then be From."""
-    return MailboxOut.of(await mailbox_aliases.verify_alias(store, mailbox_id, address))
+    return await mailbox_out(store, await mailbox_aliases.verify_alias(store, mailbox_id, address))
 
 
 @router.delete("/{address}")
@@ -55,4 +56,4 @@ async def remove_alias(
 ) -> MailboxOut:
     """Stop sending as the alias; requests from it that have not gone out yet will fail."""
     await _may_manage(store, principal, mailbox_id, admin_too=True)
-    return MailboxOut.of(await mailbox_aliases.remove_alias(store, mailbox_id, address))
+    return await mailbox_out(store, await mailbox_aliases.remove_alias(store, mailbox_id, address))

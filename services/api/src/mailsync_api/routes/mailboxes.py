@@ -12,6 +12,7 @@ from mailsync_api.dependencies import (
     SettingsDep,
     WorkspaceDep,
 )
+from mailsync_api.mail_health import mail_health
 from mailsync_api.mailbox_summary import sync_summary
 from mailsync_api.principal import Principal
 from mailsync_api.problems import ProblemError, problem_responses
@@ -26,6 +27,11 @@ router = APIRouter(
 )
 
 MailboxId = Annotated[RecordId, Path(description="Id of the mailbox.")]
+
+
+async def mailbox_out(store: WorkspaceStore, mailbox: MailboxDocument) -> MailboxOut:
+    """The mailbox with what its status says about its mail (defects, mail not stored)."""
+    return MailboxOut.of(mailbox, (await mail_health(store, [mailbox.id]))[mailbox.id])
 
 
 async def _owned(store: WorkspaceStore, principal: Principal, mailbox_id: str) -> None:
@@ -59,20 +65,22 @@ async def connect_mailbox(
     mailbox = await mailboxes.connect_mailbox(
         store, body, settings, cipher, owner_user_id=principal.user_id
     )
-    return MailboxOut.of(mailbox)
+    return await mailbox_out(store, mailbox)
 
 
 @router.get("")
 async def list_mailboxes(store: WorkspaceDep) -> list[MailboxOut]:
     """Every mailbox of the workspace, connected or not."""
     documents = await store.mailboxes.find(sort=[("connected_at", -1)])
-    return [MailboxOut.of(MailboxDocument.from_document(document)) for document in documents]
+    found = [MailboxDocument.from_document(document) for document in documents]
+    health = await mail_health(store, [mailbox.id for mailbox in found])
+    return [MailboxOut.of(mailbox, health[mailbox.id]) for mailbox in found]
 
 
 @router.get("/{mailbox_id}")
 async def get_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
     """A mailbox's settings and sync status, with progress per folder."""
-    return MailboxOut.of(await mailboxes.load_mailbox(store, mailbox_id))
+    return await mailbox_out(store, await mailboxes.load_mailbox(store, mailbox_id))
 
 
 @router.patch("/{mailbox_id}")
@@ -89,7 +97,7 @@ async def update_mailbox(
     changes = body.model_dump(exclude_unset=True)
     updated = await mailboxes.update_settings(store, mailbox_id, changes)
     kept.forget(store.workspace_id, mailbox_id)
-    return MailboxOut.of(updated)
+    return await mailbox_out(store, updated)
 
 
 @router.post(
@@ -104,7 +112,21 @@ async def resync_mailbox(
     await _managed(store, principal, mailbox_id)
     resynced = await mailboxes.request_resync(store, mailbox_id)
     kept.forget(store.workspace_id, mailbox_id)
-    return MailboxOut.of(resynced)
+    return await mailbox_out(store, resynced)
+
+
+@router.post(
+    "/{mailbox_id}/reconcile",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(409),
+)
+async def reconcile_mailbox(
+    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep
+) -> MailboxOut:
+    """Compare the server's mail with what was logged at the worker's next round (seconds):
+    `status.gaps` and `status.reconciled_at` show the outcome."""
+    await _managed(store, principal, mailbox_id)
+    return await mailbox_out(store, await mailboxes.request_reconcile(store, mailbox_id))
 
 
 @router.get("/{mailbox_id}/sync-summary")
@@ -121,7 +143,7 @@ async def disconnect_mailbox(
     await _managed(store, principal, mailbox_id)
     disconnected = await mailboxes.disconnect(store, mailbox_id)
     kept.forget(store.workspace_id, mailbox_id)
-    return MailboxOut.of(disconnected)
+    return await mailbox_out(store, disconnected)
 
 
 @router.delete("/{mailbox_id}/synced-data", responses=problem_responses(409))

@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from mailsync_api.mail_health import MailHealth
 from mailsync_api.schemas.common import EmailAddress, Input, Name, no_line_breaks
 from mailsync_api.schemas.mailbox_aliases import AliasOut
 from mailsync_shared.storage.documents import MailboxDocument, Security, ServerAccount, Visibility
@@ -216,6 +217,18 @@ class GapOut(BaseModel):
     missing: int = Field(description="Found on the server but not logged.")
 
 
+class UnstoredOut(BaseModel):
+    folder: str
+    uid: int = Field(description="Its UID in the folder (under the folder's UIDVALIDITY).")
+    uidvalidity: int
+    size: int = Field(description="Its size on the server, in bytes.")
+    reason: str = Field(
+        description="`too_large` (over `max_message_bytes`) or `store_refused` (`detail` says why)."
+    )
+    detail: str
+    at: datetime
+
+
 class StatusOut(BaseModel):
     state: str
     reason: str | None
@@ -227,6 +240,22 @@ class StatusOut(BaseModel):
     )
     reconciled_at: datetime | None = Field(
         default=None, description="When the server's messages were last compared with the log."
+    )
+    reconcile_requested_at: datetime | None = Field(
+        default=None,
+        description="A comparison asked for (`POST .../reconcile`) and not yet done.",
+    )
+    defects: dict[str, int] = Field(
+        default_factory=dict,
+        description="Logged messages of this mailbox per defect code (docs/ingest.md): what was "
+        "odd or cut when they were read.",
+    )
+    unstored_total: int = Field(
+        default=0, description="Messages found on the server and not stored, with `unstored`."
+    )
+    unstored: list[UnstoredOut] = Field(
+        default_factory=list,
+        description="The most recent 100 of those, each with its reason; the folder moved on.",
     )
 
 
@@ -250,7 +279,8 @@ class MailboxOut(BaseModel):
     disconnected_at: datetime | None
 
     @classmethod
-    def of(cls, document: MailboxDocument) -> "MailboxOut":
+    def of(cls, document: MailboxDocument, health: MailHealth | None = None) -> "MailboxOut":
+        health = health or MailHealth()
         return cls(
             id=document.id,
             address=document.address,
@@ -263,7 +293,13 @@ class MailboxOut(BaseModel):
             append_to_sent=document.append_to_sent,
             aliases=[AliasOut.of(alias) for alias in document.aliases],
             send_rate_per_minute=document.send_rate_per_minute,
-            status=StatusOut(**document.status.model_dump()),
+            status=StatusOut(
+                **document.status.model_dump(),
+                reconcile_requested_at=document.reconcile_requested_at,
+                defects=dict(sorted(health.defects.items())),
+                unstored_total=health.unstored_total,
+                unstored=[UnstoredOut(**entry.model_dump()) for entry in health.unstored],
+            ),
             folders=[
                 FolderProgress(
                     name=folder.name,

@@ -28,6 +28,11 @@ class MessageOut(BaseModel):
     date: datetime | None
     body_text: str
     mailbox_ids: list[str]
+    defects: list[str] = Field(
+        default_factory=list,
+        description="What was odd or cut when the message was read (docs/ingest.md): "
+        "`charset_replaced`, `header_truncated`, `date_out_of_range`, ...; empty for most mail.",
+    )
     access: AccessLevel = Field(default="everything", description=ACCESS_DESCRIPTION)
 
     @classmethod
@@ -43,6 +48,7 @@ class MessageOut(BaseModel):
             date=document.date,
             body_text=document.body_text,
             mailbox_ids=document.mailbox_ids,
+            defects=document.defects,
         )
 
 
