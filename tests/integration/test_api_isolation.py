@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
+from mailsync_shared.webhooks.documents import DELIVERIES, WebhookDeliveryDocument
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
     api_db_fixture,
@@ -74,8 +75,22 @@ async def seed(api: httpx.AsyncClient, ws: ApiWorkspace) -> dict[str, str]:
         message_id="<secret@secret.test>",
     )
     await ws.store.send_requests.insert_one(send_request.to_document())
+    webhook = await api.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/secret-hooks"}, headers=ws.auth
+    )
+    delivery = WebhookDeliveryDocument(
+        _id=WebhookDeliveryDocument.id_for(webhook.json()["id"], "secret-event"),
+        workspace_id=ws.id,
+        subscription_id=webhook.json()["id"],
+        event_id="secret-event",
+        event_type="mailsync.email.logged.v1",
+        seq=1,
+        body='{"id": "secret-event", "data": {"subject": "Secret subject"}}',
+        state="failed",
+    )
+    await ws.store.collection(DELIVERIES).insert_one(delivery.to_document())
     me = (await api.get("/v1/me", headers=ws.auth)).json()
-    for response in (company, contact, deal):
+    for response in (company, contact, deal, webhook):
         assert response.status_code == 201, response.text
     return {
         "company_id": company.json()["id"],
@@ -85,6 +100,8 @@ async def seed(api: httpx.AsyncClient, ws: ApiWorkspace) -> dict[str, str]:
         "thread_id": thread.id,
         "logged_message_id": await logged_message_id(ws, thread.id),
         "send_request_id": send_request.id,
+        "webhook_id": webhook.json()["id"],
+        "delivery_id": delivery.id,
         "key_id": me["key_id"],
         "user_id": me["user"]["id"],
         "external_id": "ext-1",

@@ -15,6 +15,7 @@ from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, ServerAccount
 from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.webhooks.documents import WebhookSubscriptionDocument
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +117,28 @@ async def test_rotation_reencrypts_every_credential_so_the_old_key_can_go(
     again, output = await rotate(service_env, mongo, new)
 
     assert again == 0, output
+
+
+async def test_rotation_reencrypts_webhook_signing_secrets_too(
+    own_db: AsyncDatabase[Document], service_env: dict[str, str]
+) -> None:
+    old, new = (Fernet.generate_key().decode() for _ in range(2))
+    workspace_id = f"ws-rotate-{uuid.uuid4().hex[:8]}"
+    subscription = WebhookSubscriptionDocument(
+        workspace_id=workspace_id,
+        url="https://crm.acme.test/hooks",
+        event_types=["mailsync.email.logged.v1"],
+        secret_encrypted=cipher(old).encrypt("whsec_current"),
+        previous_secret_encrypted=cipher(old).encrypt("whsec_previous"),
+    )
+    subscriptions = WorkspaceStore(own_db, workspace_id).collection("webhook_subscriptions")
+    await subscriptions.insert_one(subscription.to_document())
+
+    status, output = await rotate(service_env, own_db, f"{new},{old}")
+
+    assert status == 0, output
+    assert "2 webhook secrets" in output
+    stored = await subscriptions.find_one({"_id": subscription.id})
+    assert stored is not None
+    assert cipher(new).decrypt(stored["secret_encrypted"]) == "whsec_current"
+    assert cipher(new).decrypt(stored["previous_secret_encrypted"]) == "whsec_previous"

@@ -1,4 +1,5 @@
-"""Re-encrypting every stored credential with the newest secret key (an operator command)."""
+"""Re-encrypting every stored credential (mailbox passwords and tokens, webhook signing
+secrets) with the newest secret key (an operator command)."""
 
 import asyncio
 import logging
@@ -20,6 +21,9 @@ ENCRYPTED_FIELDS = tuple(
     for field in ("secret_encrypted", "client_secret_encrypted")
 )
 
+# Where a webhook subscription keeps its signing secrets.
+WEBHOOK_SECRET_FIELDS = ("secret_encrypted", "previous_secret_encrypted")
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,6 +32,7 @@ class RotationReport:
     mailboxes: int = 0
     credentials: int = 0
     unreadable: int = 0
+    webhook_secrets: int = 0
 
 
 async def rotate_credentials(
@@ -61,8 +66,37 @@ async def rotate_credentials(
                 await store.mailboxes.update_one({"_id": mailbox["_id"]}, {"$set": changes})
                 report.mailboxes += 1
                 report.credentials += len(changes)
+    await _rotate_webhook_secrets(db, cipher, report)
     logger.info("credentials rotated", extra=vars(report))
     return report
+
+
+async def _rotate_webhook_secrets(
+    db: AsyncDatabase[Document], cipher: CredentialCipher, report: RotationReport
+) -> None:
+    for workspace_id in sorted(await db["webhook_subscriptions"].distinct("workspace_id")):
+        subscriptions = WorkspaceStore(db, str(workspace_id)).collection("webhook_subscriptions")
+        projection = {field: 1 for field in WEBHOOK_SECRET_FIELDS}
+        async for subscription in subscriptions.iterate(projection=projection):
+            changes: dict[str, str] = {}
+            for field in WEBHOOK_SECRET_FIELDS:
+                token = subscription.get(field)
+                if not token:
+                    continue
+                try:
+                    changes[field] = cipher.rotate(token)
+                except CredentialError:
+                    report.unreadable += 1
+                    logger.warning(
+                        "webhook secret not rotated: no key opens it",
+                        extra={
+                            "workspace_id": workspace_id,
+                            "subscription_id": subscription["_id"],
+                        },
+                    )
+            if changes:
+                await subscriptions.update_one({"_id": subscription["_id"]}, {"$set": changes})
+                report.webhook_secrets += len(changes)
 
 
 async def _rotate(settings: SecretSettings) -> RotationReport:
@@ -81,7 +115,7 @@ def run_rotation() -> int:
     configure_logging("crypto", settings.log_level)
     report = asyncio.run(_rotate(settings))
     print(
-        f"re-encrypted {report.credentials} credentials of {report.mailboxes} mailboxes; "
-        f"{report.unreadable} could not be read"
+        f"re-encrypted {report.credentials} credentials of {report.mailboxes} mailboxes and "
+        f"{report.webhook_secrets} webhook secrets; {report.unreadable} could not be read"
     )
     return 1 if report.unreadable else 0

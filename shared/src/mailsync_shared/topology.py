@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 from faststream import AckPolicy
 from faststream.rabbit import (
+    Channel,
     ExchangeType,
     QueueType,
     RabbitBroker,
     RabbitExchange,
     RabbitQueue,
 )
+from faststream.rabbit.schemas.queue import QuorumQueueArgs
 from faststream.rabbit.subscriber import RabbitSubscriber
 
 from mailsync_shared.contracts.envelope import Event
@@ -52,18 +54,33 @@ def exchange_for(event_type: type[Event]) -> RabbitExchange:
 
 def work_queue(name: str, event_type: type[Event]) -> RabbitQueue:
     """A durable quorum queue for one event type, dead-lettering after `DELIVERY_LIMIT` tries."""
+    return _quorum_queue(name, event_type.binding_key())
+
+
+def _quorum_queue(name: str, routing_key: str, *, single_consumer: bool = False) -> RabbitQueue:
+    arguments: QuorumQueueArgs = {
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    if single_consumer:
+        arguments["x-single-active-consumer"] = True
     return RabbitQueue(
         name,
         queue_type=QueueType.QUORUM,
         durable=True,
-        routing_key=event_type.binding_key(),
-        arguments={
-            "x-delivery-limit": DELIVERY_LIMIT,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
+        routing_key=routing_key,
+        arguments=arguments,
     )
+
+
+# Every public event, for HTTP webhooks (the send service). One consumer at a time, one
+# delivery at a time (its own channel with prefetch 1, whichever service declares the queue
+# first in a process): the events are recorded in the order they were published, also with
+# several send replicas.
+WEBHOOK_EVENTS_QUEUE = _quorum_queue("mailsync.send.webhook-events", "#", single_consumer=True)
+WEBHOOK_EVENTS_CHANNEL = Channel(prefetch_count=1)
 
 
 @dataclass(frozen=True)
@@ -113,3 +130,8 @@ async def declare_topology(broker: RabbitBroker) -> None:
     for item in CONSUMERS:
         queue = await broker.declare_queue(item.queue)
         await queue.bind(item.exchange.name, routing_key=item.queue.routing())
+    # The declared queue is kept by the broker and reused by the subscriber on it, channel too.
+    webhook_events = await broker.config.declarer.declare_queue(
+        WEBHOOK_EVENTS_QUEUE, channel=WEBHOOK_EVENTS_CHANNEL
+    )
+    await webhook_events.bind(EVENTS_EXCHANGE.name, routing_key=WEBHOOK_EVENTS_QUEUE.routing())

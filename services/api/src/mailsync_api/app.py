@@ -32,6 +32,7 @@ from mailsync_api.routes import (
     send_requests,
     threads,
     users,
+    webhooks,
     workspaces,
 )
 from mailsync_api.routes.events import events_router, public_events_document
@@ -126,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
         attachments.router,
         outbound.router,
         mailbox_aliases.router,
+        webhooks.router,
     ):
         app.include_router(router)
     app.include_router(events_router(public_events_document(settings.rabbitmq_url, API_VERSION)))

@@ -123,6 +123,15 @@ PERMISSIONS: Mapping[tuple[str, str], Rule] = {
     ("GET", "/v1/send-requests"): READ,
     ("POST", "/v1/send-requests/{send_request_id}/cancel"): SEND,
     ("POST", "/v1/attachments"): SEND,
+    ("POST", "/v1/webhooks"): ADMIN,
+    ("GET", "/v1/webhooks"): ADMIN,
+    ("GET", "/v1/webhooks/{webhook_id}"): ADMIN,
+    ("PATCH", "/v1/webhooks/{webhook_id}"): ADMIN,
+    ("DELETE", "/v1/webhooks/{webhook_id}"): ADMIN,
+    ("POST", "/v1/webhooks/{webhook_id}/rotate-secret"): ADMIN,
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): ADMIN,
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): ADMIN,
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): ADMIN,
 }
 
 

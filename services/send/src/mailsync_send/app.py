@@ -1,4 +1,5 @@
-"""The send service: consumes send requests, relays them, publishes what happened."""
+"""The send service: consumes send requests, relays them, publishes what happened; delivers
+the public events to the workspaces' HTTP webhooks."""
 
 from datetime import timedelta
 
@@ -8,8 +9,12 @@ from mailsync_send.handlers import register_handlers
 from mailsync_send.scheduler import Scheduler
 from mailsync_send.sender import Sender
 from mailsync_send.settings import Settings
+from mailsync_send.webhooks.dispatcher import WebhookDispatcher
+from mailsync_send.webhooks.poster import WebhookPoster
+from mailsync_send.webhooks.recorder import WebhookRecorder
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendRequested
 from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.service import worker_app
 from mailsync_shared.worker_wiring import WorkerWiring
@@ -18,8 +23,19 @@ from mailsync_shared.worker_wiring import WorkerWiring
 def create_app(settings: Settings) -> AsgiFastStream:
     wiring = WorkerWiring.from_settings(settings, prefetch=settings.prefetch)
     publisher = EventPublisher(wiring.broker, [EmailSent, EmailSendFailed, SendRequested])
-    sender = Sender(wiring.db, publisher, CredentialCipher(settings.secret_key), settings)
-    register_handlers(wiring.broker, sender)
+    cipher = CredentialCipher(settings.secret_key)
+    sender = Sender(wiring.db, publisher, cipher, settings)
+    poster = WebhookPoster(
+        HostGuard(allow_private=settings.allow_private_hosts),
+        timeout=settings.webhook_timeout_seconds,
+    )
+    dispatcher = WebhookDispatcher(wiring.db, cipher, poster, settings)
+    recorder = WebhookRecorder(
+        wiring.db,
+        cache_seconds=settings.webhook_subscriptions_cache_seconds,
+        recorded=dispatcher.wake,
+    )
+    register_handlers(wiring.broker, sender, recorder)
     scheduler = Scheduler(
         wiring.db,
         publisher,
@@ -33,8 +49,8 @@ def create_app(settings: Settings) -> AsgiFastStream:
         metrics=wiring.metrics,
         readiness=wiring.readiness(),
         on_startup=[wiring.prepare],
-        after_startup=[scheduler.start],
-        on_shutdown=[scheduler.stop],
+        after_startup=[scheduler.start, dispatcher.start],
+        on_shutdown=[scheduler.stop, dispatcher.stop],
         after_shutdown=[sender.close, wiring.close_database],
         title="Mailsync send",
     )

@@ -90,3 +90,45 @@ class Settings(SecretSettings):
             "(local development and tests)."
         ),
     )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest one webhook request may take, connecting and answering included; a "
+            "receiver slower than this counts as failed and is retried."
+        ),
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Delay before a failed webhook delivery's first retry; doubles every retry.",
+    )
+    webhook_retry_max_delay_seconds: float = Field(
+        default=4 * 3600.0,
+        gt=0,
+        description="Upper bound of the delay between two tries of one webhook delivery.",
+    )
+    webhook_give_up_after_seconds: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description=(
+            "How long a webhook delivery is retried from its first try; a delivery still "
+            "failing after this is marked `failed` and the subscription moves on to the next."
+        ),
+    )
+    webhook_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "How often the webhook dispatcher looks for subscriptions, replays and deliveries "
+            "due (new events wake it at once)."
+        ),
+    )
+    webhook_subscriptions_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "How long a workspace's webhook subscriptions are reused when recording events; a "
+            "new or changed subscription applies to events within this time."
+        ),
+    )

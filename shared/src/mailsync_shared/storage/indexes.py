@@ -97,6 +97,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("state", ASCENDING), ("claimed_until", ASCENDING)], name="state_claim"),
         IndexModel([("state", ASCENDING), ("updated_at", ASCENDING)], name="state_updated"),
     ],
+    "webhook_subscriptions": [
+        IndexModel([("workspace_id", ASCENDING), ("created_at", DESCENDING)], name="ws_created"),
+    ],
+    "webhook_deliveries": [
+        IndexModel(
+            [("subscription_id", ASCENDING), ("state", ASCENDING), ("seq", ASCENDING)],
+            name="subscription_state_seq",
+        ),
+        IndexModel(
+            [("workspace_id", ASCENDING), ("subscription_id", ASCENDING), ("seq", DESCENDING)],
+            name="ws_subscription_seq",
+        ),
+    ],
     "send_slots": [
         IndexModel(
             [("workspace_id", ASCENDING), ("mailbox_id", ASCENDING), ("window", ASCENDING)],

@@ -437,3 +437,10 @@ class SystemCollections:
             {"$or": queries}, projection=projection, limit=limit
         )
         return await cursor.to_list()
+
+    async def enabled_webhook_subscriptions(self, limit: int = 10_000) -> list[Document]:
+        """Every workspace's enabled webhook subscriptions, each with `_id` and `workspace_id`."""
+        cursor = self._db["webhook_subscriptions"].find(
+            {"enabled": True}, projection={"_id": 1, "workspace_id": 1}, limit=limit
+        )
+        return await cursor.to_list()

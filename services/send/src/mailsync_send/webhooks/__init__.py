@@ -1,0 +1,1 @@
+"""HTTP webhooks: public events recorded per subscription, then delivered signed, in order."""

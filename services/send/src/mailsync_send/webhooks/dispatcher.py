@@ -1,0 +1,224 @@
+"""Delivering recorded webhook events: one worker per subscription, in order, with retries.
+
+Each enabled subscription gets one worker task, in the process that holds its lease (a
+document in `webhook_leases`, renewed while the worker runs), so two send replicas never
+deliver for the same subscription. A worker sends its subscription's oldest pending delivery
+and only then the next, so events reach a receiver in the order they were recorded. A failed
+delivery waits (exponential backoff) and holds back the ones behind it until it succeeds or,
+after `webhook_give_up_after_seconds` of tries, is marked `failed`. A worker waits only for its
+own receiver, each request bounded by `webhook_timeout_seconds`: a slow or failing receiver
+delays no other subscription, and nothing in the event pipeline waits for any receiver.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from mailsync_send.settings import Settings
+from mailsync_send.webhooks.poster import WebhookPoster
+from mailsync_shared.clock import utcnow
+from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.ids import new_id
+from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
+from mailsync_shared.webhooks.documents import (
+    DELIVERIES,
+    LEASES,
+    SUBSCRIPTIONS,
+    DeliveryAttempt,
+    WebhookDeliveryDocument,
+    WebhookSubscriptionDocument,
+)
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS_KEPT = 50
+
+
+def retry_delay(failures: int, *, base: float, most: float) -> float:
+    """Seconds before the next try after `failures` failed ones: doubling, capped, jittered
+    down by up to a tenth so that receivers coming back are not hit all at once."""
+    delay: float = min(base * 2.0 ** max(failures - 1, 0), most)
+    return delay * random.uniform(0.9, 1.0)
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        cipher: CredentialCipher,
+        poster: WebhookPoster,
+        settings: Settings,
+    ) -> None:
+        self._db = db
+        self._cipher = cipher
+        self._poster = poster
+        self._settings = settings
+        self._holder = new_id()
+        self._lease_seconds = max(30.0, 3 * settings.webhook_timeout_seconds)
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._scanner: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._scanner = asyncio.create_task(self._scan_forever(), name="webhook-scanner")
+
+    async def stop(self) -> None:
+        tasks = [*self._workers.values(), *([self._scanner] if self._scanner else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+        await self._poster.close()
+
+    def wake(self, subscription_id: str, workspace_id: str) -> None:
+        """A delivery was recorded for the subscription: its worker looks at once."""
+        self._ensure_worker(subscription_id, workspace_id)
+        self._wakeups[subscription_id].set()
+
+    async def _scan_forever(self) -> None:
+        system = SystemCollections(self._db)
+        while True:
+            try:
+                for item in await system.enabled_webhook_subscriptions():
+                    self._ensure_worker(str(item["_id"]), str(item["workspace_id"]))
+            except Exception:
+                logger.exception("looking for webhook subscriptions failed")
+            await asyncio.sleep(self._settings.webhook_poll_seconds)
+
+    def _ensure_worker(self, subscription_id: str, workspace_id: str) -> None:
+        self._wakeups.setdefault(subscription_id, asyncio.Event())
+        task = self._workers.get(subscription_id)
+        if task is None or task.done():
+            self._workers[subscription_id] = asyncio.create_task(
+                self._work(subscription_id, workspace_id), name=f"webhook-{subscription_id}"
+            )
+
+    async def _work(self, subscription_id: str, workspace_id: str) -> None:
+        store = WorkspaceStore(self._db, workspace_id)
+        wakeup = self._wakeups[subscription_id]
+        lease_until = utcnow()
+        while True:
+            try:
+                document = await store.collection(SUBSCRIPTIONS).find_one({"_id": subscription_id})
+                if document is None or not document.get("enabled"):
+                    return
+                subscription = WebhookSubscriptionDocument.from_document(document)
+                if (lease_until - utcnow()).total_seconds() < self._lease_seconds / 2:
+                    leased = await self._lease(store, subscription_id)
+                    if leased is None:
+                        await self._pause(wakeup, self._lease_seconds / 2)
+                        continue
+                    lease_until = leased
+                head = await store.collection(DELIVERIES).find_one(
+                    {"subscription_id": subscription_id, "state": "pending"},
+                    sort=[("seq", ASCENDING)],
+                )
+                if head is None:
+                    await self._pause(wakeup, self._settings.webhook_poll_seconds)
+                    continue
+                delivery = WebhookDeliveryDocument.from_document(head)
+                due_in = (delivery.next_attempt_at - utcnow()).total_seconds()
+                if due_in > 0:
+                    await self._pause(wakeup, min(due_in, self._settings.webhook_poll_seconds))
+                    continue
+                await self._attempt(store, subscription, delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "webhook worker failed; carrying on",
+                    extra={"workspace_id": workspace_id, "subscription_id": subscription_id},
+                )
+                await asyncio.sleep(self._settings.webhook_poll_seconds)
+
+    async def _pause(self, wakeup: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await wakeup.wait()
+        wakeup.clear()
+
+    async def _lease(self, store: WorkspaceStore, subscription_id: str) -> datetime | None:
+        """Take or renew the subscription's lease; None while another process holds it."""
+        now = utcnow()
+        until = now + timedelta(seconds=self._lease_seconds)
+        try:
+            taken = await store.collection(LEASES).find_one_and_update(
+                {
+                    "_id": subscription_id,
+                    "$or": [{"holder": self._holder}, {"until": {"$lt": now}}],
+                },
+                {"$set": {"holder": self._holder, "until": until}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return None
+        return until if taken is not None else None
+
+    def _secrets(self, subscription: WebhookSubscriptionDocument) -> list[str]:
+        secrets = [self._cipher.decrypt(subscription.secret_encrypted)]
+        previous = subscription.previous_secret_encrypted
+        until = subscription.previous_secret_until
+        if previous is not None and until is not None and until > utcnow():
+            secrets.append(self._cipher.decrypt(previous))
+        return secrets
+
+    async def _attempt(
+        self,
+        store: WorkspaceStore,
+        subscription: WebhookSubscriptionDocument,
+        delivery: WebhookDeliveryDocument,
+    ) -> None:
+        started = utcnow()
+        outcome = await self._poster.post(
+            subscription.url,
+            delivery.event_id,
+            delivery.body.encode(),
+            self._secrets(subscription),
+        )
+        now = utcnow()
+        attempt = DeliveryAttempt(
+            at=started,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+        )
+        attempts = [*delivery.attempts, attempt][-ATTEMPTS_KEPT:]
+        first = delivery.first_attempt_at or started
+        changes: dict[str, object] = {
+            "attempts": [item.model_dump() for item in attempts],
+            "first_attempt_at": first,
+        }
+        if outcome.delivered:
+            changes |= {"state": "delivered", "finished_at": now}
+        elif (now - first).total_seconds() >= self._settings.webhook_give_up_after_seconds:
+            changes |= {"state": "failed", "finished_at": now}
+        else:
+            failures = sum(1 for item in attempts if item.at >= first)
+            delay = retry_delay(
+                failures,
+                base=self._settings.webhook_retry_base_seconds,
+                most=self._settings.webhook_retry_max_delay_seconds,
+            )
+            changes["next_attempt_at"] = now + timedelta(seconds=delay)
+        await store.collection(DELIVERIES).update_one(
+            {"_id": delivery.id, "state": "pending"}, {"$set": changes}
+        )
+        logger.info(
+            "webhook delivery attempted",
+            extra={
+                "workspace_id": store.workspace_id,
+                "subscription_id": subscription.id,
+                "event_id": delivery.event_id,
+                "status_code": outcome.status_code,
+                "outcome": changes.get("state", "retrying"),
+            },
+        )

@@ -1,0 +1,1 @@
+"""HTTP webhooks: subscriptions, their deliveries, and the Standard Webhooks signature."""
