@@ -133,6 +133,13 @@ async def test_prometheus_scrapes_queue_send_ingest_and_api_figures(
             },
         )
         assert mailbox.status_code == 201, mailbox.text
+
+        async def live() -> bool:
+            found = await api.get(f"/v1/mailboxes/{mailbox.json()['id']}")
+            return bool(found.json()["status"]["state"] == "live")
+
+        # Delivered once the mailbox is live: new mail, whose sync lag ingest measures.
+        await eventually(live, timeout=60, what="the mailbox live")
         message = build_message(
             sender=client.address, to=[owner.address], subject="Seats", body="How much?"
         )
@@ -179,6 +186,17 @@ async def test_prometheus_scrapes_queue_send_ingest_and_api_figures(
         1,
     )
     await at_least(prometheus, 'sum(mailsync_ingest_mailboxes{state="live"})', 1)
+    await at_least(prometheus, "sum(mailsync_ingest_sync_lag_seconds_count)", 1)
+    # The message arrived after the mailbox went live: logged within a minute, not days.
+    await at_least(prometheus, 'sum(mailsync_ingest_sync_lag_seconds_bucket{le="60.0"})', 1)
+    await at_least(prometheus, 'sum(mailsync_send_outcomes_total{outcome="sent"})', 1)
+    await at_least(
+        prometheus,
+        'sum(mailsync_send_smtp_seconds_count{job="mailsync-send", result="accepted"})',
+        1,
+    )
+    failed = await query(prometheus, 'sum(mailsync_send_outcomes_total{outcome!="sent"})')
+    assert float(failed[0]["value"][1]) == 0
     # No label carries a workspace: routing keys end with one, labels never do.
     series = await query(prometheus, '{__name__=~"mailsync_.*", handler!=""}')
     assert series

@@ -53,6 +53,8 @@ async def test_capture_counts_acked_and_dead_lettered_deliveries_by_queue(
     )
     invalid = valid.model_dump(mode="json", by_alias=True)
     del invalid["data"]["message_id"]
+    # Counts start from an empty queue: earlier suites of the session publish to it too.
+    await (await broker.declare_queue(CAPTURE_MESSAGES.queue)).purge()
     app = create_capture_app(settings_from(service_env, CaptureSettings))
     async with running(app):
         await publish_raw(broker, valid.model_dump_json(by_alias=True).encode(), valid)

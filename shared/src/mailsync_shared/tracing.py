@@ -17,6 +17,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Tracer
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -36,6 +37,12 @@ def configure_tracing(service: str) -> None:
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+
+
+def tracer(component: str) -> Tracer:
+    """A tracer for a service's own spans (an IMAP batch, an SMTP relay, a Sent append), which
+    nest under the delivery or request span that is current when they start."""
+    return trace.get_tracer(f"mailsync.{component}")
 
 
 def broker_tracing() -> RabbitTelemetryMiddleware:

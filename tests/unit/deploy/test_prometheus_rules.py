@@ -3,13 +3,16 @@
 `promtool` comes with Debian's `prometheus` package, which `deploy/infra.sh` installs.
 """
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
+REPO = Path(__file__).resolve().parents[3]
+RULES = REPO / "deploy" / "prometheus"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -28,3 +31,11 @@ def test_rules_pass_their_unit_tests() -> None:
     result = promtool("test", "rules", "rules_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_the_runbook_explains_every_alert_and_only_those() -> None:
+    groups = yaml.safe_load((RULES / "rules.yml").read_text())["groups"]
+    alerts = {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+    runbook = (REPO / "docs" / "operations.md").read_text()
+    explained = set(re.findall(r"^\| `(Mailsync\w+)` \|", runbook, flags=re.MULTILINE))
+    assert explained == alerts

@@ -2,7 +2,7 @@
 
 from faststream.asgi import AsgiFastStream
 
-from mailsync_ingest.mailbox_metrics import MailboxStates
+from mailsync_ingest.mailbox_metrics import MailboxStates, SyncLag
 from mailsync_ingest.settings import Settings
 from mailsync_ingest.worker import IngestWorker
 from mailsync_shared.contracts.mail import MessageFetched
@@ -15,7 +15,7 @@ from mailsync_shared.worker_wiring import WorkerWiring
 def create_app(settings: Settings) -> AsgiFastStream:
     wiring = WorkerWiring.from_settings(settings)
     publisher = EventPublisher(wiring.broker, [MessageFetched])
-    worker = IngestWorker(settings, wiring.db, publisher)
+    worker = IngestWorker(settings, wiring.db, publisher, SyncLag(wiring.metrics.registry))
     states = MailboxStates(
         SystemCollections(wiring.db).mailboxes,
         worker_id=settings.worker_id,

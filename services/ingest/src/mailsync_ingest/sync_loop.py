@@ -80,6 +80,7 @@ from datetime import UTC, datetime, timedelta
 from mailsync_ingest.byte_budget import ByteBudget
 from mailsync_ingest.folders import Folder, choose_folders, folder_key
 from mailsync_ingest.imap_connection import FetchedMessage, FolderState, ImapConnection
+from mailsync_ingest.mailbox_metrics import SyncLag
 from mailsync_ingest.mailbox_record import LeaseLostError, MailboxRecord
 from mailsync_ingest.messages import MessagePipeline
 from mailsync_ingest.reconciliation import (
@@ -112,8 +113,10 @@ from mailsync_shared.mail_servers.errors import (
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.oauth import OAuthError
 from mailsync_shared.storage.documents import FolderCheckpoint, MailboxDocument, MailboxState
+from mailsync_shared.tracing import tracer
 
 logger = logging.getLogger(__name__)
+spans = tracer("ingest")
 
 # INTERNALDATE has whole seconds and the server's clock; erring towards one extra message
 # beats losing the first one that arrived right after the mailbox was connected.
@@ -167,8 +170,10 @@ class MailboxSync:
         credentials: Credentials,
         guard: HostGuard,
         budget: ByteBudget,
+        lag: SyncLag,
     ) -> None:
         self._mailbox = mailbox
+        self._lag = lag
         self._budget = budget
         # Bytes one FETCH brings at most, so a mailbox never holds the whole budget alone.
         self._batch_bytes = max(1, budget.limit // 4)
@@ -457,11 +462,21 @@ class MailboxSync:
                         }
                     )
                     await self._save(sync)
+                    self._observe_lag(fetched, done, highest)
                 if len(done) < len(batch):
                     raise BatchIncompleteError(
                         f"{len(batch) - len(done)} new messages not published"
                     )
         return bool(uids)
+
+    def _observe_lag(self, fetched: list[FetchedMessage], done: set[int], highest: int) -> None:
+        dates = [
+            m.internal_date
+            for m in fetched
+            if m.uid <= highest and m.uid in done and m.internal_date is not None
+        ]
+        if dates:
+            self._lag.observe(max(_aware(date) for date in dates))
 
     async def _backfill(self, connection: ImapConnection, sync: FolderSync) -> None:
         """Older mail, newest first, for up to `backfill_round_seconds`; the next batch is
@@ -577,7 +592,17 @@ class MailboxSync:
             return done
         await self._record.check_still_ours()  # a disconnect stops what was fetched meanwhile
         items = [(message, self._source(sync, message.uid)) for message in wanted]
-        outcomes = await self._pipeline.ingest_batch(items)
+        # The root of each message's trace: its MessageFetched publish, then capture,
+        # associate and the public events, nest under it.
+        with spans.start_as_current_span(
+            "ingest batch",
+            attributes={
+                "mailsync.mailbox_id": self._mailbox.id,
+                "mailsync.folder_role": sync.folder.role,
+                "messaging.batch.message_count": len(items),
+            },
+        ):
+            outcomes = await self._pipeline.ingest_batch(items)
         for message, outcome in zip(wanted, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 logger.warning(

@@ -5,11 +5,13 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_ingest.byte_budget import ByteBudget
 from mailsync_ingest.leasing import LeaseBook, PoolRoster, fair_share
 from mailsync_ingest.limits import Limits
+from mailsync_ingest.mailbox_metrics import SyncLag
 from mailsync_ingest.mailbox_record import MailboxRecord
 from mailsync_ingest.messages import MessagePipeline
 from mailsync_ingest.settings import Settings
@@ -39,9 +41,14 @@ class Running:
 
 class IngestWorker:
     def __init__(
-        self, settings: Settings, db: AsyncDatabase[Document], publisher: EventPublisher
+        self,
+        settings: Settings,
+        db: AsyncDatabase[Document],
+        publisher: EventPublisher,
+        lag: SyncLag | None = None,
     ) -> None:
         self._settings = settings
+        self._lag = lag or SyncLag(CollectorRegistry())
         self._db = db
         self._publisher = publisher
         self._cipher = CredentialCipher(settings.secret_key)
@@ -204,6 +211,7 @@ class IngestWorker:
             credentials=self._credentials,
             guard=self._guard,
             budget=self.budget,
+            lag=self._lag,
         )
         task = asyncio.create_task(sync.run(), name=f"sync-{mailbox.id}")
         self._running[mailbox.id] = Running(sync, task, mailbox.workspace_id, mailbox.id)

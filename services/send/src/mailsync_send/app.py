@@ -7,6 +7,7 @@ from faststream.asgi import AsgiFastStream
 
 from mailsync_send.handlers import register_handlers
 from mailsync_send.scheduler import Scheduler
+from mailsync_send.send_metrics import SendMetrics
 from mailsync_send.sender import Sender
 from mailsync_send.settings import Settings
 from mailsync_send.webhooks.dispatcher import WebhookDispatcher
@@ -24,7 +25,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     wiring = WorkerWiring.from_settings(settings, prefetch=settings.prefetch)
     publisher = EventPublisher(wiring.broker, [EmailSent, EmailSendFailed, SendRequested])
     cipher = CredentialCipher(settings.secret_key)
-    sender = Sender(wiring.db, publisher, cipher, settings)
+    sender = Sender(wiring.db, publisher, cipher, settings, SendMetrics(wiring.metrics.registry))
     poster = WebhookPoster(
         HostGuard(allow_private=settings.allow_private_hosts),
         timeout=settings.webhook_timeout_seconds,

@@ -37,6 +37,7 @@ from mailsync_send.compose import Attachment, ComposedMessage, ComposeError, com
 from mailsync_send.hosts import UnsafeHostError, check_public_host
 from mailsync_send.rate_limit import SendSlots
 from mailsync_send.relay import RelayError, RelayResult, SmtpAccount, SmtpPool
+from mailsync_send.send_metrics import SendMetrics
 from mailsync_send.sent_folder import ImapAccount, SentFolder, SentFolderError, SentFolders
 from mailsync_send.settings import Settings
 from mailsync_shared.clock import utcnow
@@ -54,10 +55,12 @@ from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocume
 from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.raw_messages import load_raw, raw_id_for
 from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.tracing import tracer
 
 SOURCE = "/mailsync/send"
 
 logger = logging.getLogger(__name__)
+spans = tracer("send")
 
 
 @dataclass(frozen=True)
@@ -143,9 +146,11 @@ class Sender:
         publisher: EventPublisher,
         cipher: CredentialCipher,
         settings: Settings,
+        metrics: SendMetrics,
         tokens: TokenCache | None = None,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._publisher = publisher
         self._cipher = cipher
         self._settings = settings
@@ -348,19 +353,26 @@ class Sender:
             except AccountError as error:
                 raise RelayError(str(error), permanent=error.permanent) from error
             try:
-                return await self._smtp.relay(
-                    SmtpAccount(
-                        account.host,
-                        account.port,
-                        account.security,
-                        account.username,
-                        password=credentials.password,
-                        access_token=credentials.access_token,
-                    ),
-                    envelope_from=composed.envelope_from,
-                    recipients=composed.recipients,
-                    data=composed.data,
-                )
+                with spans.start_as_current_span(
+                    "smtp relay",
+                    attributes={"server.address": account.host, "server.port": account.port},
+                ) as span:
+                    async with self._metrics.smtp_timer():
+                        result = await self._smtp.relay(
+                            SmtpAccount(
+                                account.host,
+                                account.port,
+                                account.security,
+                                account.username,
+                                password=credentials.password,
+                                access_token=credentials.access_token,
+                            ),
+                            envelope_from=composed.envelope_from,
+                            recipients=composed.recipients,
+                            data=composed.data,
+                        )
+                    span.set_attribute("mailsync.smtp.accepted", len(result.accepted))
+                    return result
             except RelayError as error:
                 if fresh or not error.auth_refused or account.auth != "xoauth2":
                     raise
@@ -396,6 +408,7 @@ class Sender:
             await outbox.release(request, error.reason, retry_at=retry_at)
         else:
             await outbox.requeue(request, error.reason, retry_at=retry_at)
+        self._metrics.count("retried")
         await self._publish_failure(store, request, error.reason, permanent=False)
         return Done("retry scheduled")
 
@@ -410,6 +423,7 @@ class Sender:
         finished = await outbox.finish_unsent(request, state, reason)
         if finished is None:
             return Done("moved on by another attempt")
+        self._metrics.count(state)
         logger.warning(
             "send request %s",
             state,
@@ -481,6 +495,7 @@ class Sender:
             await outbox.mark_reported(request, note=note)
         else:
             await outbox.mark_sent(request, raw_id=raw_id, sent_at=delivery.sent_at, note=note)
+            self._metrics.count("sent")
         return Done("sent")
 
     async def _save_sent_copy(
@@ -494,9 +509,10 @@ class Sender:
         """Append the exact bytes to Sent (unless `check` finds a copy there); why it failed,
         which only leaves a note on the request."""
         try:
-            folder = await self._sent_folder(mailbox)
-            if not check or not await folder.contains_message_id(composed.message_id):
-                await folder.append(composed.data, date=composed.date)
+            with spans.start_as_current_span("sent folder append"):
+                folder = await self._sent_folder(mailbox)
+                if not check or not await folder.contains_message_id(composed.message_id):
+                    await folder.append(composed.data, date=composed.date)
         except (SentFolderError, AccountError, UnsafeHostError, OSError) as error:
             logger.warning(
                 "sent copy not saved",
