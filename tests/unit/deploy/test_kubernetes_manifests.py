@@ -211,6 +211,32 @@ def test_only_the_api_is_reachable_from_outside(overlay: list[Manifest]) -> None
     ]
 
 
+def selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    return set(selector.get("matchLabels", {}).items()) <= set(labels.items())
+
+
+def test_monitoring_reaches_every_pod_and_the_outside_only_the_api(
+    overlay: list[Manifest],
+) -> None:
+    policies = of_kind(overlay, "NetworkPolicy")
+    for name, deployment in of_kind(overlay, "Deployment").items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        ingress = [
+            rule
+            for p in policies.values()
+            if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], labels)
+            for rule in p["spec"].get("ingress", [])
+        ]
+        sources = [
+            peer["namespaceSelector"]["matchLabels"]
+            for rule in ingress
+            for peer in rule.get("from", [])
+        ]
+        assert {"kubernetes.io/metadata.name": "monitoring"} in sources, name
+        open_to_all = any("from" not in rule for rule in ingress)
+        assert open_to_all == (service_of(deployment) == "api"), name
+
+
 def test_keda_scales_capture_associate_and_send_on_their_queues(overlay: list[Manifest]) -> None:
     scaled = of_kind(overlay, "ScaledObject")
     queues = {
