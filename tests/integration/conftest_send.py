@@ -42,6 +42,11 @@ def _free_port() -> int:
 class SendProcess:
     process: subprocess.Popen[bytes]
     log: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 def start_send(service_env: dict[str, str], log: Path, **settings: str) -> SendProcess:
@@ -69,11 +74,11 @@ def start_send(service_env: dict[str, str], log: Path, **settings: str) -> SendP
             pytest.fail(f"send service exited at start:\n{log.read_text()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                return SendProcess(process, log)
+                return SendProcess(process, log, port)
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            stop_send(SendProcess(process, log))
+            stop_send(SendProcess(process, log, port))
             pytest.fail(f"send service not ready after 90 s:\n{log.read_text()}")
         time.sleep(0.2)
 

@@ -31,6 +31,7 @@ from tests.integration.conftest_send import (  # noqa: F401  (fixtures register 
 )
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, fetch_all
+from tests.support.metrics import sample, scrape
 from tests.support.polling import eventually
 from tests.support.smtp_faults import FaultySmtpServer
 from tests.support.token_endpoint import TokenEndpoint
@@ -166,10 +167,28 @@ async def test_421_and_451_are_retried_with_backoff_until_the_server_recovers(
     faulty.plan.data_replies = ["421 4.3.2 Service shutting down", "451 4.3.0 Try again later"]
     mailbox = await faulty_mailbox(sending, faulty)
     request = await sending.request(mailbox)
+    before = await scrape(send_service.url)
 
     await sending.request_send(request.id)
 
     sent = await settled(sending.store, request.id, "sent")
+
+    async def counted_sent() -> str | None:
+        text = await scrape(send_service.url)
+        done = sample(text, "mailsync_send_outcomes_total", outcome="sent")
+        return (
+            text if done > sample(before, "mailsync_send_outcomes_total", outcome="sent") else None
+        )
+
+    after = await eventually(counted_sent, what="the sent outcome counted")
+
+    def counted(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert counted("mailsync_send_outcomes_total", outcome="retried") == 2
+    assert counted("mailsync_send_outcomes_total", outcome="sent") == 1
+    assert counted("mailsync_send_smtp_seconds_count", result="failed") == 2
+    assert counted("mailsync_send_smtp_seconds_count", result="accepted") == 1
     assert sent.attempts == 3
     assert faulty.data_attempts == 3
     assert faulty.message_ids() == [request.message_id]
@@ -201,10 +220,20 @@ async def test_a_550_fails_at_once_with_the_servers_reason(
         faulty.plan.data_replies = [reply]
     mailbox = await faulty_mailbox(sending, faulty)
     request = await sending.request(mailbox)
+    before = sample(
+        await scrape(send_service.url), "mailsync_send_outcomes_total", outcome="failed"
+    )
 
     await sending.request_send(request.id)
 
     failed = await settled(sending.store, request.id, "failed")
+
+    async def failures_counted() -> float | None:
+        text = await scrape(send_service.url)
+        after = sample(text, "mailsync_send_outcomes_total", outcome="failed")
+        return after - before if after > before else None
+
+    assert await eventually(failures_counted, what="the failure counted") == 1
     assert failed.attempts == 1
     assert failed.error is not None
     assert reply in failed.error

@@ -14,24 +14,12 @@ from mailsync_shared.ids import new_id
 from mailsync_shared.storage.client import Document
 from mailsync_shared.topology import CAPTURE_MESSAGES
 from tests.integration.conftest_capture import publish_raw, running, settings_from
+from tests.support.metrics import sample
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 QUEUE = CAPTURE_MESSAGES.queue.name
-
-
-def sample(scrape: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus' text format (0 when absent)."""
-    for line in scrape.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        found = dict(
-            item.split("=", 1) for item in line[len(name) + 1 : line.index("}")].split(",")
-        )
-        if all(found.get(key) == json.dumps(value) for key, value in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 async def test_capture_counts_acked_and_dead_lettered_deliveries_by_queue(
