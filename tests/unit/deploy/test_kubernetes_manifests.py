@@ -167,11 +167,30 @@ def test_probes_use_the_health_endpoints_on_the_service_port(overlay: list[Manif
         assert spec["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
 
 
-def test_every_container_has_cpu_and_memory_requests_and_limits(overlay: list[Manifest]) -> None:
+UNITS = {"m": 0.001, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity as a number (cores, bytes)."""
+    text = str(value)
+    for suffix, factor in UNITS.items():
+        if text.endswith(suffix):
+            return float(text.removesuffix(suffix)) * factor
+    return float(text)
+
+
+def test_every_container_has_cpu_and_memory_requests_within_limits(
+    overlay: list[Manifest],
+) -> None:
     for name, deployment in of_kind(overlay, "Deployment").items():
         resources = container(deployment)["resources"]
         assert set(resources["requests"]) == {"cpu", "memory"}, name
         assert set(resources["limits"]) == {"cpu", "memory"}, name
+        for kind in ("cpu", "memory"):
+            request = quantity(resources["requests"][kind])
+            assert 0 < request <= quantity(resources["limits"][kind]), name
+        # A service is one Python process: a second core would stay idle.
+        assert quantity(resources["limits"]["cpu"]) <= 1, name
 
 
 def test_every_deployment_has_a_disruption_budget_for_exactly_its_pods(
