@@ -21,7 +21,8 @@
 #
 # All data, logs and pid files live in $REPO/.infra/ (git-ignored); delete it for a clean slate.
 # Nothing outside the repository is configured (no /etc edits, no systemd); missing Debian
-# packages (rabbitmq-server, dovecot-imapd, dovecot-lmtpd) are installed with apt-get.
+# packages (rabbitmq-server, dovecot-imapd, dovecot-lmtpd, prometheus, chromium and
+# chromium-driver for the console's browser tests) are installed with apt-get.
 # If MONGODB_URL or MAILSYNC_MONGODB_URL points at another server, FerretDB is not started.
 set -Eeuo pipefail
 
@@ -202,6 +203,8 @@ ensure_packages() {
   [[ -x /usr/lib/dovecot/imap ]] || missing+=(dovecot-imapd)
   [[ -x /usr/lib/dovecot/lmtp ]] || missing+=(dovecot-lmtpd)
   have_bin prometheus && have_bin promtool || missing+=(prometheus) # metrics tests and rules
+  have_bin chromium || missing+=(chromium)                            # the console's browser tests
+  have_bin chromedriver || missing+=(chromium-driver)
   ((${#missing[@]})) || return 0
 
   local sudo=""

@@ -142,7 +142,7 @@ async def test_no_route_answers_with_another_workspaces_data(
         "Sam Secret",
     }
     openapi = (await api.get("/openapi.json")).json()
-    fixed = {"record_type": "contacts", "dataset": "contacts"}
+    fixed = {"record_type": "contacts", "dataset": "contacts", "name": "htmx.min.js"}
 
     leaks = []
     for method, path in api_routes(api_settings(infra, secret_key)):
@@ -183,6 +183,8 @@ async def test_operator_injection_in_any_json_field_is_refused_naming_the_field(
     for method, path in api_routes(api_settings(infra, secret_key)):
         if method not in {"POST", "PUT", "PATCH"}:
             continue
+        if path not in openapi["paths"]:
+            continue  # the console's forms: no JSON body, read by the api's own schemas
         content = openapi["paths"][path][method.lower()].get("requestBody", {}).get("content", {})
         ref = content.get("application/json", {}).get("schema", {}).get("$ref")
         if ref is None:

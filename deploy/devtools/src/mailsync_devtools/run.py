@@ -49,6 +49,7 @@ def main() -> int:
                 f"""
 Mailsync is running.
   API        {api_url}        docs {api_url}/docs      events {api_url}/asyncapi.json
+  Console    {api_url}/console   (sign in with the API key below: the owner's personal token)
   Logs       {INFRA / "logs/services"}/<service>.log
   Demo       workspace {demo.workspace_id}, mailbox dana@acme.test ({threads} threads on Hank)
   API key    {key}

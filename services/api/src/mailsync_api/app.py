@@ -11,6 +11,7 @@ from faststream.rabbit import RabbitBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from mailsync_api.body_limits import BodyLimitMiddleware
+from mailsync_api.console.pages import install_console
 from mailsync_api.context import ApiContext
 from mailsync_api.problems import document_problems, install_problem_handlers
 from mailsync_api.request_context import RequestIdMiddleware
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.include_router(events_router(public_events_document(settings.rabbitmq_url, API_VERSION)))
+    install_console(app)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -124,10 +124,19 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """Who is calling, from `Authorization: Bearer <key>`, checked against the route's rule."""
+    return await authenticate(request, db, credentials.credentials if credentials else None)
+
+
+async def authenticate(
+    request: Request, db: AsyncDatabase[Document], token: str | None
+) -> Principal:
+    """The principal a key or personal token stands for, allowed by the route's rule; a 401 or
+    403 problem otherwise. The api reads the token from `Authorization`, the console from its
+    cookie."""
     rule = route_rule(request)
-    if credentials is None or not credentials.credentials:
+    if not token:
         raise _unauthorized("send an API key or personal token as `Authorization: Bearer <key>`")
-    key = await _valid_key(SystemCollections(db), hash_api_key(credentials.credentials))
+    key = await _valid_key(SystemCollections(db), hash_api_key(token))
     if key is None:
         raise _unauthorized("the API key is not valid")
     principal = await principal_of(db, key)

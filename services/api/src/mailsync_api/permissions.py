@@ -132,6 +132,27 @@ PERMISSIONS: Mapping[tuple[str, str], Rule] = {
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): ADMIN,
     ("GET", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): ADMIN,
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): ADMIN,
+    # The web console: the same rules as the api routes each page reads or writes through.
+    ("GET", "/console"): PUBLIC,
+    ("POST", "/console/sign-in"): PUBLIC,
+    ("POST", "/console/sign-out"): PUBLIC,
+    ("GET", "/console/static/{name}"): PUBLIC,
+    ("GET", "/console/mailboxes"): READ,
+    ("GET", "/console/mailboxes/new"): WRITE,
+    ("POST", "/console/mailboxes/review"): WRITE,
+    ("POST", "/console/mailboxes"): WRITE,
+    ("GET", "/console/mailboxes/{mailbox_id}"): READ,
+    ("GET", "/console/contacts"): READ,
+    ("GET", "/console/companies"): READ,
+    ("GET", "/console/deals"): READ,
+    ("GET", "/console/contacts/{contact_id}"): READ,
+    ("GET", "/console/companies/{company_id}"): READ,
+    ("GET", "/console/deals/{deal_id}"): READ,
+    ("GET", "/console/threads/unassigned"): READ,
+    ("POST", "/console/threads/{thread_id}/links"): WRITE,
+    ("GET", "/console/capture-rules"): READ,
+    ("POST", "/console/capture-rules/preview"): ADMIN,
+    ("POST", "/console/capture-rules"): ADMIN,
 }
 
 
