@@ -571,6 +571,7 @@ cmd_start() {
   with_lock
   ensure_python
   cmd_tools
+  ensure_packages # also what the tests alone need (chromium), when the services run already
   local -a waiting=()
   if ! rabbit_up; then
     ensure_packages

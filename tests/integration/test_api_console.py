@@ -1,6 +1,8 @@
 """The console's sign-in and its guards, over HTTP against the api on the real database (the
 pages themselves are driven in a browser by tests/e2e/test_console.py)."""
 
+from urllib.parse import urlencode
+
 import httpx
 import pytest
 
@@ -12,9 +14,11 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     bearer,
     invite,
     other_ws_fixture,
+    ready_account,
     system_key,
     ws_fixture,
 )
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +101,8 @@ async def test_another_workspaces_records_are_not_found_through_the_console(
 
     page = await api.get(f"/console/contacts/{contact.json()['id']}", headers=cookies)
     assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "contact not found" in page.text
     assert "Sam Secret" not in page.text
     listed = await api.get("/console/contacts", headers=cookies)
     assert "Sam Secret" not in listed.text
@@ -112,3 +118,36 @@ async def test_htmx_and_the_stylesheet_are_served_by_the_api(api: httpx.AsyncCli
     assert (await api.get("/console/static/pages.py")).status_code == 404
     page = await api.get("/console")
     assert "https://" not in page.text, "nothing is loaded from another site"
+
+
+async def test_a_refused_login_is_shown_in_words_and_nothing_is_saved(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra
+) -> None:
+    account = await ready_account(infra, "acme.test", "wrongpass")
+    cookies = await signed_in(api, ws.api_key)
+    form = urlencode(
+        {
+            "address": account.address,
+            "imap_password": "not-the-password",
+            "imap_host": infra.imap_host,
+            "imap_port": infra.imap_port,
+            "imap_security": "none",
+            "smtp_host": infra.smtp_host,
+            "smtp_port": infra.smtp_port,
+            "smtp_security": "none",
+            "backfill_days": "",
+            "visibility": "private",
+        }
+    )
+
+    review = await api.post("/console/mailboxes/review", headers=cookies | HTMX, content=form)
+    assert review.status_code == 200
+    assert "older mail is not imported" in review.text
+    assert "not-the-password" not in review.text
+    connect = await api.post("/console/mailboxes", headers=cookies | HTMX, content=form)
+    assert connect.status_code in (400, 422), connect.text
+    assert "That did not work" in connect.text
+    assert "imap" in connect.text.lower()
+    assert "not-the-password" not in connect.text
+    listed = await api.get("/v1/mailboxes", headers=ws.auth)
+    assert account.address not in listed.text

@@ -13,6 +13,7 @@ from faststream.rabbit import RabbitBroker
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.contracts.records import EmailLogged, LoggedEmail
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.topology import WEBHOOK_EVENTS_QUEUE
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     API_DATABASE,
     ApiWorkspace,
@@ -36,8 +37,18 @@ GIVE_UP_AFTER = 8.0
 
 
 @pytest.fixture(scope="module")
+async def earlier_events_dropped(broker: RabbitBroker) -> None:
+    """Public events that other suites of this session left for webhooks concern none of these
+    tests' workspaces: dropped, so the send service starts on this module's events."""
+    queue = await broker.declare_queue(WEBHOOK_EVENTS_QUEUE)
+    await queue.purge()
+
+
+@pytest.fixture(scope="module")
 def webhook_sender(
-    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    service_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    earlier_events_dropped: None,
 ) -> Iterator[SendProcess]:
     """The send service on the api's database, retrying within seconds rather than a day."""
     log: Path = tmp_path_factory.mktemp("webhooks") / "send.log"

@@ -108,7 +108,8 @@ def _location(loc: Sequence[int | str]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-async def _problem_error(request: Request, error: Exception) -> JSONResponse:
+async def answer_problem(request: Request, error: Exception) -> JSONResponse:
+    """The problem-details answer to a raised `ProblemError`."""
     assert isinstance(error, ProblemError)
     return problem_response(
         request,
@@ -151,7 +152,7 @@ async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(ProblemError, answer_problem)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

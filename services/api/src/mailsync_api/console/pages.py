@@ -20,11 +20,12 @@ from mailsync_api.console.session import (
     CallerDep,
     NotAllowedError,
     SignInRequiredError,
+    bearer_token,
 )
 from mailsync_api.dependencies import ContextDep, DbDep, authenticate
 from mailsync_api.mailbox_summary import sync_summary
 from mailsync_api.pagination import PageParams
-from mailsync_api.problems import ProblemError
+from mailsync_api.problems import ProblemError, answer_problem
 from mailsync_api.routes import (
     associations,
     capture_rules,
@@ -315,6 +316,15 @@ def install_console(app: FastAPI) -> None:
 
     @app.exception_handler(NotAllowedError)
     async def not_allowed(request: Request, error: NotAllowedError) -> Response:
-        return render(request, "not_allowed.html", 403, detail=error.detail)
+        return render(request, "problem.html", 403, title="Not allowed", detail=error.detail)
+
+    @app.exception_handler(ProblemError)
+    async def problem(request: Request, error: ProblemError) -> Response:
+        """A page for a person in the console; the api's problem answer for everyone else."""
+        if request.url.path.startswith(COOKIE_PATH) and bearer_token(request) is None:
+            return render(
+                request, "problem.html", error.status, title=error.title, detail=error.detail
+            )
+        return await answer_problem(request, error)
 
     app.include_router(router)
