@@ -66,10 +66,14 @@ async def run(context: BenchContext) -> list[Figure]:
         if message_id in fetched_at
     ]
     return [
-        Figure("live_latency_p50_ms", percentile(latencies, 0.5), "ms", percentile(appends, 0.5)),
-        Figure("live_latency_p99_ms", percentile(latencies, 0.99), "ms", percentile(appends, 0.99)),
-        Figure("live_ingest_p50_ms", percentile(ingest, 0.5), "ms", percentile(appends, 0.5)),
-        Figure("live_ingest_p99_ms", percentile(ingest, 0.99), "ms", percentile(appends, 0.99)),
+        Figure(
+            "live_one_latency_p50_ms", percentile(latencies, 0.5), "ms", percentile(appends, 0.5)
+        ),
+        Figure(
+            "live_one_latency_p99_ms", percentile(latencies, 0.99), "ms", percentile(appends, 0.99)
+        ),
+        Figure("live_one_ingest_p50_ms", percentile(ingest, 0.5), "ms", percentile(appends, 0.5)),
+        Figure("live_one_ingest_p99_ms", percentile(ingest, 0.99), "ms", percentile(appends, 0.99)),
         Figure("imap_append_p50_ms", percentile(appends, 0.5), "ms"),
     ]
 

@@ -106,11 +106,15 @@ class IsolatedStack:
     database: str
     rabbitmq_url: str
     pids: dict[str, int]
+    env: dict[str, str]
 
 
 @contextmanager
-def isolated_stack(context: BenchContext, name: str) -> Iterator[IsolatedStack]:
-    """The five services on free ports with their own vhost and database.
+def isolated_stack(
+    context: BenchContext, name: str, without: tuple[str, ...] = ()
+) -> Iterator[IsolatedStack]:
+    """The five services (less the ones named in `without`, which the caller runs itself with
+    `env`) on free ports with their own vhost and database.
 
     Started with the same commands as `mailsync_devtools.stack`, only the ports differ, so a
     benchmark never shares queues, data or ports with a test run on the same machine.
@@ -119,7 +123,9 @@ def isolated_stack(context: BenchContext, name: str) -> Iterator[IsolatedStack]:
     client: MongoClient[dict[str, object]] = MongoClient(context.mongodb_url)
     client.drop_database(database)
     rabbitmq_url = os.environ.get("MAILSYNC_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    services = tuple(Service(service.name, free_port()) for service in SERVICES)
+    services = tuple(
+        Service(service.name, free_port()) for service in SERVICES if service.name not in without
+    )
     try:
         with own_vhost(rabbitmq_url) as vhost_url:
             env = {
@@ -130,7 +136,7 @@ def isolated_stack(context: BenchContext, name: str) -> Iterator[IsolatedStack]:
             with running_stack(env, context.log_dir / name, services) as running:
                 api = next(service for service in services if service.name == "api")
                 pids = {item.service.name: item.process.pid for item in running}
-                yield IsolatedStack(f"http://127.0.0.1:{api.port}", database, vhost_url, pids)
+                yield IsolatedStack(f"http://127.0.0.1:{api.port}", database, vhost_url, pids, env)
     finally:
         client.drop_database(database)
         client.close()

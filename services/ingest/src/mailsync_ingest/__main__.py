@@ -1,5 +1,7 @@
 """`python -m mailsync_ingest`: run the ingest service."""
 
+import resource
+
 from mailsync_ingest.app import create_app
 from mailsync_ingest.settings import Settings
 from mailsync_shared.service import serve
@@ -7,7 +9,16 @@ from mailsync_shared.structured_logging import configure_logging
 from mailsync_shared.tracing import configure_tracing
 
 
+def allow_open_files() -> None:
+    """Raise the soft limit of open files to the hard one: every mailbox holds a socket, and a
+    soft limit of 1,024 (a common default) would refuse the thousandth."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main() -> None:
+    allow_open_files()
     settings = Settings()
     configure_logging("ingest", settings.log_level)
     configure_tracing("ingest")

@@ -23,21 +23,22 @@ Workers of one pool (same workspaces) split its mailboxes evenly: each records a
 up) and hands the excess back, so adding a replica spreads the mailboxes within a lease round.
 """
 
+import asyncio
 import json
 import math
 from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument
 
 CONNECTED = {"status.state": {"$ne": "disconnected"}}
+DUPLICATE_KEY = 11000
 
 
 def pool_scope(workspaces: Collection[str], excluded: Collection[str]) -> Document:
@@ -117,31 +118,6 @@ class LeaseBook:
     def _until(self) -> Any:
         return utcnow() + self._duration
 
-    async def _latest_term(self, mailbox_id: str) -> Document | None:
-        return await self._terms.find_one({"mailbox_id": mailbox_id}, sort=[("term", DESCENDING)])
-
-    async def _win_term(self, mailbox_id: str) -> int | None:
-        """The term we hold for the mailbox: still ours, or the next one if we win it."""
-        latest = await self._latest_term(mailbox_id)
-        if latest is not None and latest["until"] > utcnow():
-            return int(latest["term"]) if latest["owner"] == self.worker_id else None
-        term = 1 if latest is None else int(latest["term"]) + 1
-        try:
-            await self._terms.insert_one(
-                {
-                    "_id": f"{mailbox_id}:{term}",
-                    "mailbox_id": mailbox_id,
-                    "term": term,
-                    "owner": self.worker_id,
-                    "until": self._until(),
-                }
-            )
-        except DuplicateKeyError:
-            return None
-        # Earlier terms only ever matter to their stalled owners, whose writes match nothing.
-        await self._terms.delete_many({"mailbox_id": mailbox_id, "term": {"$lt": term}})
-        return term
-
     async def _held_elsewhere(self) -> list[str]:
         """Mailboxes with a term still running for another worker."""
         running: list[Any] = await self._terms.distinct(
@@ -155,7 +131,13 @@ class LeaseBook:
         return claimed[0] if claimed else None
 
     async def claim_many(self, held: Collection[str], limit: int) -> list[MailboxDocument]:
-        """Lease up to `limit` mailboxes that nobody holds (fewer when others win some)."""
+        """Lease up to `limit` mailboxes that nobody holds (fewer when others win some).
+
+        A batch costs a few round trips whatever its size: the latest terms are read in one
+        query and the next ones inserted in one unordered insert, whose duplicate keys are the
+        terms other workers won first; only the mailboxes' `lease` fields are written one
+        document at a time (concurrently).
+        """
         if limit <= 0:
             return []
         busy = {*held, *await self._held_elsewhere()}
@@ -166,25 +148,70 @@ class LeaseBook:
                 claimable, projection={"_id": 1}, limit=limit
             )
         ]
-        won: list[str] = []
-        for mailbox_id in candidates:
-            term = await self._win_term(mailbox_id)
-            if term is None:
-                continue
-            self._held_terms[mailbox_id] = term
-            await self._mailboxes.update_one(
-                {"_id": mailbox_id, **CONNECTED},
-                {
-                    "$set": {
-                        "lease": {"owner": self.worker_id, "until": self._until(), "term": term}
-                    }
-                },
-            )
-            won.append(mailbox_id)
-        if not won:
+        if not candidates:
             return []
-        documents = self._mailboxes.find({"_id": {"$in": won}, "lease.owner": self.worker_id})
+        terms = await self._win_terms(candidates)
+        if not terms:
+            return []
+        self._held_terms.update(terms)
+        until = self._until()
+        await asyncio.gather(
+            *(
+                self._mailboxes.update_one(
+                    {"_id": mailbox_id, **CONNECTED},
+                    {"$set": {"lease": {"owner": self.worker_id, "until": until, "term": term}}},
+                )
+                for mailbox_id, term in terms.items()
+            )
+        )
+        documents = self._mailboxes.find(
+            {"_id": {"$in": list(terms)}, "lease.owner": self.worker_id}
+        )
         return [MailboxDocument.from_document(document) async for document in documents]
+
+    async def _win_terms(self, mailbox_ids: list[str]) -> dict[str, int]:
+        """The terms we hold for these mailboxes: still ours, or the next ones we won."""
+        latest: dict[str, Document] = {}
+        async for document in self._terms.find({"mailbox_id": {"$in": mailbox_ids}}):
+            known = latest.get(str(document["mailbox_id"]))
+            if known is None or int(document["term"]) > int(known["term"]):
+                latest[str(document["mailbox_id"])] = document
+        now, until = utcnow(), self._until()
+        ours: dict[str, int] = {}
+        wanted: dict[str, int] = {}
+        for mailbox_id in mailbox_ids:
+            term = latest.get(mailbox_id)
+            if term is not None and term["until"] > now:
+                if term["owner"] == self.worker_id:
+                    ours[mailbox_id] = int(term["term"])
+                continue
+            wanted[mailbox_id] = 1 if term is None else int(term["term"]) + 1
+        if wanted:
+            inserts = [
+                {
+                    "_id": f"{mailbox_id}:{term}",
+                    "mailbox_id": mailbox_id,
+                    "term": term,
+                    "owner": self.worker_id,
+                    "until": until,
+                }
+                for mailbox_id, term in wanted.items()
+            ]
+            lost: set[str] = set()
+            try:
+                await self._terms.insert_many(inserts, ordered=False)
+            except BulkWriteError as error:
+                for failure in error.details.get("writeErrors", []):
+                    if failure.get("code") != DUPLICATE_KEY:
+                        raise
+                    lost.add(str(inserts[int(failure["index"])]["mailbox_id"]))
+            won = {m: t for m, t in wanted.items() if m not in lost}
+            # Earlier terms only ever matter to their stalled owners, whose writes match nothing.
+            earlier = [f"{m}:{t - 1}" for m, t in won.items() if t > 1]
+            if earlier:
+                await self._terms.delete_many({"_id": {"$in": earlier}})
+            ours.update(won)
+        return ours
 
     async def renew(self, mailbox_ids: Collection[str]) -> set[str]:
         """Extend our leases; returns the mailboxes still ours and still connected.

@@ -17,7 +17,9 @@ from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import FolderCheckpoint, FolderGap, MailboxState
 
-SYNCED_AT_EVERY = timedelta(seconds=60)
+# `last_synced_at` of a quiet mailbox is refreshed this often: a write per mailbox per
+# interval is the steady load a worker puts on the store.
+SYNCED_AT_EVERY = timedelta(seconds=300)
 
 
 class LeaseLostError(Exception):
@@ -40,22 +42,34 @@ class MailboxRecord:
             "lease.owner": worker_id,
             "status.state": {"$ne": "disconnected"},
         }
+        self._staged: dict[str, Any] = {}
         self._state: MailboxState | None = None
         self._reason: str | None = None
         self._synced_written_at: datetime | None = None
 
     async def _update(self, fields: dict[str, Any]) -> None:
-        result = await self._mailboxes.update_one(self._guard, {"$set": fields})
+        """Write `fields` with whatever was staged, in one guarded update."""
+        merged = {**self._staged, **fields}
+        result = await self._mailboxes.update_one(self._guard, {"$set": merged})
         if result.matched_count == 0:
             raise LeaseLostError(str(self._guard["_id"]))
+        self._staged = {}
+
+    def _stage(self, fields: dict[str, Any]) -> None:
+        """Keep `fields` for the next write: a mailbox that connects and is live at once costs
+        one write, which at a thousand mailboxes per worker decides how soon all are live."""
+        self._staged.update(fields)
 
     async def check_still_ours(self) -> None:
         """Raise `LeaseLostError` unless the mailbox is still leased here and connected."""
         if await self._mailboxes.find_one(self._guard, projection={"_id": 1}) is None:
             raise LeaseLostError(str(self._guard["_id"]))
 
-    async def set_status(self, state: MailboxState, reason: str | None = None) -> None:
-        """Record the sync state; repeated identical states are not written again."""
+    async def set_status(
+        self, state: MailboxState, reason: str | None = None, *, staged: bool = False
+    ) -> None:
+        """Record the sync state; repeated identical states are not written again. A staged
+        state is written with the next write (or replaced by the next state)."""
         if (state, reason) == (self._state, self._reason):
             return
         now = utcnow()
@@ -67,11 +81,14 @@ class MailboxRecord:
         if state == "live":
             fields["status.last_synced_at"] = now
             self._synced_written_at = now
-        await self._update(fields)
+        if staged:
+            self._stage(fields)
+        else:
+            await self._update(fields)
         self._state, self._reason = state, reason
 
     async def mark_synced(self, *, changed: bool) -> None:
-        """Record a completed sync round (at most once a minute unless mail moved)."""
+        """Record a completed sync round (at most every `SYNCED_AT_EVERY` unless mail moved)."""
         now = utcnow()
         recent = self._synced_written_at and now - self._synced_written_at < SYNCED_AT_EVERY
         if recent and not changed:
@@ -105,7 +122,11 @@ class MailboxRecord:
             {"$set": {"reconcile_requested_at": None}},
         )
 
-    async def save_folder(self, checkpoint: FolderCheckpoint) -> None:
-        await self._update(
-            {f"folders.{folder_key(checkpoint.name)}": checkpoint.model_dump(mode="python")}
-        )
+    async def save_folder(self, checkpoint: FolderCheckpoint, *, staged: bool = False) -> None:
+        """Write the folder's checkpoint (staged: with the next write; a crash before it only
+        repeats the folder's planning)."""
+        fields = {f"folders.{folder_key(checkpoint.name)}": checkpoint.model_dump(mode="python")}
+        if staged:
+            self._stage(fields)
+        else:
+            await self._update(fields)

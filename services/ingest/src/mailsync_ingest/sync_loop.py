@@ -269,7 +269,7 @@ class MailboxSync:
 
     async def _session(self, backoff: Backoff) -> None:
         """One connection's life: connect, plan folders, then sync rounds until stopped."""
-        await self._record.set_status("connecting")
+        await self._record.set_status("connecting", staged=True)
         connection = await self._connect()
         try:
             folders = choose_folders(await connection.list_folders(), gmail=connection.gmail)
@@ -391,8 +391,11 @@ class MailboxSync:
         )
         sync = FolderSync(folder, checkpoint)
         queue = await self._backfill_queue(connection, sync)
-        sync.checkpoint = checkpoint.model_copy(update={"total": len(queue)})
-        await self._save(sync)
+        update: dict[str, object] = {"total": len(queue)}
+        if not queue:
+            update["backfill_floor"] = None  # nothing older in the window: complete already
+        sync.checkpoint = checkpoint.model_copy(update=update)
+        await self._save(sync, staged=True)
         return sync
 
     async def _highest_uid(self, connection: ImapConnection, state: FolderState) -> int:
@@ -627,8 +630,8 @@ class MailboxSync:
             uid=uid,
         )
 
-    async def _save(self, sync: FolderSync) -> None:
-        await self._record.save_folder(sync.checkpoint)
+    async def _save(self, sync: FolderSync, *, staged: bool = False) -> None:
+        await self._record.save_folder(sync.checkpoint, staged=staged)
         self._checkpoints[folder_key(sync.folder.name)] = sync.checkpoint
 
     async def _wait_for_mail(self, connection: ImapConnection, syncs: list[FolderSync]) -> None:

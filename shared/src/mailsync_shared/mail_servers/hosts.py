@@ -78,7 +78,7 @@ class HostGuard:
     async def check(self, host: str, port: int) -> CheckedHost:
         """Resolve once; refuse when any address is not public (unless allowed)."""
         try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
+            literal: IPAddress | None = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             literal = None
         if literal is not None:
@@ -94,7 +94,9 @@ class HostGuard:
             for text in addresses:
                 reason = refusal(ipaddress.ip_address(text))
                 if reason is not None:
-                    raise HostRefusedError(f"{host} resolves to {reason} ({text})")
+                    raise HostRefusedError(
+                        f"{host} resolves to a non-public address: {reason} ({text})"
+                    )
         return CheckedHost(host, port, tuple(addresses))
 
 
@@ -123,5 +125,36 @@ async def open_stream(
             failure = ServerTimeoutError(f"connecting to {host.name} ({address}) timed out")
         except OSError as error:
             failure = UnreachableError(f"{host.name} ({address}): {error.strerror or error}")
+    assert failure is not None
+    raise failure
+
+
+async def open_socket(
+    host: CheckedHost,
+    *,
+    timeout: float,  # noqa: ASYNC109 - a connect timeout, applied per address
+) -> socket.socket:
+    """A connected socket to the first checked address that answers, for clients that take
+    one (the SMTP client); TLS on it must verify `host.name`."""
+    loop = asyncio.get_running_loop()
+    failure: Exception | None = None
+    for address in host.addresses:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, (address, host.port))
+        except TimeoutError:
+            sock.close()
+            failure = ServerTimeoutError(f"connecting to {host.name} ({address}) timed out")
+        except OSError as error:
+            sock.close()
+            failure = UnreachableError(f"{host.name} ({address}): {error.strerror or error}")
+        except BaseException:
+            sock.close()
+            raise
+        else:
+            return sock
     assert failure is not None
     raise failure
