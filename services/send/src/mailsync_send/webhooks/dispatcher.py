@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING
@@ -39,6 +40,13 @@ from mailsync_shared.webhooks.documents import (
 logger = logging.getLogger(__name__)
 
 ATTEMPTS_KEPT = 50
+# Deliveries read, sent in order, and written back together.
+BATCH = 20
+
+
+@dataclass
+class _Lease:
+    until: datetime = field(default_factory=utcnow)
 
 
 def retry_delay(failures: int, *, base: float, most: float) -> float:
@@ -105,32 +113,19 @@ class WebhookDispatcher:
     async def _work(self, subscription_id: str, workspace_id: str) -> None:
         store = WorkspaceStore(self._db, workspace_id)
         wakeup = self._wakeups[subscription_id]
-        lease_until = utcnow()
+        lease = _Lease()
         while True:
             try:
                 document = await store.collection(SUBSCRIPTIONS).find_one({"_id": subscription_id})
                 if document is None or not document.get("enabled"):
                     return
                 subscription = WebhookSubscriptionDocument.from_document(document)
-                if (lease_until - utcnow()).total_seconds() < self._lease_seconds / 2:
-                    leased = await self._lease(store, subscription_id)
-                    if leased is None:
-                        await self._pause(wakeup, self._lease_seconds / 2)
-                        continue
-                    lease_until = leased
-                head = await store.collection(DELIVERIES).find_one(
-                    {"subscription_id": subscription_id, "state": "pending"},
-                    sort=[("seq", ASCENDING)],
-                )
-                if head is None:
-                    await self._pause(wakeup, self._settings.webhook_poll_seconds)
+                if not await self._hold(store, subscription_id, lease):
+                    await self._pause(wakeup, self._lease_seconds / 2)
                     continue
-                delivery = WebhookDeliveryDocument.from_document(head)
-                due_in = (delivery.next_attempt_at - utcnow()).total_seconds()
-                if due_in > 0:
+                due_in = await self._deliver_due(store, subscription, lease)
+                if due_in is not None:
                     await self._pause(wakeup, min(due_in, self._settings.webhook_poll_seconds))
-                    continue
-                await self._attempt(store, subscription, delivery)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -139,6 +134,54 @@ class WebhookDispatcher:
                     extra={"workspace_id": workspace_id, "subscription_id": subscription_id},
                 )
                 await asyncio.sleep(self._settings.webhook_poll_seconds)
+
+    async def _deliver_due(
+        self, store: WorkspaceStore, subscription: WebhookSubscriptionDocument, lease: "_Lease"
+    ) -> float | None:
+        """Send the oldest pending deliveries in order, up to a batch, stopping at the first
+        that must wait for a retry; their outcomes are written together afterwards (a crash in
+        between sends those again: at least once). Returns how long to wait when nothing more
+        is due now, None to carry on at once."""
+        batch = await store.collection(DELIVERIES).find(
+            {"subscription_id": subscription.id, "state": "pending"},
+            sort=[("seq", ASCENDING)],
+            limit=BATCH,
+        )
+        if not batch:
+            return self._settings.webhook_poll_seconds
+        outcomes: list[tuple[dict[str, object], dict[str, object]]] = []
+        wait: float | None = None
+        try:
+            for document in batch:
+                delivery = WebhookDeliveryDocument.from_document(document)
+                due_in = (delivery.next_attempt_at - utcnow()).total_seconds()
+                if due_in > 0:
+                    wait = due_in
+                    break
+                if not await self._hold(store, subscription.id, lease):
+                    wait = self._lease_seconds / 2
+                    break
+                changes = await self._attempt(store, subscription, delivery)
+                outcomes.append(({"_id": delivery.id}, {"$set": changes}))
+                if "state" not in changes:
+                    wait = 0.0  # retried later: the ones behind it wait their turn
+                    break
+        finally:
+            # By `_id` alone: the store answers that from its index (a wider filter can read
+            # the whole collection), and only this worker writes a pending delivery.
+            await store.collection(DELIVERIES).update_each(outcomes)
+        return wait if wait else None
+
+    async def _hold(self, store: WorkspaceStore, subscription_id: str, lease: "_Lease") -> bool:
+        """The subscription's lease is this process's for a while yet (renewed when half
+        spent); False while another process holds it."""
+        if (lease.until - utcnow()).total_seconds() >= self._lease_seconds / 2:
+            return True
+        renewed = await self._lease(store, subscription_id)
+        if renewed is None:
+            return False
+        lease.until = renewed
+        return True
 
     async def _pause(self, wakeup: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -176,7 +219,8 @@ class WebhookDispatcher:
         store: WorkspaceStore,
         subscription: WebhookSubscriptionDocument,
         delivery: WebhookDeliveryDocument,
-    ) -> None:
+    ) -> dict[str, object]:
+        """One try; the delivery's changes: `state` set when it is finished."""
         started = utcnow()
         outcome = await self._poster.post(
             subscription.url,
@@ -209,9 +253,6 @@ class WebhookDispatcher:
                 most=self._settings.webhook_retry_max_delay_seconds,
             )
             changes["next_attempt_at"] = now + timedelta(seconds=delay)
-        await store.collection(DELIVERIES).update_one(
-            {"_id": delivery.id, "state": "pending"}, {"$set": changes}
-        )
         logger.info(
             "webhook delivery attempted",
             extra={
@@ -222,3 +263,4 @@ class WebhookDispatcher:
                 "outcome": changes.get("state", "retrying"),
             },
         )
+        return changes
