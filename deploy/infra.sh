@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local services for development and CI, without Docker:
 #   RabbitMQ 3.10 (AMQP 127.0.0.1:5672, management 127.0.0.1:15672)
-#   FerretDB v1.24.2 over SQLite (MongoDB wire protocol, 127.0.0.1:27017)
+#   FerretDB v1.24.2 over SQLite (MongoDB wire protocol, 127.0.0.1:27017; each update of a
+#   document atomic, see deploy/ferretdb/atomic_updates.go)
 #   Dovecot 2.3 (IMAP 127.0.0.1:10143, LMTP 127.0.0.1:10024)
 #   SMTP submission with AUTH (127.0.0.1:10587), delivering into Dovecot over LMTP
 #
@@ -348,7 +349,7 @@ rabbit_stop() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# FerretDB (embedded, SQLite) built from deploy/ferretdb
+# FerretDB (embedded, SQLite, behind the atomic-updates relay) built from deploy/ferretdb
 
 go_sources_newer() { # go_sources_newer SRC BIN: a Go source, go.mod or go.sum changed since BIN was built
   local source

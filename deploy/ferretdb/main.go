@@ -1,13 +1,19 @@
-// Command ferretdb runs an embedded FerretDB (MongoDB wire protocol) over SQLite
-// for local development and CI, where MongoDB itself is not installable.
+// Command ferretdb runs an embedded FerretDB (MongoDB wire protocol) over SQLite (or
+// PostgreSQL) for local development and CI, where MongoDB itself is not installable.
+//
+// Clients connect to -listen; each command is passed on to FerretDB over a private Unix socket
+// in the data directory, with updates of one collection applied one at a time
+// (atomic_updates.go), so that every update of a document is atomic as on MongoDB.
 package main
 
 import (
 	"context"
 	"flag"
 	"log"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -16,18 +22,35 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
-	dataDir := flag.String("data", "./data", "directory for the SQLite databases")
+	dataDir := flag.String("data", "./data", "directory for the SQLite databases and the socket")
+	postgresURL := flag.String("postgresql-url", "", "store in this PostgreSQL database instead of SQLite")
 	flag.Parse()
 
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		log.Fatalf("create data directory: %v", err)
 	}
 
-	server, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+	listener, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatalf("listen on %s: %v", *listen, err)
+	}
+
+	// Listening first: a second copy started by mistake stops here, before the socket.
+	socket := filepath.Join(*dataDir, "ferretdb.sock")
+	if err := os.Remove(socket); err != nil && !os.IsNotExist(err) {
+		log.Fatalf("remove stale socket: %v", err)
+	}
+
+	config := &ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + *dataDir + "/",
-	})
+	}
+	if *postgresURL != "" {
+		config.Handler, config.SQLiteURL, config.PostgreSQLURL = "postgresql", "", *postgresURL
+	}
+
+	server, err := ferretdb.New(config)
 	if err != nil {
 		log.Fatalf("configure ferretdb: %v", err)
 	}
@@ -35,8 +58,22 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	go keepIDIndexes(ctx, *dataDir, time.Second)
+	if *postgresURL == "" {
+		go keepIDIndexes(ctx, *dataDir, time.Second)
+	}
 
-	log.Printf("ferretdb listening on %s (uri %s)", *listen, server.MongoDBURI())
+	go func() {
+		<-ctx.Done()
+		listener.Close()
+	}()
+
+	go func() {
+		dial := func() (net.Conn, error) { return net.Dial("unix", socket) }
+		if err := serializeUpdates(listener, dial); err != nil {
+			log.Fatalf("serve clients: %v", err)
+		}
+	}()
+
+	log.Printf("ferretdb (%s) listening on %s", config.Handler, *listen)
 	server.Run(ctx)
 }
