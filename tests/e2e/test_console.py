@@ -23,7 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from mailsync_devtools.stack import RunningService, free_ports, running_stack
 from mailsync_shared.storage.client import Document
-from tests.support.browser import artifacts_dir, headless_chromium
+from tests.support.browser import artifacts_dir, console_errors, headless_chromium
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, build_message, create_account, deliver
 
@@ -121,6 +121,14 @@ def browser() -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors(browser: WebDriver) -> Iterator[None]:
+    """Every step ran without a script error or a blocked resource in the page."""
+    console_errors(browser)
+    yield
+    assert [e for e in console_errors(browser) if "favicon.ico" not in e] == []
 
 
 def wait_for(browser: WebDriver, by: str, value: str, timeout: float = 30) -> WebElement:

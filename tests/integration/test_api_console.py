@@ -118,6 +118,9 @@ async def test_htmx_and_the_stylesheet_are_served_by_the_api(api: httpx.AsyncCli
     assert (await api.get("/console/static/pages.py")).status_code == 404
     page = await api.get("/console")
     assert "https://" not in page.text, "nothing is loaded from another site"
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
 
 
 async def test_a_refused_login_is_shown_in_words_and_nothing_is_saved(

@@ -1,13 +1,17 @@
 """Workspace isolation and idempotent writes against the real MongoDB-wire server."""
 
+from datetime import timedelta
+
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.storage.raw_messages import load_raw, store_raw, store_raw_many
-from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
+from mailsync_shared.webhooks.documents import DELIVERIES, WebhookDeliveryDocument
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +156,37 @@ async def test_bytes_over_the_document_limit_are_stored_in_chunks(
     assert await load_raw(store, ids[1]) == large
     assert await store.raw_messages.count({"chunk_of": ids[1]}) == 6
     assert await load_raw(WorkspaceStore(mongo, "ws-raw-large-other"), ids[1]) is None
+
+
+async def test_the_webhook_delivery_log_keeps_pending_and_recent_deliveries(
+    store: WorkspaceStore, mongo: AsyncDatabase[Document]
+) -> None:
+    now = utcnow()
+    deliveries = {
+        name: WebhookDeliveryDocument(
+            workspace_id=store.workspace_id,
+            subscription_id="s1",
+            event_id=name,
+            event_type="mailsync.email.logged.v1",
+            seq=seq,
+            body="{}",
+            state=state,
+            finished_at=finished,
+        )
+        for seq, (name, state, finished) in enumerate(
+            (
+                ("old-delivered", "delivered", now - timedelta(days=40)),
+                ("old-failed", "failed", now - timedelta(days=31)),
+                ("recent", "delivered", now - timedelta(days=2)),
+                ("pending", "pending", None),
+            )
+        )
+    }
+    log = store.collection(DELIVERIES)
+    await log.insert_many([d.to_document() for d in deliveries.values()])
+
+    removed = await SystemCollections(mongo).prune_webhook_deliveries(now - timedelta(days=30))
+
+    assert removed >= 2
+    kept = {document["event_id"] for document in await log.find({})}
+    assert kept == {"recent", "pending"}

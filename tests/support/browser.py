@@ -32,7 +32,15 @@ def headless_chromium() -> webdriver.Chrome:
         "--disable-extensions",
     ):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    """What the page logged at error level since the last call (a blocked script, a CSP
+    violation, an htmx error)."""
+    entries: list[dict[str, str]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
 
 
 def artifacts_dir(name: str) -> Path:

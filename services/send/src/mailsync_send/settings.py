@@ -132,3 +132,11 @@ class Settings(SecretSettings):
             "new or changed subscription applies to events within this time."
         ),
     )
+    webhook_log_days: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long delivered and failed webhook deliveries stay in the delivery log (and "
+            "can be replayed); pending ones stay until they finish."
+        ),
+    )

@@ -444,3 +444,11 @@ class SystemCollections:
             {"enabled": True}, projection={"_id": 1, "workspace_id": 1}, limit=limit
         )
         return await cursor.to_list()
+
+    async def prune_webhook_deliveries(self, finished_before: datetime) -> int:
+        """Remove delivered and failed webhook deliveries of every workspace that finished
+        before `finished_before` (the log's retention); pending ones always stay."""
+        result = await self._db["webhook_deliveries"].delete_many(
+            {"state": {"$in": ["delivered", "failed"]}, "finished_at": {"$lt": finished_before}}
+        )
+        return result.deleted_count

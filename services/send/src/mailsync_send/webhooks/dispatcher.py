@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 ATTEMPTS_KEPT = 50
 # Deliveries read, sent in order, and written back together.
 BATCH = 20
+# How often finished deliveries older than the log's retention are removed.
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 @dataclass
@@ -94,10 +97,16 @@ class WebhookDispatcher:
 
     async def _scan_forever(self) -> None:
         system = SystemCollections(self._db)
+        pruned_at = 0.0
         while True:
             try:
                 for item in await system.enabled_webhook_subscriptions():
                     self._ensure_worker(str(item["_id"]), str(item["workspace_id"]))
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                    pruned_at = time.monotonic()
+                    keep = timedelta(days=self._settings.webhook_log_days)
+                    removed = await system.prune_webhook_deliveries(utcnow() - keep)
+                    logger.info("webhook delivery log pruned", extra={"removed": removed})
             except Exception:
                 logger.exception("looking for webhook subscriptions failed")
             await asyncio.sleep(self._settings.webhook_poll_seconds)
