@@ -28,6 +28,7 @@ def book(db: AsyncDatabase[Document], worker: str, workspace: str, seconds: floa
     return LeaseBook(
         system.mailboxes,
         system.mailbox_lease_terms,
+        db["ingest_workers"],
         worker_id=worker,
         lease_seconds=seconds,
         workspaces=[workspace],

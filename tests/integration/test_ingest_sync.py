@@ -171,3 +171,28 @@ async def test_mail_arriving_after_a_disconnect_is_not_published(ingest: IngestC
     state = await ingest.state(mailbox.id)
     assert state.status.state == "disconnected"
     assert state.folders["INBOX"].last_uid == 1, "the checkpoint did not move past the late mail"
+
+
+async def test_a_mailbox_on_a_private_host_is_refused_unless_the_operator_allows_it(
+    ingest: IngestCase,
+) -> None:
+    owner = create_account(ingest.infra, "acme.test", "owner")
+    deliver(
+        ingest.infra,
+        build_message(sender=CLIENT, to=[owner.address], subject="Private", body="hi"),
+        [owner.address],
+    )
+    mailbox = await ingest.add_mailbox(ingest.mailbox(owner))  # the loopback Dovecot
+
+    async with ingest.spy() as spy, ingest.worker(ingest.settings(allow_private_hosts=False)):
+
+        async def refused_recorded() -> str | None:
+            state = await ingest.state(mailbox.id)
+            return state.status.reason if state.status.state == "error" else None
+
+        reason = await eventually(refused_recorded, what="the host refused on the status")
+
+    assert reason.startswith("mail server address not allowed")
+    assert "loopback" in reason
+    assert spy.events == []
+    assert (await ingest.state(mailbox.id)).folders == {}

@@ -16,9 +16,12 @@ import httpx
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.crypto import CredentialCipher, CredentialError
+from mailsync_shared.mail_servers.errors import MailServerError
+from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.storage.documents import ServerAccount
 
 EXPIRY_MARGIN = timedelta(seconds=60)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 DEFAULT_LIFETIME = timedelta(minutes=30)
 
 
@@ -77,13 +80,49 @@ def grant_of(account: ServerAccount, cipher: CredentialCipher) -> OAuthGrant:
     )
 
 
+async def _post_form(
+    url: str,
+    form: dict[str, str],
+    *,
+    guard: HostGuard | None,
+    client: httpx.AsyncClient | None,
+    timeout: float,  # noqa: ASYNC109 - passed to the HTTP client per request
+) -> httpx.Response:
+    """POST the form; with a guard, to the address it checked (the name in `Host` and TLS).
+
+    The endpoint is checked on every refresh, not only when the account was connected: a
+    name that resolves elsewhere now must not reach the deployment's own network.
+    """
+    target = httpx.URL(url)
+    headers: dict[str, str] = {}
+    extensions: dict[str, str] = {}
+    if guard is not None:
+        if target.scheme != "https" and not guard.allow_private:
+            raise OAuthError("the token endpoint must be an https URL", permanent=True)
+        try:
+            checked = await guard.check(target.host, target.port or DEFAULT_PORTS[target.scheme])
+        except MailServerError as error:
+            raise OAuthError(f"token endpoint not used: {error.reason}", permanent=False) from None
+        headers["host"] = target.netloc.decode("ascii")
+        extensions["sni_hostname"] = target.host
+        target = target.copy_with(host=checked.addresses[0])
+    if client is None:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as own:
+            return await own.post(target, data=form, headers=headers, extensions=extensions)
+    return await client.post(
+        target, data=form, headers=headers, extensions=extensions, timeout=timeout
+    )
+
+
 async def refresh_access_token(
     grant: OAuthGrant,
     *,
     client: httpx.AsyncClient | None = None,
+    guard: HostGuard | None = None,
     timeout: float = 30.0,  # noqa: ASYNC109 - passed to the HTTP client per request
 ) -> AccessToken:
-    """A fresh access token from the token endpoint (RFC 6749 6, `grant_type=refresh_token`)."""
+    """A fresh access token from the token endpoint (RFC 6749 6, `grant_type=refresh_token`),
+    reached through the host guard when one is given."""
     form = {
         "grant_type": "refresh_token",
         "refresh_token": grant.refresh_token,
@@ -94,11 +133,9 @@ async def refresh_access_token(
     if grant.scope:
         form["scope"] = grant.scope
     try:
-        if client is None:
-            async with httpx.AsyncClient(timeout=timeout) as own:
-                response = await own.post(grant.token_endpoint, data=form)
-        else:
-            response = await client.post(grant.token_endpoint, data=form, timeout=timeout)
+        response = await _post_form(
+            grant.token_endpoint, form, guard=guard, client=client, timeout=timeout
+        )
     except httpx.HTTPError as error:
         raise OAuthError(f"token endpoint unreachable: {error}", permanent=False) from error
     if response.status_code >= 500 or response.status_code == 429:
@@ -131,10 +168,11 @@ def xoauth2_string(username: str, access_token: str) -> str:
 class TokenCache:
     """Access tokens per grant, shared by the tasks of one process; one refresh at a time."""
 
-    def __init__(self, *, timeout: float = 30.0) -> None:
+    def __init__(self, *, timeout: float = 30.0, guard: HostGuard | None = None) -> None:
         self._tokens: dict[str, AccessToken] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._timeout = timeout
+        self._guard = guard
 
     async def access_token(self, grant: OAuthGrant) -> str:
         key = grant.cache_key
@@ -143,7 +181,7 @@ class TokenCache:
             cached = self._tokens.get(key)
             if cached is not None and cached.expires_at - EXPIRY_MARGIN > utcnow():
                 return cached.value
-            token = await refresh_access_token(grant, timeout=self._timeout)
+            token = await refresh_access_token(grant, guard=self._guard, timeout=self._timeout)
             self._tokens[key] = token
             return token.value
 

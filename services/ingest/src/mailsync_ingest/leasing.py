@@ -1,22 +1,26 @@
 """Mailbox leases: each connected mailbox is synced by exactly one worker at a time.
 
 Who holds a mailbox is decided in `mailbox_lease_terms`: one document per term,
-`_id = <mailbox id>:<term>`, with its owner and expiry. A worker may claim only when the latest
-term has expired, and claims by inserting the next term; the unique `_id` lets exactly one of
-the workers that saw the same expired term win. A conditional update cannot decide it, because
-FerretDB v1 does not apply a filtered update atomically (several concurrent
-`find_one_and_update` calls on the same document can all match). Only a term's owner extends
-it; renewing also checks that no later term exists, so a worker that stalled past its lease
-learns it lost the mailbox. A worker that dies stops renewing, and another one wins the next
-term once the lease has expired.
+`_id = <mailbox id>:<term>`, naming its owner. A term lasts while it is not released and its
+owner's heartbeat in `ingest_workers` (`leases_until`) is in the future: renewing every lease
+of a worker is one write of that heartbeat, whatever the number of mailboxes. A worker may
+claim a mailbox only when its latest term has lapsed (released, or the owner's heartbeat
+expired), and claims by inserting the next term; the unique `_id` lets exactly one of the
+workers that saw the same lapsed term win (one unordered insert decides a whole batch). A
+conditional update cannot decide it, because FerretDB v1 does not apply a filtered update
+atomically (several concurrent `find_one_and_update` calls on the same document can all
+match). Renewing also checks that no later term exists, so a worker that stalled past its
+heartbeat learns it lost the mailboxes others took meanwhile. A worker that dies stops
+beating, and other workers win the next terms once its heartbeat has expired.
 
 The mailbox's `lease` field names the holder (owner and term) for the sync's guarded writes
 and for status; it is written when a term is won and cleared on release, on resync and on
-disconnect, never by renewal. Renewal touches only the worker's own term documents, which
-nobody else writes, so it cannot race the sync's checkpoint and status writes or the api's
-resync on the mailbox document (FerretDB over SQLite rewrites whole documents and loses one
-of two concurrent updates), and a mailbox whose document changed under it (resync, disconnect,
-erase) only drops out of the renewed set: the others are renewed all the same.
+disconnect, never by renewal. Renewal does not write mailbox or term documents at all, so it
+cannot race the sync's checkpoint and status writes or the api's resync (FerretDB over SQLite
+rewrites whole documents and loses one of two concurrent updates), costs the store the same at
+ten mailboxes as at a thousand (an `update_many` over a thousand term documents took FerretDB
+24 s), and a mailbox whose document changed under it (resync, disconnect, erase) only drops
+out of the kept set: the others are kept all the same.
 
 Workers of one pool (same workspaces) split its mailboxes evenly: each records a heartbeat in
 `ingest_workers`, holds at most its fair share (connected mailboxes / live workers, rounded
@@ -27,7 +31,7 @@ import asyncio
 import json
 import math
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -94,6 +98,7 @@ class LeaseBook:
         self,
         mailboxes: AsyncCollection[Document],
         terms: AsyncCollection[Document],
+        workers: AsyncCollection[Document],
         *,
         worker_id: str,
         lease_seconds: float,
@@ -102,9 +107,11 @@ class LeaseBook:
     ) -> None:
         self._mailboxes = mailboxes
         self._terms = terms
+        self._workers = workers
         self._held_terms: dict[str, int] = {}
         self.worker_id = worker_id
         self._duration = timedelta(seconds=lease_seconds)
+        self._beat_until: datetime | None = None
         self._scope = pool_scope(workspaces, exclude_workspaces)
 
     @property
@@ -115,15 +122,30 @@ class LeaseBook:
         """Connected mailboxes in this pool's scope."""
         return await self._mailboxes.count_documents({**self._scope, **CONNECTED})
 
-    def _until(self) -> Any:
+    def _until(self) -> datetime:
         return utcnow() + self._duration
 
-    async def _held_elsewhere(self) -> list[str]:
-        """Mailboxes with a term still running for another worker."""
-        running: list[Any] = await self._terms.distinct(
-            "mailbox_id", {"until": {"$gt": utcnow()}, "owner": {"$ne": self.worker_id}}
+    async def _beat(self) -> None:
+        """Extend every term this worker holds: one write."""
+        until = self._until()
+        await self._workers.update_one(
+            {"_id": self.worker_id}, {"$set": {"leases_until": until}}, upsert=True
         )
-        return [str(mailbox_id) for mailbox_id in running]
+        self._beat_until = until
+
+    async def _live_owners(self) -> set[str]:
+        owners: list[Any] = await self._workers.distinct("_id", {"leases_until": {"$gt": utcnow()}})
+        return {str(owner) for owner in owners}
+
+    async def _held_elsewhere(self, live: set[str]) -> list[str]:
+        """Mailboxes with a term that lasts for another worker."""
+        others = sorted(live - {self.worker_id})
+        if not others:
+            return []
+        held: list[Any] = await self._terms.distinct(
+            "mailbox_id", {"owner": {"$in": others}, "released": {"$ne": True}}
+        )
+        return [str(mailbox_id) for mailbox_id in held]
 
     async def claim(self, held: Collection[str]) -> MailboxDocument | None:
         """Lease one more mailbox that nobody holds, or None when there is none."""
@@ -140,7 +162,10 @@ class LeaseBook:
         """
         if limit <= 0:
             return []
-        busy = {*held, *await self._held_elsewhere()}
+        if self._beat_until is None or self._beat_until - utcnow() < self._duration / 2:
+            await self._beat()  # a term won now must last beyond the next renewal
+        live = await self._live_owners()
+        busy = {*held, *await self._held_elsewhere(live)}
         claimable: Document = {**self._scope, **CONNECTED, "_id": {"$nin": sorted(busy)}}
         candidates = [
             str(document["_id"])
@@ -150,7 +175,7 @@ class LeaseBook:
         ]
         if not candidates:
             return []
-        terms = await self._win_terms(candidates)
+        terms = await self._win_terms(candidates, live)
         if not terms:
             return []
         self._held_terms.update(terms)
@@ -169,19 +194,18 @@ class LeaseBook:
         )
         return [MailboxDocument.from_document(document) async for document in documents]
 
-    async def _win_terms(self, mailbox_ids: list[str]) -> dict[str, int]:
+    async def _win_terms(self, mailbox_ids: list[str], live: set[str]) -> dict[str, int]:
         """The terms we hold for these mailboxes: still ours, or the next ones we won."""
         latest: dict[str, Document] = {}
         async for document in self._terms.find({"mailbox_id": {"$in": mailbox_ids}}):
             known = latest.get(str(document["mailbox_id"]))
             if known is None or int(document["term"]) > int(known["term"]):
                 latest[str(document["mailbox_id"])] = document
-        now, until = utcnow(), self._until()
         ours: dict[str, int] = {}
         wanted: dict[str, int] = {}
         for mailbox_id in mailbox_ids:
             term = latest.get(mailbox_id)
-            if term is not None and term["until"] > now:
+            if term is not None and not term.get("released") and term["owner"] in live:
                 if term["owner"] == self.worker_id:
                     ours[mailbox_id] = int(term["term"])
                 continue
@@ -193,7 +217,7 @@ class LeaseBook:
                     "mailbox_id": mailbox_id,
                     "term": term,
                     "owner": self.worker_id,
-                    "until": until,
+                    "released": False,
                 }
                 for mailbox_id, term in wanted.items()
             ]
@@ -216,17 +240,13 @@ class LeaseBook:
     async def renew(self, mailbox_ids: Collection[str]) -> set[str]:
         """Extend our leases; returns the mailboxes still ours and still connected.
 
-        Writes only this worker's term documents. A mailbox is kept while no later term
-        exists and its document still names this worker (a resync or disconnect clears that).
+        One heartbeat write extends them all. A mailbox is kept while no later term exists
+        and its document still names this worker (a resync or disconnect clears that).
         """
+        await self._beat()
         if not mailbox_ids:
             return set()
         held = {m: self._held_terms[m] for m in mailbox_ids if m in self._held_terms}
-        if held:
-            await self._terms.update_many(
-                {"_id": {"$in": [f"{m}:{t}" for m, t in held.items()]}, "owner": self.worker_id},
-                {"$set": {"until": self._until()}},
-            )
         later: list[Any] = await self._terms.distinct(
             "mailbox_id", {"_id": {"$in": [f"{m}:{t + 1}" for m, t in held.items()]}}
         )
@@ -244,7 +264,7 @@ class LeaseBook:
         if term is not None:
             await self._terms.update_one(
                 {"_id": f"{mailbox_id}:{term}", "owner": self.worker_id},
-                {"$set": {"until": utcnow()}},
+                {"$set": {"released": True}},
             )
         await self._mailboxes.update_one(
             {"_id": mailbox_id, "lease.owner": self.worker_id}, {"$set": {"lease": None}}

@@ -57,6 +57,7 @@ class IngestWorker:
         self._leases = LeaseBook(
             self._mailboxes,
             system.mailbox_lease_terms,
+            db["ingest_workers"],
             worker_id=settings.worker_id,
             lease_seconds=settings.lease_seconds,
             workspaces=settings.workspaces,
@@ -76,10 +77,10 @@ class IngestWorker:
             ttl_seconds=settings.lease_seconds,
         )
         self._share = settings.max_mailboxes
-        self._credentials = Credentials(
-            self._cipher, TokenCache(timeout=settings.oauth_timeout_seconds)
-        )
         self._guard = HostGuard(allow_private=settings.allow_private_hosts)
+        self._credentials = Credentials(
+            self._cipher, TokenCache(timeout=settings.oauth_timeout_seconds, guard=self._guard)
+        )
         self.budget = ByteBudget(settings.max_bytes_in_flight)
         self._running: dict[str, Running] = {}
         self._loop_task: asyncio.Task[None] | None = None

@@ -24,7 +24,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "mailbox_lease_terms": [
         IndexModel([("mailbox_id", ASCENDING), ("term", DESCENDING)], name="mailbox_term"),
-        IndexModel([("until", ASCENDING)], name="until"),
+        IndexModel([("owner", ASCENDING)], name="owner"),
     ],
     "contacts": [
         IndexModel([("workspace_id", ASCENDING), ("emails", ASCENDING)], name="ws_emails"),
