@@ -28,6 +28,7 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
 )
 from tests.integration.conftest_send import SendProcess, start_send, stop_send
 from tests.support.infra import Infra
+from tests.support.metrics import sample, scrape
 from tests.support.polling import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -216,6 +217,10 @@ async def test_an_outage_loses_and_reorders_nothing_and_retries_keep_the_event_i
     assert None in statuses
     assert statuses[-1] == 200
     assert all(log[event_id]["state"] == "delivered" for event_id in published)
+    metrics = await scrape(webhook_sender.url)
+    assert sample(metrics, "mailsync_webhook_attempts_total", outcome="retrying") >= 4
+    assert sample(metrics, "mailsync_webhook_attempts_total", outcome="delivered") >= 10
+    assert sample(metrics, "mailsync_webhook_request_seconds_count", answer="none") >= 2
 
 
 async def test_a_hanging_receiver_delays_no_other_subscription(

@@ -11,6 +11,7 @@ from mailsync_send.send_metrics import SendMetrics
 from mailsync_send.sender import Sender
 from mailsync_send.settings import Settings
 from mailsync_send.webhooks.dispatcher import WebhookDispatcher
+from mailsync_send.webhooks.metrics import WebhookMetrics
 from mailsync_send.webhooks.poster import WebhookPoster
 from mailsync_send.webhooks.recorder import WebhookRecorder
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendRequested
@@ -30,7 +31,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         HostGuard(allow_private=settings.allow_private_hosts),
         timeout=settings.webhook_timeout_seconds,
     )
-    dispatcher = WebhookDispatcher(wiring.db, cipher, poster, settings)
+    dispatcher = WebhookDispatcher(
+        wiring.db, cipher, poster, settings, WebhookMetrics(wiring.metrics.registry)
+    )
     recorder = WebhookRecorder(
         wiring.db,
         cache_seconds=settings.webhook_subscriptions_cache_seconds,

@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailsync_send.settings import Settings
+from mailsync_send.webhooks.metrics import Outcome, WebhookMetrics
 from mailsync_send.webhooks.poster import WebhookPoster
 from mailsync_shared.clock import utcnow
 from mailsync_shared.crypto import CredentialCipher
@@ -66,8 +67,10 @@ class WebhookDispatcher:
         cipher: CredentialCipher,
         poster: WebhookPoster,
         settings: Settings,
+        metrics: WebhookMetrics,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._cipher = cipher
         self._poster = poster
         self._settings = settings
@@ -250,9 +253,12 @@ class WebhookDispatcher:
             "attempts": [item.model_dump() for item in attempts],
             "first_attempt_at": first,
         }
+        ended: Outcome = "retrying"
         if outcome.delivered:
+            ended = "delivered"
             changes |= {"state": "delivered", "finished_at": now}
         elif (now - first).total_seconds() >= self._settings.webhook_give_up_after_seconds:
+            ended = "failed"
             changes |= {"state": "failed", "finished_at": now}
         else:
             failures = sum(1 for item in attempts if item.at >= first)
@@ -262,6 +268,9 @@ class WebhookDispatcher:
                 most=self._settings.webhook_retry_max_delay_seconds,
             )
             changes["next_attempt_at"] = now + timedelta(seconds=delay)
+        self._metrics.attempted(
+            ended, outcome.duration_ms / 1000, answered=outcome.status_code is not None
+        )
         logger.info(
             "webhook delivery attempted",
             extra={
@@ -269,7 +278,7 @@ class WebhookDispatcher:
                 "subscription_id": subscription.id,
                 "event_id": delivery.event_id,
                 "status_code": outcome.status_code,
-                "outcome": changes.get("state", "retrying"),
+                "outcome": ended,
             },
         )
         return changes
