@@ -18,8 +18,8 @@ from typing import Any
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from mailsync_shared.batching import Batcher
-from mailsync_shared.send_outbox import LOCKED_RETRIES, is_locked, retry_locked
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.ferretdb import LOCKED_RETRIES, is_locked, measures, retry_locked
 from mailsync_shared.storage.scoped import WorkspaceCollection
 
 DUPLICATE_KEY = 11000
@@ -42,12 +42,11 @@ class InsertBatches:
         collection = items[0][0]
         outcomes: list[bool | BaseException | None] = [None] * len(items)
         todo = list(range(len(items)))
-        for attempt in range(LOCKED_RETRIES):
+        attempts = LOCKED_RETRIES if measures().retry_when_locked else 1
+        for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(0.02 * 2**attempt)
-            todo = await _insert(
-                collection, items, todo, outcomes, last=attempt == LOCKED_RETRIES - 1
-            )
+            todo = await _insert(collection, items, todo, outcomes, last=attempt == attempts - 1)
             if not todo:
                 break
         return [True if outcome is None else outcome for outcome in outcomes]

@@ -35,7 +35,7 @@ DATA knows it did not deliver and clears `data_started_at` when it requeues the 
 
 The MongoDB-wire server may refuse a write while another holds its lock (FerretDB on SQLite
 answers `database is locked`); such a write was not applied, so it is tried again
-(`retry_locked`) rather than leaving a request half-moved.
+(`storage.ferretdb.retry_locked`) rather than leaving a request half-moved.
 
 A request stays in `sending` while an attempt owns it (`claimed_until`); one found there after
 the claim ran out was left by a crashed worker, or by an attempt whose connection dropped
@@ -49,46 +49,23 @@ the write that leaves it waiting also sets its timer (`send_timers`). Requests w
 scheduler's sweep of all requests.
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.ids import new_id, stable_id
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
+from mailsync_shared.storage.ferretdb import retry_locked
 from mailsync_shared.storage.scoped import WorkspaceCollection, WorkspaceStore
 
 CLAIMS = "send_claims"
 # When a waiting request is due (`_id` = the request's): what the scheduler reads every pass.
 TIMERS = "send_timers"
-LOCKED_RETRIES = 8
-
-T = TypeVar("T")
-
-
-def is_locked(error: OperationFailure) -> bool:
-    """The store refused the write because another held its lock; nothing was applied."""
-    text = str(error)
-    return "SQLITE_BUSY" in text or "database is locked" in text
-
-
-async def retry_locked(write: Callable[[], Awaitable[T]]) -> T:
-    """Run `write`, trying again while the store answers that it is locked."""
-    for attempt in range(LOCKED_RETRIES):
-        try:
-            return await write()
-        except OperationFailure as error:
-            if not is_locked(error) or attempt == LOCKED_RETRIES - 1:
-                raise
-        await asyncio.sleep(0.02 * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 Insert = Callable[[WorkspaceCollection, Document], Awaitable[bool]]
 
 

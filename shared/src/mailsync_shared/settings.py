@@ -7,6 +7,8 @@ its app factory; nothing reads the environment at import time.
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mailsync_shared.storage.ferretdb import StoreKind
+
 
 class ServiceSettings(BaseSettings):
     """Connection settings every service needs; defaults match `make infra`."""
@@ -23,6 +25,13 @@ class ServiceSettings(BaseSettings):
         description="URL of the MongoDB-compatible server (MongoDB 7 or FerretDB).",
     )
     mongodb_database: str = Field(default="mailsync", description="Database name.")
+    store: StoreKind = Field(
+        default="ferretdb",
+        description=(
+            "Which server `mongodb_url` is: `ferretdb` (FerretDB v1, the local default) takes "
+            "the measures of `mailsync_shared.storage.ferretdb`; `mongodb` (MongoDB 7) none."
+        ),
+    )
     log_level: str = Field(default="INFO", description="Python logging level name.")
 
 

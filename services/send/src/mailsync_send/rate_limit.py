@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import DuplicateKeyError
 
-from mailsync_shared.send_outbox import retry_locked
+from mailsync_shared.storage.ferretdb import retry_locked
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 SEND_SLOTS = "send_slots"

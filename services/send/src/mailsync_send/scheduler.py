@@ -33,9 +33,10 @@ from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import SendRequest, SendRequested
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.periodic import Periodic
-from mailsync_shared.send_outbox import TIMERS, retry_locked
+from mailsync_shared.send_outbox import TIMERS
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
+from mailsync_shared.storage.ferretdb import retry_locked
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 
 DISPATCHES = "send_dispatches"

@@ -6,22 +6,20 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.settings import ServiceSettings
+from mailsync_shared.storage.ferretdb import use
 
 Document = dict[str, Any]
-
-
-# Commands in flight per service. FerretDB v1 over SQLite takes up to two connections per
-# update from a pool of 100 per database; a hundred concurrent updates would wait for each
-# other forever.
-MAX_CONNECTIONS = 32
+DRIVER_POOL = 100  # PyMongo's default maxPoolSize
 
 
 def connect(settings: ServiceSettings) -> AsyncMongoClient[Document]:
+    """A client for the configured store, taking that store's measures (`storage.ferretdb`)."""
+    measures = use(settings.store)
     return AsyncMongoClient(
         settings.mongodb_url,
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
-        maxPoolSize=MAX_CONNECTIONS,
+        maxPoolSize=measures.max_connections or DRIVER_POOL,
     )
 
 

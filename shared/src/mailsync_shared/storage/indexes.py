@@ -7,6 +7,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.ferretdb import measures
 
 INDEXES: dict[str, list[IndexModel]] = {
     "api_keys": [
@@ -133,7 +134,8 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
             if name in existing:
                 await db[collection].drop_index(name)
     for collection, indexes in INDEXES.items():
-        # One index per command: FerretDB v1.24 drops the connection (a server-side panic)
-        # when one `createIndexes` names several indexes that already exist.
+        if not measures().one_index_per_command:
+            await db[collection].create_indexes(list(indexes))
+            continue
         for index in indexes:
             await db[collection].create_indexes([index])

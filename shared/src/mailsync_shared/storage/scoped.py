@@ -5,16 +5,16 @@ refuses filters that try to name another workspace. Code outside this module nev
 collection of workspace data, except `SystemCollections`, whose few cross-workspace operations
 (mailbox leases, API key look-up) are named for what they do.
 
-Reaching one document by `_id` is the common case, and the one a MongoDB-wire server answers
-from its `_id` index only when the filter names `_id` alone (FerretDB reads the whole collection
-for `{"_id": x, "workspace_id": w}`). So a filter that is exactly `{"_id": x}` goes to the
-server as such: a read checks the workspace of what it found, and a write first reads whose
-document `x` is (one indexed look-up) and goes ahead by `_id` alone only for this workspace's
-own or a missing document. Document ids are unique across workspaces (random, or derived from
-the workspace id), so a missing document cannot be another workspace's by the time of the
-write; an upsert stamps the workspace on the document it creates. The owner found for an
-`_id` (by that look-up, or by a read of the document) is remembered (a bounded cache), as a
-document never changes workspace.
+Reaching one document by `_id` is the common case, and the one FerretDB answers from its `_id`
+index only when the filter names `_id` alone (it reads the whole collection for `{"_id": x,
+"workspace_id": w}`). So on FerretDB (`storage.ferretdb.id_alone_filters`) a filter that is
+exactly `{"_id": x}` goes to the server as such: a read checks the workspace of what it found,
+and a write first reads whose document `x` is (one indexed look-up) and goes ahead by `_id`
+alone only for this workspace's own or a missing document. Document ids are unique across
+workspaces (random, or derived from the workspace id), so a missing document cannot be another
+workspace's by the time of the write; an upsert stamps the workspace on the document it creates.
+The owner found for an `_id` (by that look-up, or by a read of the document) is remembered (a
+bounded cache), as a document never changes workspace.
 """
 
 import asyncio
@@ -36,9 +36,9 @@ from pymongo.results import (
 )
 
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.ferretdb import measures
 
 WORKSPACE_FIELD = "workspace_id"
-BULK_STATEMENTS = 20
 DUPLICATE_KEY = 11000
 
 _NO_ID = object()
@@ -72,8 +72,14 @@ _OWNERS = _Owners(capacity=100_000)
 
 
 def _single_id(filter_: Mapping[str, Any] | None) -> Any:
-    """The `_id` a filter names when it names one document by `_id` and nothing else."""
-    if not filter_ or "_id" not in filter_ or set(filter_) - {"_id", WORKSPACE_FIELD}:
+    """The `_id` a filter names when it names one document by `_id` and nothing else, where
+    the store needs such a filter to go out as `{"_id": x}` (`ferretdb.id_alone_filters`)."""
+    if (
+        not measures().id_alone_filters
+        or not filter_
+        or "_id" not in filter_
+        or set(filter_) - {"_id", WORKSPACE_FIELD}
+    ):
         return _NO_ID
     value = filter_["_id"]
     return value if isinstance(value, str | ObjectId) else _NO_ID
@@ -273,8 +279,8 @@ class WorkspaceCollection:
         FerretDB v1 over SQLite keeps every statement's read open until its whole `update`
         command ends and takes one more connection per statement from a pool of 100: a
         command of about a hundred statements waits for a connection forever, and so does
-        every later command on that database. Hence commands of `BULK_STATEMENTS`, one at a
-        time.
+        every later command on that database. Hence commands of `bulk_statements`
+        (`storage.ferretdb`), one at a time.
         """
         targets = await asyncio.gather(
             *(self._write_filter(filter_, update) for filter_, update in updates)
@@ -282,8 +288,9 @@ class WorkspaceCollection:
         operations = [
             UpdateOne(target, stamped or {}, upsert=upsert) for target, stamped in targets
         ]
-        for start in range(0, len(operations), BULK_STATEMENTS):
-            await self._collection.bulk_write(operations[start : start + BULK_STATEMENTS])
+        size = measures().bulk_statements
+        for start in range(0, len(operations), size):
+            await self._collection.bulk_write(operations[start : start + size])
 
     async def update_many(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any]

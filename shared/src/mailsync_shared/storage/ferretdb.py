@@ -1,0 +1,110 @@
+"""The FerretDB adapter: everything Mailsync does only because the local store is FerretDB v1.
+
+Domain code is written against MongoDB 7's semantics (docs/storage.md states what it relies
+on). FerretDB v1.24 over SQLite, the local and CI store, falls short of MongoDB in ways that
+cost correctness or speed; each measure taken for it is listed here, and those that change
+what goes over the wire are switched by `MAILSYNC_STORE` (`ferretdb`, the default, or
+`mongodb` for MongoDB 7, which needs none of them):
+
+- `max_connections` (32 commands in flight per service, `storage.client.connect`): an update
+  takes up to two connections from FerretDB's pool of 100 per database, so a hundred
+  concurrent updates would wait for each other forever.
+- `retry_when_locked` (`retry_locked`: send outbox, scheduler, rate limits, insert batches):
+  SQLite refuses a write while another holds its lock (`database is locked`); nothing was
+  applied, so the write is tried again.
+- `id_alone_filters` (`storage.scoped.WorkspaceCollection`): FerretDB uses its `_id` index only
+  for a filter of `_id` alone and reads the whole collection for `{_id, workspace_id}`; such
+  filters go out as `{_id}` and the workspace is checked on the document instead.
+- `bulk_statements` (20 per command, `WorkspaceCollection.update_each`): FerretDB keeps each
+  statement's read open until the command ends, so a hundred statements exhaust its pool.
+- `one_index_per_command` (`storage.indexes.ensure_indexes`): FerretDB drops the connection
+  when one `createIndexes` names several indexes that exist already.
+
+Measures that live outside Python, and designs shaped by FerretDB that are also right on
+MongoDB (so they are not switched):
+
+- `deploy/ferretdb/atomic_updates.go`: the local program makes each update of a document
+  atomic (FerretDB rewrites whole documents from a stale read); MongoDB does that itself.
+- `deploy/ferretdb/idindex.go`: the SQLite index FerretDB's look-ups by `_id` need.
+- `thread_refs` (associate): one document per reference instead of a multikey index on an
+  array of references, which FerretDB v1 cannot use.
+- Dotted paths instead of `$elemMatch` (ingest reconciliation), which FerretDB v1 lacks.
+- Exactly-once decisions by unique `_id` inserts (send claims) rather than filtered
+  `findAndModify`: correct on both, and the cheapest write on either.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from pymongo.errors import OperationFailure
+
+StoreKind = Literal["ferretdb", "mongodb"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreMeasures:
+    """What the code does differently for one kind of store."""
+
+    kind: StoreKind
+    max_connections: int | None  # None: the driver's default pool (100)
+    bulk_statements: int
+    retry_when_locked: bool
+    id_alone_filters: bool
+    one_index_per_command: bool
+
+
+MEASURES: dict[StoreKind, StoreMeasures] = {
+    "ferretdb": StoreMeasures(
+        kind="ferretdb",
+        max_connections=32,
+        bulk_statements=20,
+        retry_when_locked=True,
+        id_alone_filters=True,
+        one_index_per_command=True,
+    ),
+    "mongodb": StoreMeasures(
+        kind="mongodb",
+        max_connections=None,
+        bulk_statements=1000,
+        retry_when_locked=False,
+        id_alone_filters=False,
+        one_index_per_command=False,
+    ),
+}
+
+LOCKED_RETRIES = 8
+
+_active: list[StoreMeasures] = [MEASURES["ferretdb"]]
+
+
+def use(kind: StoreKind) -> StoreMeasures:
+    """Take the measures of `kind` for this process (done when a service connects)."""
+    _active[0] = MEASURES[kind]
+    return _active[0]
+
+
+def measures() -> StoreMeasures:
+    """The measures this process takes."""
+    return _active[0]
+
+
+def is_locked(error: OperationFailure) -> bool:
+    """The store refused the write because another held its lock; nothing was applied."""
+    text = str(error)
+    return "SQLITE_BUSY" in text or "database is locked" in text
+
+
+async def retry_locked(write: Callable[[], Awaitable[T]]) -> T:
+    """Run `write`, trying again while the store answers that it is locked."""
+    retries = LOCKED_RETRIES if measures().retry_when_locked else 1
+    for attempt in range(retries):
+        try:
+            return await write()
+        except OperationFailure as error:
+            if not is_locked(error) or attempt == retries - 1:
+                raise
+        await asyncio.sleep(0.02 * 2**attempt)
+    raise AssertionError("unreachable")
