@@ -10,13 +10,19 @@ Access is decided by mailbox, never by role:
    (metadata plus the subject) or `workspace` (everything). Mail seen in several
    mailboxes is shared at the most open of their levels: the owner of that mailbox chose
    to share the copy they hold.
+4. Bcc recipients are shown to the owner of a mailbox the message was seen in, never to
+   anyone else, whatever the visibility.
+
+Access is decided per message. A thread is what its visible messages make it: its subject,
+participants, count and dates come from those messages only (`seen_thread`), and a thread
+with no visible message does not exist for the viewer.
 
 Roles are accepted but deliberately widen nothing: a workspace admin manages settings and
 people, not colleagues' mail. Redaction works on allow-lists, so a field added to a schema
 later stays hidden until it is named here.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
@@ -82,6 +88,65 @@ def access(viewer: Viewer, mailboxes: Iterable[MailboxShare], *, private: bool =
     if private or not shares:
         return Access.NOTHING
     return max(SHARED_AT[mailbox.visibility] for mailbox in shares)
+
+
+def sees_bcc(viewer: Viewer, mailboxes: Iterable[MailboxShare]) -> bool:
+    """Bcc recipients of mail seen in `mailboxes` are shown to an owner of one of them only."""
+    return any(owns(viewer, mailbox) for mailbox in mailboxes)
+
+
+@dataclass(frozen=True)
+class Sight:
+    """What a viewer may see of one message: its level, and whether its Bcc too."""
+
+    level: Access
+    bcc: bool = False
+
+
+def sight(viewer: Viewer, mailboxes: Iterable[MailboxShare], *, private: bool = False) -> Sight:
+    """The one decision about a message seen in `mailboxes` (its thread private or not)."""
+    shares = list(mailboxes)
+    level = access(viewer, shares, private=private)
+    return Sight(level, bcc=level is Access.EVERYTHING and sees_bcc(viewer, shares))
+
+
+def _addresses(message: MessageDocument, *, bcc: bool) -> list[str]:
+    written = [message.from_, *message.to, *message.cc, *(message.bcc if bcc else [])]
+    return [address.address.lower() for address in written if address is not None]
+
+
+def _moment(message: MessageDocument) -> Any:
+    return message.date or message.logged_at
+
+
+def seen_thread(
+    thread: ThreadDocument, messages: Sequence[tuple[MessageDocument, Sight]]
+) -> tuple[ThreadDocument, Access] | None:
+    """The thread as its visible messages (oldest first, each with its sight) make it, and
+    the viewer's level on it (the highest of its messages'); None when none is visible.
+
+    Subject: the oldest message's seen at SUBJECT or above, blank otherwise. Participants,
+    mailboxes, count and dates: from the visible messages only, Bcc only where it is seen.
+    """
+    visible = [(message, seen) for message, seen in messages if seen.level > Access.NOTHING]
+    if not visible:
+        return None
+    subjects = [m.subject for m, seen in visible if seen.level >= Access.SUBJECT]
+    moments = [moment for m, _ in visible if (moment := _moment(m)) is not None]
+    shown = thread.model_copy(
+        update={
+            "subject": subjects[0] if subjects else "",
+            "subject_key": thread.subject_key if subjects else "",
+            "participants": list(
+                dict.fromkeys(a for m, seen in visible for a in _addresses(m, bcc=seen.bcc))
+            ),
+            "mailbox_ids": list(dict.fromkeys(i for m, _ in visible for i in m.mailbox_ids)),
+            "message_count": len(visible),
+            "first_message_at": min(moments) if moments else None,
+            "last_message_at": max(moments) if moments else None,
+        }
+    )
+    return shown, max(seen.level for _, seen in visible)
 
 
 # Fields readable at each level; a field not listed is blanked below EVERYTHING.

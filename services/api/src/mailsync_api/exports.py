@@ -15,6 +15,7 @@ from mailsync_api.problems import invalid
 from mailsync_api.records import COMPANIES, CONTACTS, DEALS, RecordKind
 from mailsync_api.schemas.records import CompanyOut, ContactOut, DealOut
 from mailsync_api.schemas.threads import MessageOut
+from mailsync_api.threads import messages_by_thread
 from mailsync_api.visible_mail import mail_view, visible_only
 from mailsync_shared.storage.documents import (
     CompanyDocument,
@@ -150,10 +151,28 @@ async def _visible_threads(
 async def _threads(
     store: WorkspaceStore, viewer: Viewer, filter_: Mapping[str, Any]
 ) -> AsyncIterator[dict[str, Any]]:
-    async for thread, level in _visible_threads(store, viewer, filter_):
-        redacted = redact_thread(_thread_row(thread), level)
-        if redacted is not None:
-            yield redacted
+    """Each thread as its messages visible to the viewer make it (`seen_thread`)."""
+    view = await mail_view(store, viewer)
+    batch: list[ThreadDocument] = []
+
+    async def flush() -> AsyncIterator[dict[str, Any]]:
+        by_thread = await messages_by_thread(store, [thread.id for thread in batch])
+        for thread in batch:
+            seen = view.thread_as_seen(thread, by_thread.get(thread.id, []))
+            if seen is not None:
+                redacted = redact_thread(_thread_row(seen[0]), seen[1])
+                if redacted is not None:
+                    yield redacted
+
+    async for thread, _ in _visible_threads(store, viewer, filter_):
+        batch.append(thread)
+        if len(batch) >= _BATCH:
+            async for row in flush():
+                yield row
+            batch = []
+    if batch:
+        async for row in flush():
+            yield row
 
 
 async def _messages(

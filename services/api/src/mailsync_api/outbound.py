@@ -12,7 +12,8 @@ from mailsync_api.schemas.common import AddressIn
 from mailsync_api.schemas.forwards import ForwardIn
 from mailsync_api.schemas.outbound import SendOptions
 from mailsync_api.sending import chosen_mailbox, new_message_id, sender, thread_mailbox
-from mailsync_api.threads import thread_messages
+from mailsync_api.threads import ThreadInView
+from mailsync_api.visible_mail import not_enough_access
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.ids import new_id
@@ -29,7 +30,6 @@ from mailsync_shared.storage.documents import (
     ForwardOf,
     MailboxDocument,
     SendRequestDocument,
-    ThreadDocument,
 )
 from mailsync_shared.storage.raw_messages import load_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
@@ -151,16 +151,18 @@ async def _raw_size(store: WorkspaceStore, raw_id: str) -> int | None:
 
 async def forward_request(
     store: WorkspaceStore,
-    thread: ThreadDocument,
+    found: ThreadInView,
     body: ForwardIn,
     *,
     principal: Principal | None = None,
     attachments_limit: int = MAX_ATTACHMENTS_BYTES,
 ) -> SendRequestDocument:
-    """A forward of one of the thread's messages (the last by default), attached whole."""
-    messages = await thread_messages(store, thread.id)
+    """A forward of one of the thread's messages the caller may read whole (the last of those
+    by default), attached whole; a message they may not read is as if it were not there."""
+    thread = found.thread
+    messages = found.in_full()
     if not messages:
-        raise conflict("the thread has no messages to forward")
+        raise not_enough_access(found.level)
     if body.message_id is None:
         original = messages[-1]
     else:

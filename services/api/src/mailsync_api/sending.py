@@ -7,10 +7,10 @@ from email.utils import make_msgid
 from mailsync_api.principal import Principal
 from mailsync_api.problems import ProblemError, conflict, invalid, not_found
 from mailsync_api.replies import reply_headers
-from mailsync_api.schemas.send_requests import ComposeIn, ReplyIn
+from mailsync_api.schemas.send_requests import ComposeIn, ReplyIn, SendRequestOut
 from mailsync_api.stored import as_stored
-from mailsync_api.threads import thread_messages
-from mailsync_api.visible_mail import mail_view
+from mailsync_api.threads import ThreadInView
+from mailsync_api.visible_mail import mail_view, not_enough_access
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.contracts.outbound import SendRequest, SendRequested
@@ -26,7 +26,7 @@ from mailsync_shared.storage.documents import (
 )
 from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.visibility import Access, access
+from mailsync_shared.visibility import Access, access, owns
 
 SOURCE = "/mailsync/api"
 UNCONFIRMED_AFTER = timedelta(seconds=30)
@@ -61,6 +61,20 @@ async def followed_mailboxes(store: WorkspaceStore, principal: Principal) -> set
         for mailbox_id, share in view.shares.items()
         if access(principal.viewer, [share]) is Access.EVERYTHING
     }
+
+
+def shown(
+    principal: Principal, request: SendRequestDocument, owned: set[str] | None = None
+) -> SendRequestOut:
+    """A request the caller may follow, as they may see it: its Bcc only for whoever made it
+    or owns its mailbox (`owned`: from `owned_mailboxes`)."""
+    bcc = request.requested_by == principal.requester or request.mailbox_id in (owned or set())
+    return SendRequestOut.of(request, bcc=bcc)
+
+
+async def owned_mailboxes(store: WorkspaceStore, principal: Principal) -> set[str]:
+    view = await mail_view(store, principal.viewer)
+    return {mailbox_id for mailbox_id, share in view.shares.items() if owns(view.viewer, share)}
 
 
 async def followed_request(
@@ -133,14 +147,16 @@ async def thread_mailbox(
 
 async def reply_request(
     store: WorkspaceStore,
-    thread: ThreadDocument,
+    found: ThreadInView,
     body: ReplyIn,
     principal: Principal | None = None,
 ) -> SendRequestDocument:
-    """A reply to the thread's last message, from the thread's mailbox or the one named."""
-    messages = await thread_messages(store, thread.id)
+    """A reply to the last message of the thread the caller may read whole, from the thread's
+    mailbox or the one named; a message they may not read is never quoted or answered."""
+    thread = found.thread
+    messages = found.in_full()
     if not messages:
-        raise conflict("the thread has no messages to reply to")
+        raise not_enough_access(found.level)
     last = messages[-1]
     if body.mailbox_id is not None:
         mailbox = await chosen_mailbox(store, body.mailbox_id, principal)

@@ -18,7 +18,7 @@ Suggestions for an unassigned thread, strongest first (score in brackets):
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -157,10 +157,27 @@ def _domain_label(domain: str) -> str:
     return registered.split(".", 1)[0]
 
 
+SeenThreads = Callable[[Sequence[ThreadDocument]], Awaitable[dict[str, ThreadDocument]]]
+
+
+async def _as_stored(threads: Sequence[ThreadDocument]) -> dict[str, ThreadDocument]:
+    return {thread.id: thread for thread in threads}
+
+
 async def suggestions(
-    store: WorkspaceStore, thread: ThreadDocument, limit: int = 10
+    store: WorkspaceStore,
+    thread: ThreadDocument,
+    limit: int = 10,
+    *,
+    seen: SeenThreads = _as_stored,
+    message_ids: Collection[str] | None = None,
 ) -> list[Suggestion]:
-    """Records a person may want to link an unassigned thread to, strongest first."""
+    """Records a person may want to link an unassigned thread to, strongest first.
+
+    For a reader who may not see everything: `thread` as they see it, `message_ids` the ids
+    of its messages they see, and `seen` gives other threads as they see them (leaving out
+    those they may not see), so no suggestion quotes or rests on mail hidden from them.
+    """
     owners = await mailbox_addresses(store, thread.mailbox_ids)
     counterparts = counterpart_addresses(thread.participants, owners)
     if not counterparts:
@@ -183,13 +200,19 @@ async def suggestions(
         return {str(d["_id"]): str(d.get("name", "")) for d in documents}
 
     # Linked elsewhere: the same counterpart on other threads that carry links.
-    others = [
+    stored = [
         ThreadDocument.from_document(d)
         for d in await store.threads.find(
             {"_id": {"$ne": thread.id}, "participants": {"$in": counterparts}},
             sort=[("last_message_at", -1)],
             limit=20,
         )
+    ]
+    as_seen = await seen(stored)
+    others = [
+        other
+        for t in stored
+        if (other := as_seen.get(t.id)) is not None and set(other.participants) & set(counterparts)
     ]
     record_names = (
         await names("contacts", {i for t in others for i in t.contact_ids})
@@ -198,7 +221,8 @@ async def suggestions(
     )
     for other in others:
         shared = sorted(set(other.participants) & set(counterparts))
-        where = f"thread \u201c{other.subject}\u201d with {shared[0]} is linked to it"
+        named = f"thread \u201c{other.subject}\u201d" if other.subject else "a thread"
+        where = f"{named} with {shared[0]} is linked to it"
         for record_id in other.contact_ids:
             add("contact", record_id, record_names.get(record_id, ""), where, 3)
         for record_id in other.company_ids:
@@ -208,9 +232,10 @@ async def suggestions(
 
     # Same display name.
     display_names: dict[str, str] = {}
-    for document in await store.messages.find(
-        {"thread_id": thread.id}, projection={"from": 1, "to": 1, "cc": 1}
-    ):
+    own: dict[str, object] = {"thread_id": thread.id}
+    if message_ids is not None:
+        own["_id"] = {"$in": sorted(message_ids)}
+    for document in await store.messages.find(own, projection={"from": 1, "to": 1, "cc": 1}):
         written = [document.get("from"), *document.get("to", []), *document.get("cc", [])]
         for participant in (Address.model_validate(p) for p in written if p):
             if participant.address in counterparts and participant.name.strip():

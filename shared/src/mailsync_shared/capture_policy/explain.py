@@ -1,13 +1,15 @@
 """Why an address is, or is not, a contact: its record, its decisions and the current rules."""
 
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mailsync_shared.capture_policy.repository import CaptureRepository
 from mailsync_shared.capture_policy.review import Outcome, evaluate
 from mailsync_shared.mail.addresses import domain_of
-from mailsync_shared.storage.capture_rules import CaptureOutcome
+from mailsync_shared.storage.capture_rules import CaptureDecisionDocument, CaptureOutcome
 from mailsync_shared.storage.documents import ContactDocument
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 
@@ -99,13 +101,14 @@ def _summary(
     return f"{address} is not a contact: {describe(current.rule, address)}."
 
 
-async def explain(store: WorkspaceStore, system: SystemCollections, address: str) -> Explanation:
-    """Why `address` is (not) a contact, in plain words, with the decisions behind it."""
-    address = address.strip().lower()
-    repository = CaptureRepository(store, system)
-    contact = (await repository.contacts_with([address])).get(address)
-    decisions = await repository.decisions_for(address)
-    mentions = {
+DecisionFilter = Callable[
+    [Sequence[CaptureDecisionDocument]], Awaitable[list[CaptureDecisionDocument]]
+]
+
+
+def mentions_of(address: str) -> dict[str, Any]:
+    """Logged messages with `address` among their participants, Bcc included."""
+    return {
         "$or": [
             {"from.address": address},
             {"to.address": address},
@@ -113,7 +116,31 @@ async def explain(store: WorkspaceStore, system: SystemCollections, address: str
             {"bcc.address": address},
         ]
     }
-    outcomes, _ = await evaluate(repository, await repository.rules(), mentions)
+
+
+async def explain(
+    store: WorkspaceStore,
+    system: SystemCollections,
+    address: str,
+    *,
+    mentions: Mapping[str, Any] | None = None,
+    shown: DecisionFilter | None = None,
+) -> Explanation:
+    """Why `address` is (not) a contact, in plain words, with the decisions behind it.
+
+    For a reader who may not see all mail: `mentions`, the messages they may see mentioning
+    the address (instead of `mentions_of`), and `shown`, which leaves out the decisions about
+    messages they may not see.
+    """
+    address = address.strip().lower()
+    repository = CaptureRepository(store, system)
+    contact = (await repository.contacts_with([address])).get(address)
+    decisions = await repository.decisions_for(address)
+    if shown is not None:
+        decisions = await shown(decisions)
+    if mentions is None:
+        mentions = mentions_of(address)
+    outcomes, _ = await evaluate(repository, await repository.rules(), dict(mentions))
     current = outcomes.get(address)
     return Explanation(
         address=address,

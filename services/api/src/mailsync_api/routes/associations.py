@@ -1,5 +1,6 @@
 """Threads a person links by hand, suggestions for unassigned ones, privacy and skipped mail."""
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -17,7 +18,7 @@ from mailsync_api.schemas.associations import (
     ThreadPrivacyOut,
 )
 from mailsync_api.schemas.common import RecordId
-from mailsync_api.threads import visible_thread
+from mailsync_api.threads import thread_in_view, threads_as_seen, visible_thread
 from mailsync_api.users import USERS
 from mailsync_shared.association.manual import (
     UnknownRecordsError,
@@ -25,8 +26,9 @@ from mailsync_shared.association.manual import (
     suggestions,
 )
 from mailsync_shared.association.scope import skipped_unmatched
+from mailsync_shared.storage.documents import ThreadDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.visibility import mailbox_shares, owns
+from mailsync_shared.visibility import Access, MailboxShare, access, mailbox_shares, owns
 
 router = APIRouter(prefix="/v1", tags=["threads"], responses=problem_responses(401, 403, 404, 422))
 
@@ -66,8 +68,18 @@ async def suggest_links(
     thread_id: ThreadId, store: WorkspaceDep, principal: PrincipalDep
 ) -> SuggestionsOut:
     """Contacts, companies and deals this thread might be about, strongest first, with why."""
-    thread = await visible_thread(store, principal.viewer, thread_id)
-    found = await suggestions(store, thread)
+    found_thread = await thread_in_view(store, principal.viewer, thread_id)
+    thread = found_thread.thread
+
+    async def seen(threads: Sequence[ThreadDocument]) -> dict[str, ThreadDocument]:
+        return await threads_as_seen(store, found_thread.view, threads)
+
+    found = await suggestions(
+        store,
+        found_thread.as_seen(),
+        seen=seen,
+        message_ids=found_thread.visible_message_ids(),
+    )
     return SuggestionsOut(
         thread_id=thread.id,
         assigned=bool(thread.contact_ids or thread.company_ids or thread.deal_ids),
@@ -134,11 +146,16 @@ async def make_public(
 
 
 @router.get("/mailboxes/{mailbox_id}/skipped")
-async def skipped_mail(mailbox_id: MailboxId, store: WorkspaceDep) -> SkippedMailOut:
-    """How many messages of a client-only mailbox matched no record and were not logged."""
+async def skipped_mail(
+    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep
+) -> SkippedMailOut:
+    """How many messages of a client-only mailbox matched no record and were not logged; a
+    count of its mail, so only for those it shares at least metadata with."""
     mailbox = await load_mailbox(store, mailbox_id)
+    share = MailboxShare(mailbox.owner_user_id, mailbox.visibility)
+    counted = access(principal.viewer, [share]) > Access.NOTHING
     return SkippedMailOut(
         mailbox_id=mailbox.id,
         scope=mailbox.sync.scope,
-        skipped_unmatched=await skipped_unmatched(store, mailbox.id),
+        skipped_unmatched=await skipped_unmatched(store, mailbox.id) if counted else None,
     )

@@ -1,11 +1,12 @@
 """Contact capture: the workspace's rules, previewing and applying a change, explanations."""
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_api.dependencies import DbDep, PrincipalDep, PublisherDep, WorkspaceDep
+from mailsync_api.dependencies import DbDep, PrincipalDep, PublisherDep, ViewerDep, WorkspaceDep
 from mailsync_api.principal import Principal
 from mailsync_api.problems import problem_responses
 from mailsync_api.routes.associations import actor_name
@@ -18,10 +19,15 @@ from mailsync_api.schemas.capture import (
     RuleApplicationOut,
     RulePreviewOut,
 )
+from mailsync_api.visible_mail import decisions_seen, mail_view, mentions_seen
 from mailsync_shared.capture_policy import explain, review
 from mailsync_shared.capture_policy.repository import CaptureRepository
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.storage.capture_rules import CAPTURE_RULES_COLLECTION, CaptureRulesDocument
+from mailsync_shared.storage.capture_rules import (
+    CAPTURE_RULES_COLLECTION,
+    CaptureDecisionDocument,
+    CaptureRulesDocument,
+)
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 
@@ -97,6 +103,21 @@ async def explain_address(
     ],
     store: WorkspaceDep,
     db: DbDep,
+    viewer: ViewerDep,
 ) -> ExplanationOut:
-    """Why an address is, or is not, a contact: in plain words, with the decisions behind it."""
-    return ExplanationOut.of(await explain.explain(store, SystemCollections(db), address))
+    """Why an address is, or is not, a contact: in plain words, with the decisions behind it;
+    only from the mail the caller may see the address on."""
+    view = await mail_view(store, viewer)
+    wanted = address.strip().lower()
+
+    async def shown(decisions: Sequence[CaptureDecisionDocument]) -> list[CaptureDecisionDocument]:
+        return await decisions_seen(store, view, wanted, decisions)
+
+    explanation = await explain.explain(
+        store,
+        SystemCollections(db),
+        wanted,
+        mentions=await mentions_seen(store, view, wanted),
+        shown=shown,
+    )
+    return ExplanationOut.of(explanation)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from mailsync_api import mailbox_aliases
-from mailsync_api.dependencies import PrincipalDep, WorkspaceDep
+from mailsync_api.dependencies import PrincipalDep, ViewerDep, WorkspaceDep
 from mailsync_api.mailboxes import load_mailbox
 from mailsync_api.problems import ProblemError, problem_responses
 from mailsync_api.routes.mailboxes import mailbox_out
@@ -39,15 +39,17 @@ async def add_alias(
 ) -> MailboxOut:
     """Add an address the mailbox may send as; it is unverified until an admin verifies it."""
     await _may_manage(store, principal, mailbox_id, admin_too=False)
-    return await mailbox_out(store, await mailbox_aliases.add_alias(store, mailbox_id, body))
+    added = await mailbox_aliases.add_alias(store, mailbox_id, body)
+    return await mailbox_out(store, added, principal.viewer)
 
 
 @router.post("/{address}/verify")
 async def verify_alias(
-    mailbox_id: MailboxId, address: AliasAddress, store: WorkspaceDep
+    mailbox_id: MailboxId, address: AliasAddress, store: WorkspaceDep, viewer: ViewerDep
 ) -> MailboxOut:
     """Vouch, as an admin, that the mailbox's user owns the alias; it may then be From."""
-    return await mailbox_out(store, await mailbox_aliases.verify_alias(store, mailbox_id, address))
+    verified = await mailbox_aliases.verify_alias(store, mailbox_id, address)
+    return await mailbox_out(store, verified, viewer)
 
 
 @router.delete("/{address}")
@@ -56,4 +58,5 @@ async def remove_alias(
 ) -> MailboxOut:
     """Stop sending as the alias; requests from it that have not gone out yet will fail."""
     await _may_manage(store, principal, mailbox_id, admin_too=True)
-    return await mailbox_out(store, await mailbox_aliases.remove_alias(store, mailbox_id, address))
+    removed = await mailbox_aliases.remove_alias(store, mailbox_id, address)
+    return await mailbox_out(store, removed, principal.viewer)

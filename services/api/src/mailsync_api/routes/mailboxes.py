@@ -10,6 +10,7 @@ from mailsync_api.dependencies import (
     KeptMailboxesDep,
     PrincipalDep,
     SettingsDep,
+    ViewerDep,
     WorkspaceDep,
 )
 from mailsync_api.mail_health import mail_health
@@ -21,6 +22,7 @@ from mailsync_api.schemas.mailboxes import MailboxIn, MailboxOut, MailboxPatch, 
 from mailsync_api.synced_data import SyncedDataRemoved, remove_synced_data
 from mailsync_shared.storage.documents import MailboxDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
+from mailsync_shared.visibility import Viewer
 
 router = APIRouter(
     prefix="/v1/mailboxes", tags=["mailboxes"], responses=problem_responses(401, 403, 404, 422)
@@ -29,9 +31,12 @@ router = APIRouter(
 MailboxId = Annotated[RecordId, Path(description="Id of the mailbox.")]
 
 
-async def mailbox_out(store: WorkspaceStore, mailbox: MailboxDocument) -> MailboxOut:
-    """The mailbox with what its status says about its mail (defects, mail not stored)."""
-    return MailboxOut.of(mailbox, (await mail_health(store, [mailbox.id]))[mailbox.id])
+async def mailbox_out(
+    store: WorkspaceStore, mailbox: MailboxDocument, viewer: Viewer
+) -> MailboxOut:
+    """The mailbox with what its status says about its mail (defects, mail not stored), as
+    much as it shares with `viewer`."""
+    return MailboxOut.of(mailbox, viewer, (await mail_health(store, [mailbox.id]))[mailbox.id])
 
 
 async def _owned(store: WorkspaceStore, principal: Principal, mailbox_id: str) -> None:
@@ -65,22 +70,23 @@ async def connect_mailbox(
     mailbox = await mailboxes.connect_mailbox(
         store, body, settings, cipher, owner_user_id=principal.user_id
     )
-    return await mailbox_out(store, mailbox)
+    return await mailbox_out(store, mailbox, principal.viewer)
 
 
 @router.get("")
-async def list_mailboxes(store: WorkspaceDep) -> list[MailboxOut]:
+async def list_mailboxes(store: WorkspaceDep, viewer: ViewerDep) -> list[MailboxOut]:
     """Every mailbox of the workspace, connected or not."""
     documents = await store.mailboxes.find(sort=[("connected_at", -1)])
     found = [MailboxDocument.from_document(document) for document in documents]
     health = await mail_health(store, [mailbox.id for mailbox in found])
-    return [MailboxOut.of(mailbox, health[mailbox.id]) for mailbox in found]
+    return [MailboxOut.of(mailbox, viewer, health[mailbox.id]) for mailbox in found]
 
 
 @router.get("/{mailbox_id}")
-async def get_mailbox(mailbox_id: MailboxId, store: WorkspaceDep) -> MailboxOut:
-    """A mailbox's settings and sync status, with progress per folder."""
-    return await mailbox_out(store, await mailboxes.load_mailbox(store, mailbox_id))
+async def get_mailbox(mailbox_id: MailboxId, store: WorkspaceDep, viewer: ViewerDep) -> MailboxOut:
+    """A mailbox's settings and sync status, with progress per folder where its mail is
+    visible to the caller."""
+    return await mailbox_out(store, await mailboxes.load_mailbox(store, mailbox_id), viewer)
 
 
 @router.patch("/{mailbox_id}")
@@ -97,7 +103,7 @@ async def update_mailbox(
     changes = body.model_dump(exclude_unset=True)
     updated = await mailboxes.update_settings(store, mailbox_id, changes)
     kept.forget(store.workspace_id, mailbox_id)
-    return await mailbox_out(store, updated)
+    return await mailbox_out(store, updated, principal.viewer)
 
 
 @router.post(
@@ -112,7 +118,7 @@ async def resync_mailbox(
     await _managed(store, principal, mailbox_id)
     resynced = await mailboxes.request_resync(store, mailbox_id)
     kept.forget(store.workspace_id, mailbox_id)
-    return await mailbox_out(store, resynced)
+    return await mailbox_out(store, resynced, principal.viewer)
 
 
 @router.post(
@@ -126,7 +132,8 @@ async def reconcile_mailbox(
     """Compare the server's mail with what was logged at the worker's next round (seconds):
     `status.gaps` and `status.reconciled_at` show the outcome."""
     await _managed(store, principal, mailbox_id)
-    return await mailbox_out(store, await mailboxes.request_reconcile(store, mailbox_id))
+    reconciling = await mailboxes.request_reconcile(store, mailbox_id)
+    return await mailbox_out(store, reconciling, principal.viewer)
 
 
 @router.get("/{mailbox_id}/sync-summary")
@@ -143,7 +150,7 @@ async def disconnect_mailbox(
     await _managed(store, principal, mailbox_id)
     disconnected = await mailboxes.disconnect(store, mailbox_id)
     kept.forget(store.workspace_id, mailbox_id)
-    return await mailbox_out(store, disconnected)
+    return await mailbox_out(store, disconnected, principal.viewer)
 
 
 @router.delete("/{mailbox_id}/synced-data", responses=problem_responses(409))

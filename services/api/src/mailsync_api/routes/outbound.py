@@ -15,11 +15,12 @@ from mailsync_api.dependencies import (
     WorkspaceDep,
 )
 from mailsync_api.pagination import Page, paginate
+from mailsync_api.principal import Principal
 from mailsync_api.problems import problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.forwards import ForwardIn
 from mailsync_api.schemas.send_requests import SendRequestOut
-from mailsync_api.threads import visible_thread
+from mailsync_api.threads import thread_in_view
 from mailsync_shared.send_outbox import as_it_stands
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, SendState
@@ -48,20 +49,20 @@ async def forward_from_thread(
     response: Response,
 ) -> SendRequestOut:
     """Forward a message of the thread, attached whole, with a note; needs full access."""
-    thread = await visible_thread(store, principal.viewer, thread_id, Access.EVERYTHING)
+    found = await thread_in_view(store, principal.viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
         earlier = await sending.replay(store, publisher, principal.requester, body.idempotency_key)
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
-            return SendRequestOut.of(earlier)
+            return sending.shown(principal, earlier)
     built = await outbound.forward_request(
-        store, thread, body, principal=principal, attachments_limit=settings.max_attachments_bytes
+        store, found, body, principal=principal, attachments_limit=settings.max_attachments_bytes
     )
     request, created = await sending.submit(
         store, publisher, built, principal.requester, inserts.insert
     )
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
-    return SendRequestOut.of(request)
+    return sending.shown(principal, request)
 
 
 @router.post("/send-requests/{send_request_id}/cancel", responses=problem_responses(409))
@@ -77,19 +78,21 @@ async def cancel_send_request(
         principal, MailboxDocument.from_document(mailbox)
     ):
         raise sending.not_yours()
-    return SendRequestOut.of(await outbound.cancel_request(store, send_request_id))
+    cancelled = await outbound.cancel_request(store, send_request_id)
+    return sending.shown(principal, cancelled, await sending.owned_mailboxes(store, principal))
 
 
 def _render(
-    store: WorkspaceStore, state: SendState | None
+    store: WorkspaceStore, principal: Principal, state: SendState | None
 ) -> Callable[[Sequence[Document]], Awaitable[list[SendRequestOut]]]:
     """Each request as it stands (a stored `queued` one whose attempt began is `sending`),
     keeping only those in `state` when one was asked for."""
 
     async def render(documents: Sequence[Document]) -> list[SendRequestOut]:
         requests = [await as_it_stands(store, document) for document in documents]
+        owned = await sending.owned_mailboxes(store, principal)
         return [
-            SendRequestOut.of(request)
+            sending.shown(principal, request, owned)
             for request in requests
             if state is None or request.state == state
         ]
@@ -120,5 +123,9 @@ async def list_send_requests(
     wanted = followed if mailbox_id is None else followed & {mailbox_id}
     filter_["mailbox_id"] = {"$in": sorted(wanted)}
     return await paginate(
-        store.send_requests, filter_, page, sort_field="created_at", render=_render(store, state)
+        store.send_requests,
+        filter_,
+        page,
+        sort_field="created_at",
+        render=_render(store, principal, state),
     )

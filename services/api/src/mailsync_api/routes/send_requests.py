@@ -61,12 +61,12 @@ async def compose(
         if earlier is None:
             raise
         response.status_code = status.HTTP_200_OK
-        return SendRequestOut.of(earlier)
+        return sending.shown(principal, earlier)
     request, created = await sending.submit(
         store, publisher, built, principal.requester, inserts.insert
     )
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
-    return SendRequestOut.of(request)
+    return sending.shown(principal, request)
 
 
 @router.get("/{send_request_id}")
@@ -74,4 +74,5 @@ async def get_send_request(
     send_request_id: Annotated[RecordId, Path()], store: WorkspaceDep, principal: PrincipalDep
 ) -> SendRequestOut:
     """A send request and how far it got: queued, sending, sent, failed, unknown, cancelled."""
-    return SendRequestOut.of(await sending.followed_request(store, principal, send_request_id))
+    request = await sending.followed_request(store, principal, send_request_id)
+    return sending.shown(principal, request, await sending.owned_mailboxes(store, principal))

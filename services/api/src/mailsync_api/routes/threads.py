@@ -20,7 +20,7 @@ from mailsync_api.problems import invalid, problem_responses
 from mailsync_api.schemas.common import RecordId
 from mailsync_api.schemas.send_requests import ReplyIn, SendRequestOut
 from mailsync_api.schemas.threads import ThreadOut
-from mailsync_api.threads import read_thread, search_filter, thread_page, visible_thread
+from mailsync_api.threads import ThreadSearch, read_thread, thread_in_view, thread_page
 from mailsync_shared.visibility import Access
 
 router = APIRouter(
@@ -55,15 +55,10 @@ async def list_threads(
     """Threads the caller may see, most recent first, messages oldest first; filters combine."""
     if since is not None and until is not None and since >= until:
         raise invalid("query.until", "must be after `since`")
-    filter_ = search_filter(
-        unassigned=unassigned,
-        participant=participant,
-        subject=subject,
-        since=since,
-        until=until,
+    search = ThreadSearch(
+        unassigned=unassigned, participant=participant, subject=subject, since=since, until=until
     )
-    least = Access.METADATA if subject is None else Access.SUBJECT
-    return await thread_page(store, viewer, filter_, page, least)
+    return await thread_page(store, viewer, {}, page, search)
 
 
 @router.get("/{thread_id}")
@@ -92,16 +87,16 @@ async def reply_to_thread(
 ) -> SendRequestOut:
     """Reply to the thread's last message from a mailbox of the caller's own; needs full
     access to the thread."""
-    thread = await visible_thread(store, principal.viewer, thread_id, Access.EVERYTHING)
+    found = await thread_in_view(store, principal.viewer, thread_id, Access.EVERYTHING)
     if body.idempotency_key is not None:
         earlier = await sending.replay(store, publisher, principal.requester, body.idempotency_key)
         if earlier is not None:
             response.status_code = status.HTTP_200_OK
-            return SendRequestOut.of(earlier)
+            return sending.shown(principal, earlier)
     built = await outbound.with_options(
         store,
         body,
-        await sending.reply_request(store, thread, body, principal),
+        await sending.reply_request(store, found, body, principal),
         extra_cc=body.cc,
         extra_bcc=body.bcc,
         attachments_limit=settings.max_attachments_bytes,
@@ -110,4 +105,4 @@ async def reply_to_thread(
         store, publisher, built, principal.requester, inserts.insert
     )
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
-    return SendRequestOut.of(request)
+    return sending.shown(principal, request)

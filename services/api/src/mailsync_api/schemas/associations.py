@@ -148,9 +148,10 @@ class SkippedMailOut(BaseModel):
 
     mailbox_id: str
     scope: Literal["all", "client_only"]
-    skipped_unmatched: int = Field(
+    skipped_unmatched: int | None = Field(
         description=(
             "Messages of a client-only mailbox that matched no record and were not stored "
-            "(counted by a hash of their `Message-ID`; nothing else is kept)."
+            "(counted by a hash of their `Message-ID`; nothing else is kept); null for a "
+            "caller the mailbox shares nothing with."
         )
     )

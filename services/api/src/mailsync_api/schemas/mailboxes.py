@@ -19,6 +19,7 @@ from mailsync_api.mail_health import MailHealth
 from mailsync_api.schemas.common import EmailAddress, Input, Name, no_line_breaks
 from mailsync_api.schemas.mailbox_aliases import AliasOut
 from mailsync_shared.storage.documents import MailboxDocument, Security, ServerAccount, Visibility
+from mailsync_shared.visibility import Access, MailboxShare, Viewer, access
 
 HostName = Annotated[
     str,
@@ -279,8 +280,18 @@ class MailboxOut(BaseModel):
     disconnected_at: datetime | None
 
     @classmethod
-    def of(cls, document: MailboxDocument, health: MailHealth | None = None) -> "MailboxOut":
+    def of(
+        cls, document: MailboxDocument, viewer: Viewer, health: MailHealth | None = None
+    ) -> "MailboxOut":
+        """The mailbox; what its status says of its mail (folder progress, gaps, defects, mail
+        not stored) only for a viewer it shares at least metadata with."""
+        counted = access(viewer, [MailboxShare(document.owner_user_id, document.visibility)])
+        if counted is Access.NOTHING:
+            health = None
         health = health or MailHealth()
+        status = document.status.model_dump()
+        if counted is Access.NOTHING:
+            status["gaps"] = []
         return cls(
             id=document.id,
             address=document.address,
@@ -294,7 +305,7 @@ class MailboxOut(BaseModel):
             aliases=[AliasOut.of(alias) for alias in document.aliases],
             send_rate_per_minute=document.send_rate_per_minute,
             status=StatusOut(
-                **document.status.model_dump(),
+                **status,
                 reconcile_requested_at=document.reconcile_requested_at,
                 defects=dict(sorted(health.defects.items())),
                 unstored_total=health.unstored_total,
@@ -309,6 +320,7 @@ class MailboxOut(BaseModel):
                     last_uid=folder.last_uid,
                 )
                 for folder in document.folders.values()
+                if counted is not Access.NOTHING
             ],
             connected_at=document.connected_at,
             disconnected_at=document.disconnected_at,

@@ -79,7 +79,9 @@ class SendRequestOut(BaseModel):
     from_: AddressOut = Field(alias="from")
     to: list[AddressOut]
     cc: list[AddressOut]
-    bcc: list[AddressOut]
+    bcc: list[AddressOut] = Field(
+        description="Blind copies; shown only to whoever may send from the mailbox."
+    )
     subject: str
     body_text: str
     body_html: str | None
@@ -103,7 +105,9 @@ class SendRequestOut(BaseModel):
     cancelled_at: datetime | None = None
 
     @classmethod
-    def of(cls, document: SendRequestDocument) -> "SendRequestOut":
+    def of(cls, document: SendRequestDocument, *, bcc: bool) -> "SendRequestOut":
+        """The request; its Bcc recipients (`bcc`) only for whoever may send from its mailbox."""
+
         def out(addresses: list[object]) -> list[AddressOut]:
             return [
                 AddressOut.model_validate(address, from_attributes=True) for address in addresses
@@ -118,7 +122,7 @@ class SendRequestOut(BaseModel):
             from_=AddressOut.model_validate(document.from_, from_attributes=True),
             to=out(list(document.to)),
             cc=out(list(document.cc)),
-            bcc=out(list(document.bcc)),
+            bcc=out(list(document.bcc)) if bcc else [],
             subject=document.subject,
             body_text=document.body_text,
             body_html=document.body_html,
