@@ -199,8 +199,11 @@ def _blank(value: Any) -> Any:
     return None
 
 
-def redact_message(message: Mapping[str, Any], level: Access) -> dict[str, Any] | None:
-    """The message as `level` allows: None for NOTHING, else unreadable fields blanked.
+def redact_message(
+    message: Mapping[str, Any], level: Access, *, bcc: bool = False
+) -> dict[str, Any] | None:
+    """The message as `level` allows: None for NOTHING, else unreadable fields blanked; its
+    `bcc` blanked too unless `bcc` (the viewer owns a mailbox it was seen in: `Sight.bcc`).
 
     Fields keep their keys and types (empty string, empty list, ...) so response schemas
     still validate; `access` tells the reader which level they got.
@@ -208,9 +211,12 @@ def redact_message(message: Mapping[str, Any], level: Access) -> dict[str, Any] 
     if level is Access.NOTHING:
         return None
     if level is Access.EVERYTHING:
-        return {**message, "access": level.name.lower()}
-    allowed = SUBJECT_FIELDS if level is Access.SUBJECT else METADATA_FIELDS
-    redacted = {key: value if key in allowed else _blank(value) for key, value in message.items()}
+        redacted = dict(message)
+    else:
+        allowed = SUBJECT_FIELDS if level is Access.SUBJECT else METADATA_FIELDS
+        redacted = {k: value if k in allowed else _blank(value) for k, value in message.items()}
+    if not bcc and "bcc" in redacted:
+        redacted["bcc"] = _blank(redacted["bcc"])
     redacted["access"] = level.name.lower()
     return redacted
 

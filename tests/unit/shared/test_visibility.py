@@ -1,16 +1,21 @@
 """Visibility: every viewer against every mailbox share, and what redaction leaves readable."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from mailsync_shared.storage.documents import MessageDocument, ThreadDocument
 from mailsync_shared.visibility import (
     Access,
     MailboxShare,
+    Sight,
     Viewer,
     access,
     redact_message,
     redact_thread,
+    seen_thread,
+    sight,
 )
 
 N, M, S, E = Access.NOTHING, Access.METADATA, Access.SUBJECT, Access.EVERYTHING
@@ -138,3 +143,83 @@ def test_thread_messages_are_redacted_with_the_thread() -> None:
     full = redact_thread(thread, E)
     assert full is not None
     assert full["messages"][0]["body_text"] == MESSAGE["body_text"]
+
+
+def test_bcc_is_blanked_at_every_level_unless_the_viewer_sees_it() -> None:
+    with_bcc = {**MESSAGE, "bcc": [{"address": "board@acme.test", "name": ""}]}
+    for level in (M, S, E):
+        redacted = redact_message(with_bcc, level)
+        assert redacted is not None
+        assert redacted["bcc"] == [], level
+    shown = redact_message(with_bcc, E, bcc=True)
+    assert shown is not None
+    assert shown["bcc"] == with_bcc["bcc"]
+
+
+@pytest.mark.parametrize(
+    ("viewer", "owner", "visibility", "expected"),
+    [
+        (ALICE, "alice", "private", Sight(E, bcc=True)),
+        (BOB, "alice", "workspace", Sight(E, bcc=False)),
+        (BOB, "alice", "metadata", Sight(M, bcc=False)),
+        (API_KEY, None, "private", Sight(E, bcc=True)),
+        (CAROL_ADMIN, "alice", "private", Sight(N, bcc=False)),
+    ],
+)
+def test_bcc_is_seen_by_the_mailboxs_owner_only(
+    viewer: Viewer, owner: str | None, visibility: Any, expected: Sight
+) -> None:
+    assert sight(viewer, [MailboxShare(owner, visibility)]) == expected
+
+
+def _message(n: int, mailbox: str, **fields: Any) -> MessageDocument:
+    return MessageDocument.model_validate(
+        {
+            "workspace_id": "ws",
+            "message_id": f"<m{n}@client.test>",
+            "thread_id": "t1",
+            "mailbox_ids": [mailbox],
+            "direction": "received",
+            "from": {"address": f"sender{n}@client.test"},
+            "to": [{"address": "olive@acme.test"}],
+            "subject": f"subject {n}",
+            "date": datetime(2025, 1, n, tzinfo=UTC),
+            "raw_id": f"raw{n}",
+            **fields,
+        }
+    )
+
+
+def test_a_thread_is_what_its_visible_messages_make_it() -> None:
+    thread = ThreadDocument(
+        workspace_id="ws",
+        subject="subject 1",
+        participants=["everyone@stored.test"],
+        mailbox_ids=["hidden", "shared", "meta"],
+        message_count=3,
+    )
+    first = _message(1, "hidden", bcc=[{"address": "bcc1@client.test"}])
+    second = _message(2, "meta")
+    third = _message(3, "shared", bcc=[{"address": "bcc3@client.test"}])
+    sights = [Sight(N), Sight(M), Sight(S)]
+
+    seen = seen_thread(thread, list(zip([first, second, third], sights, strict=True)))
+
+    assert seen is not None
+    shown, level = seen
+    assert level is S
+    assert shown.subject == "subject 3", "the oldest message seen with its subject"
+    assert shown.participants == [
+        "sender2@client.test",
+        "olive@acme.test",
+        "sender3@client.test",
+    ]
+    assert (shown.message_count, shown.mailbox_ids) == (2, ["meta", "shared"])
+    assert (shown.first_message_at, shown.last_message_at) == (second.date, third.date)
+    owner_view = seen_thread(thread, [(first, Sight(E, bcc=True)), (second, Sight(M))])
+    assert owner_view is not None
+    assert "bcc1@client.test" in owner_view[0].participants
+    assert seen_thread(thread, [(first, Sight(N))]) is None
+    metadata_only = seen_thread(thread, [(second, Sight(M))])
+    assert metadata_only is not None
+    assert metadata_only[0].subject == ""
