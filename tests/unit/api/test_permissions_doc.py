@@ -1,4 +1,5 @@
-"""The permission table covers every route, and `docs/permissions.md` is its rendering."""
+"""The permission table covers every route, and `docs/permissions.md` renders it and what each
+caller is shown of mail."""
 
 import itertools
 from pathlib import Path
@@ -7,7 +8,8 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from mailsync_api.app import create_app
-from mailsync_api.permissions import PERMISSIONS, ROLE_SCOPES, ROLES, render_markdown
+from mailsync_api.permissions import PERMISSIONS, ROLE_SCOPES, ROLES
+from mailsync_api.permissions_doc import permissions_markdown
 from mailsync_api.route_table import api_routes
 from mailsync_api.settings import Settings
 
@@ -32,7 +34,7 @@ def test_roles_only_ever_add_scopes() -> None:
 
 
 def test_permissions_document_matches_the_table() -> None:
-    expected = render_markdown()
+    expected = permissions_markdown()
     current = DOC.read_text() if DOC.exists() else ""
     if current != expected:
         DOC.write_text(expected)
@@ -54,3 +56,12 @@ def test_every_json_request_body_in_the_openapi_document_has_an_example() -> Non
                 missing.append((method, path, name))
 
     assert missing == []
+
+
+def test_the_document_states_what_a_non_owner_is_shown_per_visibility() -> None:
+    document = permissions_markdown()
+    open_thread = document.split("### An open thread", 1)[1].split("###", 1)[0]
+    assert "| admin | no | nothing | metadata | subject | everything |" in open_thread
+    assert "| viewer | yes | everything, Bcc | everything, Bcc |" in open_thread
+    private = document.split("### A thread made private", 1)[1]
+    assert "| member | no | nothing | nothing | nothing | nothing |" in private

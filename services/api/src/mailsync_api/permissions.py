@@ -161,12 +161,13 @@ def role_at_least(role: Role, least: Role) -> bool:
 
 
 def render_markdown() -> str:
-    """The table as Markdown, for `docs/permissions.md`."""
+    """The route table as Markdown, the first part of `docs/permissions.md`."""
     lines = [
         "# Permissions",
         "",
-        "Generated from `services/api/src/mailsync_api/permissions.py` by "
-        "`tests/unit/api/test_permissions_doc.py`; edit the table there, not this file.",
+        "Generated from `services/api/src/mailsync_api/permissions.py` (who may call which "
+        "route) and `shared/src/mailsync_shared/visibility.py` (what each caller is shown of "
+        "mail) by `tests/unit/api/test_permissions_doc.py`; edit those, not this file.",
         "",
         "People authenticate with a personal token and act with their role "
         "(`viewer` < `member` < `admin` < `owner`); a route accepts a role at or above the "
