@@ -138,7 +138,7 @@ async def static_file(name: str) -> Response:
 @router.get("/mailboxes")
 async def mailboxes_page(request: Request, caller: CallerDep) -> Response:
     """Every mailbox with its state, progress, gaps, defects and errors."""
-    found = await mailboxes.list_mailboxes(caller.store)
+    found = await mailboxes.list_mailboxes(caller.store, caller.principal.viewer)
     return render(request, "mailboxes.html", caller=caller, mailboxes=found)
 
 
@@ -187,7 +187,7 @@ async def connect(request: Request, caller: CallerDep, context: ContextDep) -> R
 @router.get("/mailboxes/{mailbox_id}")
 async def mailbox_page(request: Request, mailbox_id: RecordId, caller: CallerDep) -> Response:
     """One mailbox: the three answers, progress per folder, gaps, defects, errors."""
-    mailbox = await mailboxes.get_mailbox(mailbox_id, caller.store)
+    mailbox = await mailboxes.get_mailbox(mailbox_id, caller.store, caller.principal.viewer)
     summary = await mailboxes.get_sync_summary(mailbox_id, caller.store)
     return render(request, "mailbox.html", caller=caller, mailbox=mailbox, summary=summary)
 
