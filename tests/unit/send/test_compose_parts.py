@@ -140,6 +140,23 @@ def test_a_forward_attaches_the_original_unchanged_as_message_rfc822() -> None:
     assert parsed.get_all("Message-ID") == ["<send-1@acme.test>"]
 
 
+def test_a_forward_never_hands_on_the_originals_blind_copies() -> None:
+    header = b"Bcc: board@holding.test\r\nResent-Bcc: auditor@holding.test\r\n"
+    sent_copy = header + original()
+    forward = request(forward_of=ForwardOf(raw_id="r1", message_id="<budget@client.test>"))
+
+    composed = compose(forward, mailbox_address=OWNER, forwarded=sent_copy)
+
+    assert b"board@holding.test" not in composed.data
+    assert b"auditor@holding.test" not in composed.data
+    parsed = message_from_bytes(composed.data, policy=policy.default)
+    (inner,) = [
+        p.get_content() for p in parsed.iter_parts() if p.get_content_type() == "message/rfc822"
+    ]
+    assert inner["Subject"] == "Budget"
+    assert inner["Bcc"] is None
+
+
 def test_html_is_sanitized_before_it_is_sent() -> None:
     html = '<p onclick="x()">Hi <script>alert(1)</script><a href="javascript:x">l</a></p>'
     composed = compose(request(body_html=html), mailbox_address=OWNER)

@@ -10,11 +10,11 @@ request's creation time and every MIME boundary is derived from the content), so
 relays the same bytes.
 
 Parts: the text, the sanitized HTML as its alternative, then each attachment, then the
-forwarded message. A forward attaches the original's raw bytes as `message/rfc822` rather than
-quoting it inline: the original's headers, formatting and attachments reach the recipient
-intact, and the sender's own note goes in the body. The From address is the mailbox's own or
-one of its verified aliases; the envelope sender stays the mailbox's address, so bounces come
-back to the mailbox that sent.
+forwarded message. A forward attaches the original as `message/rfc822` rather than quoting it
+inline: the original's headers (all but its Bcc), formatting and attachments reach the
+recipient intact, and the sender's own note goes in the body. The From address is the
+mailbox's own or one of its verified aliases; the envelope sender stays the mailbox's address,
+so bounces come back to the mailbox that sent.
 """
 
 import hashlib
@@ -207,6 +207,9 @@ def _compose(
         )
     if forwarded is not None:
         original = BytesParser(policy=policy.default).parsebytes(forwarded)
+        # Blind copies are the original sender's to know: a forward never hands them on.
+        for blind in ("Bcc", "Resent-Bcc"):
+            del original[blind]
         message.add_attachment(original, filename="forwarded.eml")
     _set_boundaries(message, request, attachments, forwarded)
     data = message.as_bytes(policy=OUTBOUND_POLICY)
