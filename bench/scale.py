@@ -6,7 +6,8 @@ and each one's latency runs from the LMTP server accepting it to its `email.logg
 the public exchange. The baseline is the raw IDLE notification delay of the same Dovecot,
 measured at the same time: an IMAP client of the benchmark IDLEs on an account of its own, and
 a message delivered to it is timed from acceptance to the server's `EXISTS`. No pipeline can
-go below that.
+go below that. `live_ingest_p50_ms` / `_p99_ms` stop at ingest's `MessageFetched` on the bus,
+which splits ingest's share from capture's and associate's.
 
 Around the largest size:
 
@@ -45,11 +46,12 @@ from bench.report import Figure
 from bench.watch import first_seen
 from mailsync_devmail.accounts import add_accounts
 from mailsync_devtools.stack import Service, start_service, wait_ready
+from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.contracts.records import EmailLogged
 from mailsync_shared.mail_servers.accounts import Login
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.mail_servers.imap import ImapSession, open_imap
-from mailsync_shared.topology import EVENTS_EXCHANGE
+from mailsync_shared.topology import EVENTS_EXCHANGE, WORK_EXCHANGE
 
 DOMAIN = "scale.test"
 PASSWORD = "scale-bench-password"  # throwaway accounts of the local Dovecot
@@ -150,9 +152,15 @@ async def run(context: BenchContext) -> list[Figure]:
                 EmailLogged,
                 lambda event: message_key(event.data.message_id),
             ) as logged,
+            first_seen(
+                stack.rabbitmq_url,
+                WORK_EXCHANGE,
+                MessageFetched,
+                lambda event: message_key(event.data.message_id),
+            ) as fetched,
             httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api,
         ):
-            bench = ScaleBench(context, stack, api, logged)
+            bench = ScaleBench(context, stack, api, logged, fetched)
             try:
                 return await bench.run(sizes, samples, rate)
             finally:
@@ -166,11 +174,13 @@ class ScaleBench:
         stack: IsolatedStack,
         api: httpx.AsyncClient,
         logged: dict[str, float],
+        fetched: dict[str, float],
     ) -> None:
         self._context = context
         self._stack = stack
         self._api = api
         self._logged = logged
+        self._fetched = fetched
         self._store: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(context.mongodb_url)
         self._mailboxes = self._store[stack.database]["mailboxes"]
         self._connected = 0
@@ -293,20 +303,27 @@ class ScaleBench:
         latencies = [
             (self._logged[key] - at) * 1000 for key, at in accepted.items() if key in self._logged
         ]
+        ingest = [
+            (self._fetched[key] - at) * 1000 for key, at in accepted.items() if key in self._fetched
+        ]
         unlogged = len(accepted) - len(latencies)
         if not latencies or not baseline:
             raise RuntimeError(f"at {size}: {len(latencies)} logged, {len(baseline)} baselines")
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         base50, base99 = percentile(baseline, 0.5), percentile(baseline, 0.99)
+        in50, in99 = percentile(ingest, 0.5), percentile(ingest, 0.99)
         print(
             f"  {size}: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {max(latencies):.0f} ms "
-            f"(IDLE p50 {base50:.0f} ms, p99 {base99:.0f} ms), {unlogged} not logged",
+            f"(IDLE p50 {base50:.0f} ms, p99 {base99:.0f} ms; published by ingest p50 "
+            f"{in50:.0f} ms, p99 {in99:.0f} ms), {unlogged} not logged",
             flush=True,
         )
         suffix = "" if top else f"_{size}"
         return [
             Figure(f"live_latency_p50_ms{suffix}", p50, "ms", base50),
             Figure(f"live_latency_p99_ms{suffix}", p99, "ms", base99),
+            Figure(f"live_ingest_p50_ms{suffix}", in50, "ms", base50),
+            Figure(f"live_ingest_p99_ms{suffix}", in99, "ms", base99),
             Figure(f"live_unlogged{suffix}", float(unlogged), "messages"),
         ]
 

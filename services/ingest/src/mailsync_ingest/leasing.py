@@ -180,18 +180,19 @@ class LeaseBook:
             return []
         self._held_terms.update(terms)
         until = self._until()
+        # By `_id` alone: the store's index serves it (FerretDB reads the whole collection for
+        # any other filter). A mailbox disconnected meanwhile is caught by the sync's first
+        # guarded write, which stops it and releases the lease.
         await asyncio.gather(
             *(
                 self._mailboxes.update_one(
-                    {"_id": mailbox_id, **CONNECTED},
+                    {"_id": mailbox_id},
                     {"$set": {"lease": {"owner": self.worker_id, "until": until, "term": term}}},
                 )
                 for mailbox_id, term in terms.items()
             )
         )
-        documents = self._mailboxes.find(
-            {"_id": {"$in": list(terms)}, "lease.owner": self.worker_id}
-        )
+        documents = self._mailboxes.find({"_id": {"$in": list(terms)}, **CONNECTED})
         return [MailboxDocument.from_document(document) async for document in documents]
 
     async def _win_terms(self, mailbox_ids: list[str], live: set[str]) -> dict[str, int]:

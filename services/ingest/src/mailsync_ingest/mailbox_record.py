@@ -55,15 +55,37 @@ class MailboxRecord:
             raise LeaseLostError(str(self._guard["_id"]))
         self._staged = {}
 
+    async def flush(self) -> None:
+        """Write what was staged, if anything."""
+        if self._staged:
+            await self._update({})
+
     def _stage(self, fields: dict[str, Any]) -> None:
         """Keep `fields` for the next write: a mailbox that connects and is live at once costs
         one write, which at a thousand mailboxes per worker decides how soon all are live."""
         self._staged.update(fields)
 
     async def check_still_ours(self) -> None:
-        """Raise `LeaseLostError` unless the mailbox is still leased here and connected."""
-        if await self._mailboxes.find_one(self._guard, projection={"_id": 1}) is None:
+        """Raise `LeaseLostError` unless the mailbox is still leased here and connected.
+
+        Read by `_id` alone and checked here: the store's index serves that look-up, where
+        FerretDB reads the whole collection for the guard's filter (a read needs no
+        atomicity; the writes keep the guard in their filter)."""
+        found = await self._mailboxes.find_one(
+            {"_id": self._guard["_id"]},
+            projection={"workspace_id": 1, "lease.owner": 1, "status.state": 1},
+        )
+        if found is None or not self._matches(found):
             raise LeaseLostError(str(self._guard["_id"]))
+
+    def _matches(self, document: Document) -> bool:
+        lease = document.get("lease") or {}
+        state = (document.get("status") or {}).get("state")
+        return (
+            document.get("workspace_id") == self._guard["workspace_id"]
+            and lease.get("owner") == self._guard["lease.owner"]
+            and state != "disconnected"
+        )
 
     async def set_status(
         self, state: MailboxState, reason: str | None = None, *, staged: bool = False
@@ -91,7 +113,7 @@ class MailboxRecord:
         """Record a completed sync round (at most every `SYNCED_AT_EVERY` unless mail moved)."""
         now = utcnow()
         recent = self._synced_written_at and now - self._synced_written_at < SYNCED_AT_EVERY
-        if recent and not changed:
+        if recent and not changed and not self._staged:
             return
         await self._update({"status.last_synced_at": now})
         self._synced_written_at = now
@@ -108,9 +130,15 @@ class MailboxRecord:
     async def reconcile_requested(self) -> datetime | None:
         """When the api asked for a reconciliation not yet done; None when nobody asked."""
         found = await self._mailboxes.find_one(
-            self._guard, projection={"reconcile_requested_at": 1}
+            {"_id": self._guard["_id"]},
+            projection={
+                "workspace_id": 1,
+                "lease.owner": 1,
+                "status.state": 1,
+                "reconcile_requested_at": 1,
+            },
         )
-        if found is None:
+        if found is None or not self._matches(found):
             raise LeaseLostError(str(self._guard["_id"]))
         requested = found.get("reconcile_requested_at")
         return requested if isinstance(requested, datetime) else None

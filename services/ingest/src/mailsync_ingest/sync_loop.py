@@ -45,7 +45,8 @@ UID FETCH runs while the current batch's bytes are stored (one unordered insert)
 events published (every confirm in flight at once).
 
 A checkpoint moves only after the broker confirmed every publish it covers, and after a crash
-the loop repeats at most the batch in flight: at-least-once, with stable event ids. Nothing
+the loop repeats at most the batch in flight (for new mail, the round's: its checkpoint is
+written once per round, with `last_synced_at`): at-least-once, with stable event ids. Nothing
 here changes the mailbox: EXAMINE and BODY.PEEK[] only (see `imap_connection`).
 
 Where the server offers CONDSTORE (a QRESYNC server does too) it is ENABLEd and each EXAMINE
@@ -294,6 +295,7 @@ class MailboxSync:
                 changed = False
                 for sync in syncs:
                     if self._stopping.is_set():
+                        await self._record.flush()
                         return
                     changed = await self._sync_folder(connection, sync) or changed
                 backoff.reset()
@@ -314,6 +316,7 @@ class MailboxSync:
                     if requested is not None:
                         await self._record.clear_reconcile_request(requested)
                 await self._wait_for_mail(connection, syncs)
+            await self._record.flush()
         finally:
             await connection.close()
 
@@ -464,7 +467,9 @@ class MailboxSync:
                             "total": sync.checkpoint.total + arrived,
                         }
                     )
-                    await self._save(sync)
+                    # Written with the round's `last_synced_at` (or the next write before it):
+                    # one mailbox write per round of live mail.
+                    await self._save(sync, staged=True)
                     self._observe_lag(fetched, done, highest)
                 if len(done) < len(batch):
                     raise BatchIncompleteError(
