@@ -6,6 +6,15 @@ import aiosmtplib
 import pytest
 
 from mailsync_send.relay import classify
+from mailsync_shared.mail_servers.errors import (
+    AuthRefusedError,
+    HostRefusedError,
+    ProtocolError,
+    ServerTimeoutError,
+    TlsError,
+    UnreachableError,
+)
+from mailsync_shared.mail_servers.smtp import smtp_failure
 
 
 @pytest.mark.parametrize(
@@ -58,3 +67,39 @@ def test_a_connection_lost_during_the_message_data_is_ambiguous() -> None:
     assert not classify(
         aiosmtplib.SMTPDataError(451, "4.3.0 try later"), during_data=True
     ).ambiguous
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent", "auth_refused"),
+    [
+        (AuthRefusedError("535 5.7.8 Authentication failed"), True, True),
+        (AuthRefusedError("454 4.7.0 Temporary authentication failure"), False, True),
+        (HostRefusedError("smtp.example.test resolves to a non-public address"), True, False),
+        (TlsError("certificate verify failed"), True, False),
+        (UnreachableError("Connection refused"), False, False),
+        (ServerTimeoutError("no answer"), False, False),
+        (ProtocolError("421 4.3.2 Service shutting down"), False, False),
+        (ProtocolError("SMTPNotSupported: STARTTLS extension not supported"), True, False),
+    ],
+)
+def test_failures_of_the_shared_layer(
+    error: Exception, permanent: bool, auth_refused: bool
+) -> None:
+    failure = classify(error)
+    assert failure.permanent is permanent
+    assert failure.auth_refused is auth_refused
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (aiosmtplib.SMTPAuthenticationError(535, "5.7.8 Authentication failed"), "auth_refused"),
+        (aiosmtplib.SMTPConnectError("Connection refused"), "unreachable"),
+        (aiosmtplib.SMTPConnectTimeoutError("Timed out connecting"), "timeout"),
+        (ssl.SSLCertVerificationError("certificate verify failed"), "tls"),
+        (aiosmtplib.SMTPResponseException(421, "4.3.2 Service shutting down"), "protocol"),
+        (aiosmtplib.SMTPNotSupported("STARTTLS extension not supported"), "protocol"),
+    ],
+)
+def test_smtp_client_errors_take_the_shared_kinds(error: Exception, kind: str) -> None:
+    assert smtp_failure(error).kind == kind

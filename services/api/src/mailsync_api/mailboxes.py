@@ -4,21 +4,16 @@ import asyncio
 import logging
 from typing import Any
 
-from mailsync_api.mail_servers import (
-    HostNotAllowedError,
-    Login,
-    MailServerError,
-    ServerKind,
-    require_public_host,
-    verify_login,
-)
+from mailsync_api.mail_servers import ServerKind, check_login
 from mailsync_api.oauth_servers import check_xoauth2_server, oauth_account
-from mailsync_api.problems import ProblemError, conflict, invalid, not_found
+from mailsync_api.problems import conflict, invalid, not_found
 from mailsync_api.schemas.mailboxes import MailboxIn, ServerIn
 from mailsync_api.settings import Settings
 from mailsync_api.stored import as_stored
 from mailsync_shared.clock import utcnow
 from mailsync_shared.crypto import CredentialCipher
+from mailsync_shared.mail_servers.accounts import Login
+from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.storage.documents import MailboxDocument, ServerAccount, SyncPolicy
 from mailsync_shared.storage.scoped import WorkspaceStore
 
@@ -34,37 +29,23 @@ async def load_mailbox(store: WorkspaceStore, mailbox_id: str) -> MailboxDocumen
     return MailboxDocument.from_document(document)
 
 
-def _login(server: ServerIn) -> Login:
-    return Login(
-        host=server.host,
-        port=server.port,
-        security=server.security,
-        username=server.username,
-        password=server.password.get_secret_value() if server.password else "",
-    )
+def _password(server: ServerIn) -> str:
+    return server.password.get_secret_value() if server.password else ""
 
 
 async def _check_server(kind: ServerKind, server: ServerIn, settings: Settings) -> None:
-    if not settings.allow_private_hosts:
-        try:
-            await require_public_host(server.host, server.port)
-        except HostNotAllowedError as error:
-            raise invalid(f"body.{kind}.host", str(error)) from error
     if server.auth == "xoauth2":
         await check_xoauth2_server(kind, server, settings)
         return
-    try:
-        await verify_login(kind, _login(server), settings.mail_server_timeout)
-    except MailServerError as error:
-        what = "refused the login" if error.kind == "login-refused" else "could not be reached"
-        raise ProblemError(
-            422,
-            f"the {kind.upper()} server {server.host}:{server.port} {what}: {error.reply}",
-            kind=f"mail-server-{error.kind}",
-            title="Mail server check failed",
-            server=kind,
-            reply=error.reply,
-        ) from error
+    await check_login(
+        kind,
+        server.host,
+        server.port,
+        server.security,
+        Login(server.username, password=_password(server)),
+        guard=HostGuard(allow_private=settings.allow_private_hosts),
+        timeout=settings.mail_server_timeout,
+    )
 
 
 def _account(server: ServerIn, cipher: CredentialCipher) -> ServerAccount:
@@ -75,7 +56,7 @@ def _account(server: ServerIn, cipher: CredentialCipher) -> ServerAccount:
         port=server.port,
         security=server.security,
         username=server.username,
-        secret_encrypted=cipher.encrypt(_login(server).password),
+        secret_encrypted=cipher.encrypt(_password(server)),
     )
 
 

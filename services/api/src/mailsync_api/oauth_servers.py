@@ -5,25 +5,17 @@ provider's token endpoint (which must be a public host, like the mail servers), 
 is used to log in over XOAUTH2, so a wrong grant is reported at once with the provider's answer.
 """
 
-import asyncio
-import base64
 from urllib.parse import urlsplit
 
-from mailsync_api.mail_servers import (
-    HostNotAllowedError,
-    MailServerError,
-    ServerKind,
-    imap_client,
-    imap_login_answers,
-    require_public_host,
-    smtp_client,
-    smtp_login_answers,
-)
+from mailsync_api.mail_servers import ServerKind, check_login
 from mailsync_api.problems import ProblemError, invalid
 from mailsync_api.schemas.mailboxes import ServerIn
 from mailsync_api.settings import Settings
 from mailsync_shared.crypto import CredentialCipher
-from mailsync_shared.oauth import OAuthError, OAuthGrant, refresh_access_token, xoauth2_string
+from mailsync_shared.mail_servers.accounts import Login
+from mailsync_shared.mail_servers.errors import MailServerError
+from mailsync_shared.mail_servers.hosts import HostGuard
+from mailsync_shared.oauth import OAuthError, OAuthGrant, refresh_access_token
 from mailsync_shared.storage.documents import ServerAccount
 
 
@@ -60,40 +52,19 @@ def oauth_account(server: ServerIn, cipher: CredentialCipher) -> ServerAccount:
     )
 
 
-def xoauth2_raw(username: str, access_token: str) -> bytes:
-    """The XOAUTH2 initial response before base64 (the clients encode it themselves)."""
-    return base64.b64decode(xoauth2_string(username, access_token))
-
-
-def _imap_xoauth2(server: ServerIn, token: str, timeout: float) -> None:
-    client = imap_client(server.host, server.port, server.security, timeout)
-    # imaplib base64-encodes what the callback returns; a second challenge (the server's
-    # error details) is answered with an empty line, as XOAUTH2 asks.
-    answers = iter([xoauth2_raw(server.username, token)])
-    with imap_login_answers(client):
-        client.authenticate("XOAUTH2", lambda _: next(answers, b""))
-
-
-def _smtp_xoauth2(server: ServerIn, token: str, timeout: float) -> None:
-    client = smtp_client(server.host, server.port, server.security, timeout)
-    initial = xoauth2_raw(server.username, token).decode()
-    with smtp_login_answers(client):
-        client.auth("XOAUTH2", lambda challenge=None: initial if challenge is None else "")
-
-
 async def check_xoauth2_server(kind: ServerKind, server: ServerIn, settings: Settings) -> None:
     """Refresh an access token and log in with it; a 422 problem with the answer otherwise."""
     grant = grant_of(server)
+    guard = HostGuard(allow_private=settings.allow_private_hosts)
     endpoint = urlsplit(grant.token_endpoint)
-    if not settings.allow_private_hosts:
-        if endpoint.scheme != "https":
-            raise invalid(f"body.{kind}.token_endpoint", "must be an https URL")
-        try:
-            await require_public_host(endpoint.hostname or "", endpoint.port or 443)
-        except HostNotAllowedError as error:
-            raise invalid(f"body.{kind}.token_endpoint", str(error)) from error
+    if not settings.allow_private_hosts and endpoint.scheme != "https":
+        raise invalid(f"body.{kind}.token_endpoint", "must be an https URL")
     try:
-        token = await refresh_access_token(grant, timeout=settings.mail_server_timeout)
+        await guard.check(endpoint.hostname or "", endpoint.port or 443)
+    except MailServerError as error:
+        raise invalid(f"body.{kind}.token_endpoint", error.reason) from None
+    try:
+        token = await refresh_access_token(grant, guard=guard, timeout=settings.mail_server_timeout)
     except OAuthError as error:
         raise ProblemError(
             422,
@@ -104,17 +75,12 @@ async def check_xoauth2_server(kind: ServerKind, server: ServerIn, settings: Set
             server=kind,
             reply=error.reason,
         ) from error
-    login = _imap_xoauth2 if kind == "imap" else _smtp_xoauth2
-    try:
-        await asyncio.to_thread(login, server, token.value, settings.mail_server_timeout)
-    except MailServerError as error:
-        reply = error.reply.replace(token.value, "***")
-        what = "refused the login" if error.kind == "login-refused" else "could not be reached"
-        raise ProblemError(
-            422,
-            f"the {kind.upper()} server {server.host}:{server.port} {what}: {reply}",
-            kind=f"mail-server-{error.kind}",
-            title="Mail server check failed",
-            server=kind,
-            reply=reply,
-        ) from error
+    await check_login(
+        kind,
+        server.host,
+        server.port,
+        server.security,
+        Login(server.username, access_token=token.value),
+        guard=guard,
+        timeout=settings.mail_server_timeout,
+    )

@@ -4,9 +4,11 @@ Replies are classified for retrying: 4xx replies, refused or dropped connections
 are transient; 5xx replies and unusable configurations are permanent. A connection lost while
 the message data was being transferred is also *ambiguous*: the server may have accepted it.
 
-Logged-in sessions are kept per account (`SmtpPool`) and reused for the next message after a
-RSET, so a message costs one MAIL/RCPT/DATA exchange rather than a connect, a TLS handshake
-and a login.
+Sessions are opened through the shared mail-server layer (the host guard resolves the name
+once, refuses non-public addresses unless allowed, and the connection goes to the checked
+address with TLS verifying the name). Logged-in sessions are kept per account (`SmtpPool`) and
+reused for the next message after a RSET, so a message costs one MAIL/RCPT/DATA exchange
+rather than a connect, a TLS handshake and a login.
 """
 
 import asyncio
@@ -18,6 +20,10 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
+from mailsync_shared.mail_servers.accounts import Login
+from mailsync_shared.mail_servers.errors import MailServerError, failure_reason
+from mailsync_shared.mail_servers.hosts import HostGuard
+from mailsync_shared.mail_servers.smtp import open_smtp
 from mailsync_shared.storage.documents import Security
 
 
@@ -31,6 +37,10 @@ class SmtpAccount:
     username: str
     password: str | None = field(default=None, repr=False)
     access_token: str | None = field(default=None, repr=False)
+
+    @property
+    def login(self) -> Login:
+        return Login(self.username, password=self.password, access_token=self.access_token)
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,8 @@ def reply_text(code: int, message: str) -> str:
 
 def classify(error: BaseException, *, during_data: bool = False) -> RelayError:
     """The relay error for an exception raised while talking to the server."""
+    if isinstance(error, MailServerError):
+        return _classify_failure(error, during_data=during_data)
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         replies = [classify(refusal) for refusal in error.recipients]
         reason = "; ".join(r.reason for r in replies) or "every recipient was refused"
@@ -98,38 +110,27 @@ def classify(error: BaseException, *, during_data: bool = False) -> RelayError:
     return RelayError(f"{type(error).__name__}: {error}", permanent=False, ambiguous=during_data)
 
 
-def _client(account: SmtpAccount, timeout: float) -> aiosmtplib.SMTP:
-    return aiosmtplib.SMTP(
-        hostname=account.host,
-        port=account.port,
-        use_tls=account.security == "tls",
-        start_tls=account.security == "starttls",
-        timeout=timeout,
-        tls_context=ssl.create_default_context() if account.security != "none" else None,
+def _classify_failure(error: MailServerError, *, during_data: bool) -> RelayError:
+    """A failure of the shared mail-server layer (host guard, connect, TLS, login)."""
+    code = _reply_code(error.reason)
+    permanent_reply = code is None or is_permanent_code(code)
+    if error.kind == "auth_refused":
+        return RelayError(
+            f"login refused: {error.reason}", permanent=permanent_reply, auth_refused=True
+        )
+    if error.kind in ("host_refused", "tls"):
+        return RelayError(failure_reason(error), permanent=True)
+    if error.kind == "protocol":
+        # Missing AUTH or STARTTLS support, or a 5xx: the mailbox's settings must change first.
+        return RelayError(f"SMTP server unusable: {error.reason}", permanent=permanent_reply)
+    return RelayError(
+        f"cannot reach the SMTP server: {error.reason}", permanent=False, ambiguous=during_data
     )
 
 
-async def relay(
-    account: SmtpAccount,
-    *,
-    envelope_from: str,
-    recipients: tuple[str, ...],
-    data: bytes,
-    command_timeout: float,
-    before_data: Callable[[], Awaitable[None]] | None = None,
-) -> RelayResult:
-    """Submit `data` to `recipients` on a connection of its own; see `SmtpPool.relay`."""
-    pool = SmtpPool(size=1, timeout=command_timeout)
-    try:
-        return await pool.relay(
-            account,
-            envelope_from=envelope_from,
-            recipients=recipients,
-            data=data,
-            before_data=before_data,
-        )
-    finally:
-        await pool.close()
+def _reply_code(text: str) -> int | None:
+    head = text[:3]
+    return int(head) if head.isdigit() and text[3:4] in ("", " ", "-") else None
 
 
 @dataclass
@@ -146,8 +147,11 @@ class SmtpPool:
     closed it meanwhile. Sessions idle longer than `idle_seconds` are closed.
     """
 
-    def __init__(self, *, size: int, timeout: float, idle_seconds: float = 30.0) -> None:
+    def __init__(
+        self, *, size: int, timeout: float, guard: HostGuard, idle_seconds: float = 30.0
+    ) -> None:
         self._size = size
+        self._guard = guard
         self._timeout = timeout
         self._idle_seconds = idle_seconds
         self._idle: dict[SmtpAccount, list[_Idle]] = {}
@@ -220,14 +224,18 @@ class SmtpPool:
         return None
 
     async def _connect(self, account: SmtpAccount) -> aiosmtplib.SMTP:
-        client = _client(account, self._timeout)
+        """A logged-in session on the address the host guard checked (TLS verifies the name)."""
         try:
-            await client.connect()
-            await _login(client, account)
-        except Exception as error:
-            client.close()
+            return await open_smtp(
+                account.host,
+                account.port,
+                account.security,
+                account.login,
+                guard=self._guard,
+                timeout=self._timeout,
+            )
+        except MailServerError as error:
             raise classify(error) from error
-        return client
 
     def _close_expired(self) -> None:
         oldest = time.monotonic() - self._idle_seconds
@@ -247,14 +255,6 @@ class SmtpPool:
         for items in idle.values():
             for item in items:
                 await _quit(item.client)
-
-
-async def _login(client: aiosmtplib.SMTP, account: SmtpAccount) -> None:
-    if account.access_token is not None:
-        # A server without XOAUTH2 refuses the command (5xx): a permanent failure.
-        await client.auth_xoauth2(account.username, account.access_token)
-    else:
-        await client.login(account.username, account.password or "")
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

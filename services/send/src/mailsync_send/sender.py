@@ -34,7 +34,6 @@ from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_send.compose import Attachment, ComposedMessage, ComposeError, compose
-from mailsync_send.hosts import UnsafeHostError, check_public_host
 from mailsync_send.rate_limit import SendSlots
 from mailsync_send.relay import RelayError, RelayResult, SmtpAccount, SmtpPool
 from mailsync_send.send_metrics import SendMetrics
@@ -46,6 +45,7 @@ from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendF
 from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.ids import stable_id
 from mailsync_shared.insert_batches import InsertBatches
+from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.messaging import EventPublisher, PermanentError
 from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
 from mailsync_shared.send_outbox import SendOutbox
@@ -154,12 +154,15 @@ class Sender:
         self._publisher = publisher
         self._cipher = cipher
         self._settings = settings
-        self._tokens = tokens or TokenCache(timeout=settings.token_timeout_seconds)
+        guard = HostGuard(allow_private=settings.allow_private_hosts)
+        self._tokens = tokens or TokenCache(timeout=settings.token_timeout_seconds, guard=guard)
         self._slots = SendSlots()
         self._smtp = SmtpPool(
-            size=settings.smtp_connections_per_mailbox, timeout=settings.smtp_timeout_seconds
+            size=settings.smtp_connections_per_mailbox,
+            timeout=settings.smtp_timeout_seconds,
+            guard=guard,
         )
-        self._sent_folders = SentFolders(timeout=settings.imap_timeout_seconds)
+        self._sent_folders = SentFolders(guard=guard, timeout=settings.imap_timeout_seconds)
         self._mailboxes = KeptMailboxes(settings.mailbox_cache_seconds)
         self._inserts = InsertBatches()
 
@@ -229,7 +232,7 @@ class Sender:
         if claimed.recovering:
             try:
                 delivered = await self._in_sent_folder(mailbox, composed.message_id)
-            except (SentFolderError, AccountError, UnsafeHostError, OSError) as error:
+            except (SentFolderError, AccountError) as error:
                 failure = RelayError(
                     f"cannot check the Sent folder: {error}", permanent=False, ambiguous=True
                 )
@@ -314,9 +317,6 @@ class Sender:
 
     async def _sent_folder(self, mailbox: MailboxDocument) -> SentFolder:
         account = mailbox.imap
-        await check_public_host(
-            account.host, account.port, allow_private=self._settings.allow_private_hosts
-        )
         credentials = await self._credentials(account)
         return self._sent_folders.of(
             ImapAccount(
@@ -337,15 +337,6 @@ class Sender:
         composed: ComposedMessage,
     ) -> RelayResult:
         account = mailbox.smtp
-        try:
-            await check_public_host(
-                account.host, account.port, allow_private=self._settings.allow_private_hosts
-            )
-        except UnsafeHostError as error:
-            raise RelayError(str(error), permanent=True) from error
-        except OSError as error:
-            raise RelayError(str(error), permanent=False) from error
-
         # An access token may be refused before it expires (revoked, rotated): refresh once.
         for fresh in (False, True):
             try:
@@ -513,7 +504,7 @@ class Sender:
                 folder = await self._sent_folder(mailbox)
                 if not check or not await folder.contains_message_id(composed.message_id):
                     await folder.append(composed.data, date=composed.date)
-        except (SentFolderError, AccountError, UnsafeHostError, OSError) as error:
+        except (SentFolderError, AccountError) as error:
             logger.warning(
                 "sent copy not saved",
                 extra={"send_request_id": request.id, "reason": str(error)},

@@ -1,10 +1,11 @@
 """The mailbox's Sent folder over IMAP: saving the sent copy and looking for one.
 
 The folder is the one the server marks `\\Sent` (RFC 6154 SPECIAL-USE), never guessed by name.
-imapclient is blocking, so each operation runs in a worker thread. `SentFolders` keeps one
-logged-in connection per account (with the folder's name) for the next operation; a connection
-that fails is dropped, and an operation that failed on a kept connection is tried once more on a
-new one (the server may have closed it while it was idle).
+Sessions come from the shared mail-server layer: the host is checked once and connected to at
+the checked address, and everything runs on the event loop. `SentFolders` keeps one logged-in
+session per account (with the folder's name) for the next operation; a session that fails is
+dropped, and an operation that failed on a kept session is tried once more on a new one (the
+server may have closed it while it was idle).
 
 Copies to save are queued per folder: the ones that arrive while one is being written go
 together in one MULTIAPPEND (RFC 3502: the server saves all of them or none) where the server
@@ -13,29 +14,30 @@ one APPEND per copy, so each copy gets its own outcome.
 """
 
 import asyncio
+import contextlib
 import functools
-import ssl
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
-
 from mailsync_shared.batching import Batcher
+from mailsync_shared.mail_servers.accounts import Login
+from mailsync_shared.mail_servers.errors import MailServerError, failure_reason
+from mailsync_shared.mail_servers.hosts import HostGuard
+from mailsync_shared.mail_servers.imap import CommandRefusedError, ImapSession, open_imap, quoted
 from mailsync_shared.storage.documents import Security
 
 T = TypeVar("T")
 
-SENT_FLAG = b"\\Sent"
-SEEN_FLAG = b"\\Seen"
+SENT_FLAG = b"\\SENT"
+SEEN = "\\Seen"
 # Copies saved in one MULTIAPPEND at most.
 APPEND_BATCH = 50
 
 _Copy = tuple[bytes, datetime]
+Operation = Callable[[ImapSession, str], Awaitable[T]]
 
 
 class SentFolderError(Exception):
@@ -53,79 +55,69 @@ class ImapAccount:
     password: str | None = field(default=None, repr=False)
     access_token: str | None = field(default=None, repr=False)
 
-
-def _connect(account: ImapAccount, timeout: float) -> IMAPClient:
-    context = ssl.create_default_context()
-    client = IMAPClient(
-        account.host,
-        port=account.port,
-        ssl=account.security == "tls",
-        ssl_context=context if account.security == "tls" else None,
-        timeout=timeout,
-    )
-    if account.security == "starttls":
-        client.starttls(context)
-    if account.access_token is not None:
-        client.oauth2_login(account.username, account.access_token)
-    else:
-        client.login(account.username, account.password or "")
-    return client
+    @property
+    def login(self) -> Login:
+        return Login(self.username, password=self.password, access_token=self.access_token)
 
 
-def find_sent_folder(client: IMAPClient) -> str:
+async def find_sent_folder(session: ImapSession) -> str:
     """The folder the server marks `\\Sent`."""
-    for flags, _delimiter, name in client.list_folders():
-        if SENT_FLAG in flags:
-            return str(name)
+    for flags, _delimiter, name in await session.list_folders():
+        if SENT_FLAG in {flag.upper() for flag in flags}:
+            return name
     raise SentFolderError("the server marks no folder as \\Sent (SPECIAL-USE)")
 
 
-def _contains(client: IMAPClient, folder: str, message_id: str) -> bool:
-    client.select_folder(folder, readonly=True)
-    return bool(client.search(["HEADER", "Message-ID", message_id]))
+async def _contains(session: ImapSession, folder: str, message_id: str) -> bool:
+    await session.examine(folder)
+    return bool(await session.uid_search(["HEADER", "Message-ID", quoted(message_id)]))
 
 
-def _append(client: IMAPClient, folder: str, data: bytes, date: datetime) -> None:
-    client.append(folder, data, flags=(SEEN_FLAG,), msg_time=date)
+async def _append(session: ImapSession, folder: str, *, data: bytes, date: datetime) -> None:
+    await session.append(folder, SEEN, data, date=date)
 
 
-def _append_together(client: IMAPClient, folder: str, copies: Sequence[_Copy]) -> bool:
+async def _append_together(session: ImapSession, folder: str, copies: Sequence[_Copy]) -> bool:
     """Save every copy in one MULTIAPPEND; False if the server does not offer it or refused
     the batch (then none was saved)."""
-    if not client.has_capability("MULTIAPPEND"):
+    if not session.has(b"MULTIAPPEND"):
         return False
     try:
-        client.multiappend(
-            folder, [{"msg": data, "flags": (SEEN_FLAG,), "date": date} for data, date in copies]
-        )
-    except IMAPClient.AbortError:
-        raise  # the connection broke: handled as any failed operation
-    except IMAPClient.Error:
+        await session.append_many(folder, SEEN, [(data, date) for data, date in copies])
+    except CommandRefusedError:
         return False
     return True
 
 
 @dataclass
 class _Session:
-    client: IMAPClient
+    session: ImapSession
     folder: str
     since: float
 
 
 class SentFolder:
-    """One mailbox's Sent folder, on a connection kept for the next operation."""
+    """One mailbox's Sent folder, on a session kept for the next operation."""
 
-    def __init__(self, account: ImapAccount, *, timeout: float, idle_seconds: float = 60.0):
+    def __init__(
+        self,
+        account: ImapAccount,
+        *,
+        guard: HostGuard,
+        timeout: float,
+        idle_seconds: float = 60.0,
+    ) -> None:
         self._account = account
+        self._guard = guard
         self._timeout = timeout
         self._idle_seconds = idle_seconds
-        self._lock = threading.Lock()
-        self._session: _Session | None = None
+        self._lock = asyncio.Lock()
+        self._kept: _Session | None = None
         self._copies: Batcher[_Copy, None] = Batcher(self._save, max_size=APPEND_BATCH)
 
     async def contains_message_id(self, message_id: str) -> bool:
         """Whether a message with this `Message-ID` is in the Sent folder."""
-        return await self._run(lambda client, folder: _contains(client, folder, message_id))
+        return await self._run(lambda session, folder: _contains(session, folder, message_id))
 
     async def append(self, data: bytes, *, date: datetime) -> None:
         """Save `data` byte for byte in the Sent folder, flagged `\\Seen` (with the copies
@@ -134,7 +126,7 @@ class SentFolder:
 
     async def _save(self, _key: str, copies: Sequence[_Copy]) -> list[BaseException | None]:
         if len(copies) > 1 and await self._run(
-            lambda client, folder: _append_together(client, folder, copies)
+            lambda session, folder: _append_together(session, folder, copies)
         ):
             return [None] * len(copies)
         outcomes: list[BaseException | None] = []
@@ -148,66 +140,68 @@ class SentFolder:
         return outcomes
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._close)
+        async with self._lock:
+            if self._kept is not None:
+                await self._end(self._kept)
 
-    async def _run(self, operation: Callable[[IMAPClient, str], T]) -> T:
-        return await asyncio.to_thread(self._locked, operation)
-
-    def _locked(self, operation: Callable[[IMAPClient, str], T]) -> T:
-        with self._lock:
-            session = self._session
-            if session is not None and time.monotonic() - session.since > self._idle_seconds:
-                self._end(session)
-                session = None
-            if session is not None:
+    async def _run(self, operation: Operation[T]) -> T:
+        async with self._lock:
+            kept = self._kept
+            if kept is not None and time.monotonic() - kept.since > self._idle_seconds:
+                await self._end(kept)
+                kept = None
+            if kept is not None:
                 try:
-                    return self._on(session, operation)
+                    return await self._on(kept, operation)
                 except SentFolderError:
-                    pass  # closed while idle, perhaps: once more on a new connection
-            return self._on(self._open(), operation)
+                    pass  # closed while idle, perhaps: once more on a new session
+            return await self._on(await self._open(), operation)
 
-    def _open(self) -> _Session:
+    async def _open(self) -> _Session:
+        account = self._account
         try:
-            client = _connect(self._account, self._timeout)
-        except (IMAPClientError, OSError) as error:
-            raise SentFolderError(f"cannot log in over IMAP: {error}") from error
+            session = await open_imap(
+                account.host,
+                account.port,
+                account.security,
+                account.login,
+                guard=self._guard,
+                timeout=self._timeout,
+            )
+        except MailServerError as error:
+            raise SentFolderError(f"cannot log in over IMAP: {failure_reason(error)}") from error
         try:
-            session = _Session(client, find_sent_folder(client), time.monotonic())
-        except (IMAPClientError, OSError, SentFolderError) as error:
-            self._end(_Session(client, "", 0.0))
-            if isinstance(error, SentFolderError):
-                raise
-            raise SentFolderError(f"IMAP command failed: {error}") from error
-        self._session = session
-        return session
+            kept = _Session(session, await find_sent_folder(session), time.monotonic())
+        except MailServerError as error:
+            session.abort()
+            raise SentFolderError(f"IMAP command failed: {failure_reason(error)}") from error
+        except BaseException:
+            session.abort()
+            raise
+        self._kept = kept
+        return kept
 
-    def _on(self, session: _Session, operation: Callable[[IMAPClient, str], T]) -> T:
+    async def _on(self, kept: _Session, operation: Operation[T]) -> T:
         try:
-            result = operation(session.client, session.folder)
-        except (IMAPClientError, OSError) as error:
-            self._end(session)
-            raise SentFolderError(f"IMAP command failed: {error}") from error
-        session.since = time.monotonic()
+            result = await operation(kept.session, kept.folder)
+        except MailServerError as error:
+            await self._end(kept)
+            raise SentFolderError(f"IMAP command failed: {failure_reason(error)}") from error
+        kept.since = time.monotonic()
         return result
 
-    def _end(self, session: _Session) -> None:
-        if self._session is session:
-            self._session = None
-        try:
-            session.client.logout()
-        except (IMAPClientError, OSError):
-            session.client.shutdown()
-
-    def _close(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                self._end(self._session)
+    async def _end(self, kept: _Session) -> None:
+        if self._kept is kept:
+            self._kept = None
+        with contextlib.suppress(MailServerError, OSError):
+            await kept.session.logout(timeout=min(self._timeout, 5.0))
 
 
 class SentFolders:
-    """A `SentFolder` per account, each keeping its connection between operations."""
+    """A `SentFolder` per account, each keeping its session between operations."""
 
-    def __init__(self, *, timeout: float) -> None:
+    def __init__(self, *, guard: HostGuard, timeout: float) -> None:
+        self._guard = guard
         self._timeout = timeout
         self._folders: dict[ImapAccount, SentFolder] = {}
 
@@ -215,8 +209,10 @@ class SentFolders:
         folder = self._folders.get(account)
         if folder is None:
             if len(self._folders) > 1000:
-                self._folders.clear()  # their connections end when they time out
-            folder = self._folders[account] = SentFolder(account, timeout=self._timeout)
+                self._folders.clear()  # their sessions end when the server times them out
+            folder = self._folders[account] = SentFolder(
+                account, guard=self._guard, timeout=self._timeout
+            )
         return folder
 
     async def close(self) -> None:

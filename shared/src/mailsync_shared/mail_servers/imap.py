@@ -18,6 +18,7 @@ import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from imapclient.imap_utf7 import decode as utf7_decode
@@ -44,6 +45,7 @@ ListEntry = tuple[tuple[bytes, ...], bytes | None, str]
 LITERAL = re.compile(rb"\{(\d+)\+?\}$")
 CODE = re.compile(rb"^OK \[([A-Z-]+)(?: ([^\]]*))?\]", re.IGNORECASE)
 CAPABILITY_CODE = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_LINE = 16 * 1024 * 1024
 READ_CHUNK = 256 * 1024
 STREAM_LIMIT = 64 * 1024
@@ -204,7 +206,7 @@ class ImapSession:
         reply = await self.command("EXAMINE", folder_argument(folder), timeout=timeout)
         return select_answer(reply)
 
-    async def uid_search(self, criteria: Sequence[str]) -> list[int]:
+    async def uid_search(self, criteria: Sequence[Argument]) -> list[int]:
         reply = await self.command("UID", "SEARCH", *criteria)
         found: list[int] = []
         for response in reply.untagged:
@@ -227,9 +229,23 @@ class ImapSession:
                 data.extend(_without_keyword(response, len(words[0]) + 7, keep=len(words[0]) + 1))
         return dict(parse_fetch_response(data, normalise_times=False, uid_is_key=True))
 
-    async def append(self, folder: str, flags: str, message: bytes) -> None:
-        literal = LiteralArgument(message)
-        await self.command("APPEND", folder_argument(folder), f"({flags})", literal)
+    async def append(
+        self, folder: str, flags: str, message: bytes, *, date: datetime | None = None
+    ) -> None:
+        """APPEND one message with these flags and, if given, this INTERNALDATE."""
+        await self.append_many(folder, flags, [(message, date)])
+
+    async def append_many(
+        self, folder: str, flags: str, messages: Sequence[tuple[bytes, datetime | None]]
+    ) -> None:
+        """APPEND several messages in one command (MULTIAPPEND, RFC 3502: all or none)."""
+        parts: list[Argument] = ["APPEND", folder_argument(folder)]
+        for message, date in messages:
+            parts.append(f"({flags})")
+            if date is not None:
+                parts.append(f'"{imap_datetime(date)}"')
+            parts.append(LiteralArgument(message))
+        await self.command(*parts)
 
     async def noop(self, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
         await self.command("NOOP", timeout=timeout)
@@ -484,6 +500,17 @@ def select_answer(reply: Reply) -> dict[bytes, int]:
         if len(words) == 2 and words[0].isdigit() and words[1].upper() in (b"EXISTS", b"RECENT"):
             answer[words[1].upper()] = int(words[0])
     return answer
+
+
+def imap_datetime(moment: datetime) -> str:
+    """`07-Dec-2026 01:31:21 +0000`: an IMAP date-time (RFC 3501), locale-independent."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    offset = aware.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    zone = f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+    month = _MONTHS[aware.month - 1]
+    return f"{aware.day:02d}-{month}-{aware.year} {aware:%H:%M:%S} {zone}"
 
 
 def uid_set(uids: Sequence[int]) -> str:
