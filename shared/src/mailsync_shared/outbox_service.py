@@ -10,7 +10,7 @@ from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.outbox import outbox_relay
 from mailsync_shared.service import worker_app
-from mailsync_shared.settings import ServiceSettings
+from mailsync_shared.settings import OutboxWorkerSettings
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.worker_wiring import WorkerWiring
@@ -19,10 +19,8 @@ RegisterHandlers = Callable[[RabbitBroker, AsyncDatabase[Document], EventPublish
 
 
 def outbox_worker_app(
-    settings: ServiceSettings,
+    settings: OutboxWorkerSettings,
     *,
-    outbox_relay_seconds: float,
-    prefetch: int,
     title: str,
     events: Sequence[type[Event]],
     outbox_collection: str,
@@ -32,7 +30,7 @@ def outbox_worker_app(
 
     The relay re-publishes events that a crash left between the write and the publish.
     """
-    wiring = WorkerWiring.from_settings(settings, prefetch=prefetch)
+    wiring = WorkerWiring.from_settings(settings, prefetch=settings.prefetch)
     publisher = EventPublisher(wiring.broker, events)
     register_handlers(wiring.broker, wiring.db, publisher)
     relay = outbox_relay(
@@ -40,7 +38,7 @@ def outbox_worker_app(
         lambda workspace_id: WorkspaceStore(wiring.db, workspace_id),
         outbox_collection,
         publisher.publish,
-        every=outbox_relay_seconds,
+        every=settings.outbox_relay_seconds,
     )
 
     return worker_app(

@@ -1,4 +1,5 @@
-"""Settings shared by every service. Each service subclasses `ServiceSettings`.
+"""Settings shared by every service. Each service subclasses `ServiceSettings` (or one of
+its refinements below) and adds its own port and limits.
 
 Settings are read when a service starts (`Settings()` in its entry point) and passed into
 its app factory; nothing reads the environment at import time.
@@ -33,10 +34,15 @@ class ServiceSettings(BaseSettings):
         ),
     )
     log_level: str = Field(default="INFO", description="Python logging level name.")
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="Address the HTTP server binds: the api, or a worker's health endpoints.",
+    )
 
 
 class SecretSettings(ServiceSettings):
-    """Settings of a service that reads or writes mailbox credentials."""
+    """Settings of a service that reads or writes mailbox credentials, and so reaches the
+    mail servers (and webhook receivers) they open."""
 
     secret_key: SecretStr = Field(
         validation_alias=AliasChoices("MAILSYNC_SECRET_KEYS", "MAILSYNC_SECRET_KEY", "secret_key"),
@@ -46,4 +52,29 @@ class SecretSettings(ServiceSettings):
             "credentials use the first, any decrypts), or one key in `MAILSYNC_SECRET_KEY`. "
             "Generate one with `python -m mailsync_shared.crypto`."
         ),
+    )
+    allow_private_hosts: bool = Field(
+        default=False,
+        description=(
+            "Allow mail servers and webhook receivers on private, loopback or link-local "
+            "addresses (MAILSYNC_ALLOW_PRIVATE_HOSTS); for local development and tests."
+        ),
+    )
+
+
+class OutboxWorkerSettings(ServiceSettings):
+    """Settings of a worker that handles fetched or captured mail in batches and publishes
+    its events through an outbox (capture, associate)."""
+
+    outbox_relay_seconds: float = Field(
+        default=10.0,
+        description="How often events left in the outbox by a crash are published.",
+    )
+    prefetch: int = Field(
+        default=30,
+        ge=1,
+        description="Deliveries held unacknowledged at once (each may hold a batch of messages).",
+    )
+    batch_size: int = Field(
+        default=200, ge=1, description="Most messages of one workspace handled together."
     )

@@ -14,8 +14,6 @@ from mailsync_shared.outbox_service import outbox_worker_app
 def create_app(settings: Settings) -> AsgiFastStream:
     return outbox_worker_app(
         settings,
-        outbox_relay_seconds=settings.outbox_relay_seconds,
-        prefetch=settings.prefetch,
         title="Mailsync associate",
         events=[EmailLogged, ThreadAssociated, MessageCaptured],
         outbox_collection="threads",

@@ -13,7 +13,6 @@ def default_worker_id() -> str:
 
 
 class Settings(SecretSettings):
-    http_host: str = Field(default="127.0.0.1", description="Address of the health endpoints.")
     http_port: int = Field(default=8101, description="Port of the health endpoints.")
     worker_id: str = Field(
         default_factory=default_worker_id,
@@ -49,13 +48,6 @@ class Settings(SecretSettings):
     )
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often to look for new mail when not using IDLE."
-    )
-    allow_private_hosts: bool = Field(
-        default=False,
-        description=(
-            "Connect to mail servers on private, loopback or link-local addresses "
-            "(MAILSYNC_ALLOW_PRIVATE_HOSTS); for local development and tests."
-        ),
     )
     use_idle: bool = Field(default=True, description="Wait with IMAP IDLE where offered.")
     idle_refresh_seconds: float = Field(

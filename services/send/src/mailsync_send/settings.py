@@ -7,7 +7,6 @@ from mailsync_shared.storage.attachments import MAX_ATTACHMENTS_BYTES
 
 
 class Settings(SecretSettings):
-    http_host: str = Field(default="127.0.0.1", description="Address of the health endpoints.")
     http_port: int = Field(default=8104, description="Port of the health endpoints.")
     smtp_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Timeout of each SMTP connect and command."
@@ -81,13 +80,6 @@ class Settings(SecretSettings):
         description=(
             "How long the sender reuses a mailbox it read (account, limits, whether it is "
             "connected) before reading it again; a disconnect takes effect within this time."
-        ),
-    )
-    allow_private_hosts: bool = Field(
-        default=False,
-        description=(
-            "Allow SMTP and IMAP servers on private, loopback or link-local addresses "
-            "(local development and tests)."
         ),
     )
     webhook_timeout_seconds: float = Field(
