@@ -40,6 +40,7 @@ from mailsync_shared.storage.documents import (
     MessageDocument,
     ThreadDocument,
 )
+from mailsync_shared.storage.mailbox_directory import DIRECTORY
 from mailsync_shared.storage.raw_messages import load_raw
 
 Records = tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]
@@ -77,7 +78,7 @@ class BatchRepository(AssociateRepository):
         refs, raws, mailboxes = await asyncio.gather(
             asyncio.gather(*(super(BatchRepository, self).thread_ids_for([k]) for k in keys)),
             asyncio.gather(*(load_raw(self._store, raw_id) for raw_id in raw_ids)),
-            self._store.mailboxes.find({}, projection={"address": 1, "sync.scope": 1}),
+            DIRECTORY.entries(self._store, including=[m.mailbox_id for m in messages]),
         )
         self._refs.update((key, set(found)) for key, found in zip(keys, refs, strict=True))
         # Refs are written before the message that needs them: a Message-ID no ref lists
@@ -88,11 +89,9 @@ class BatchRepository(AssociateRepository):
         self._messages.update(zip(listed, found, strict=True))
         stored = [m for m in found if m is not None]
         self._raw.update(zip(raw_ids, raws, strict=True))
-        for mailbox in mailboxes:
-            self._owners[str(mailbox["_id"])] = str(mailbox.get("address", "")).lower()
-            self._scopes[str(mailbox["_id"])] = str(
-                (mailbox.get("sync") or {}).get("scope") or "all"
-            )
+        for mailbox_id, entry in mailboxes.items():
+            self._owners[mailbox_id] = entry.address
+            self._scopes[mailbox_id] = entry.scope
         thread_ids = {m.thread_id for m in stored}
         thread_ids |= {thread_id for named in refs for thread_id in named}
         await self._load_threads(thread_ids)

@@ -11,18 +11,19 @@ from mailsync_shared.storage.documents import (
     DealDocument,
     ThreadDocument,
 )
+from mailsync_shared.storage.mailbox_directory import DIRECTORY
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 SOURCE = "/mailsync/associate"
 
 
 async def mailbox_addresses(store: WorkspaceStore, mailbox_ids: Sequence[str]) -> list[str]:
+    """The owner addresses of these mailboxes (from the workspace's `MailboxDirectory`)."""
     if not mailbox_ids:
         return []
-    found = await store.mailboxes.find(
-        {"_id": {"$in": list(mailbox_ids)}}, projection={"address": 1}
-    )
-    return [str(document["address"]).lower() for document in found if "address" in document]
+    entries = await DIRECTORY.entries(store, including=mailbox_ids)
+    found = (entries.get(mailbox_id) for mailbox_id in dict.fromkeys(mailbox_ids))
+    return [entry.address for entry in found if entry is not None and entry.address]
 
 
 async def records_for(

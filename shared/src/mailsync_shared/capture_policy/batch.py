@@ -42,7 +42,7 @@ class BatchCaptureRepository(CaptureRepository):
             self.companies_by_domain(participant_domains(participants)),
             self.rules(),
             self.workspace_domains(),
-            self.mailbox_addresses(),
+            self.mailbox_addresses(message.mailbox_id for message in messages),
         )
 
     async def rules(self) -> CaptureRulesDocument:
@@ -55,9 +55,9 @@ class BatchCaptureRepository(CaptureRepository):
             self._workspace_domains = await super().workspace_domains()
         return self._workspace_domains
 
-    async def mailbox_addresses(self) -> dict[str, str]:
+    async def mailbox_addresses(self, including: Iterable[str] = ()) -> dict[str, str]:
         if self._mailbox_addresses is None:
-            self._mailbox_addresses = await super().mailbox_addresses()
+            self._mailbox_addresses = await super().mailbox_addresses(including)
         return dict(self._mailbox_addresses)
 
     async def contacts_with(self, addresses: Iterable[str]) -> dict[str, ContactDocument]:

@@ -15,6 +15,7 @@ from mailsync_shared.storage.capture_rules import (
     CaptureRulesDocument,
 )
 from mailsync_shared.storage.documents import CompanyDocument, ContactDocument
+from mailsync_shared.storage.mailbox_directory import DIRECTORY
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 
 
@@ -79,10 +80,11 @@ class CaptureRepository:
         domains: Iterable[Any] = (document or {}).get("domains") or []
         return frozenset(str(domain).lower() for domain in domains)
 
-    async def mailbox_addresses(self) -> dict[str, str]:
-        """The owner address of every mailbox of the workspace, by mailbox id."""
-        found = await self._store.mailboxes.find({}, projection={"address": 1})
-        return {str(d["_id"]): str(d["address"]).lower() for d in found if "address" in d}
+    async def mailbox_addresses(self, including: Iterable[str] = ()) -> dict[str, str]:
+        """The owner address of every mailbox of the workspace, by mailbox id (read a moment
+        ago, and again if one of `including` is missing: `MailboxDirectory`)."""
+        entries = await DIRECTORY.entries(self._store, including=including)
+        return {mailbox_id: entry.address for mailbox_id, entry in entries.items() if entry.address}
 
     async def contacts_with(self, addresses: Iterable[str]) -> dict[str, ContactDocument]:
         """Existing contacts (retracted ones included) by each of the addresses they carry."""
