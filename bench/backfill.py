@@ -5,6 +5,10 @@ whole-message IMAP fetch, or storing raw bytes plus a message document. Beside i
 of ingest alone (until its checkpoints cover the mailbox: fetched, stored, published and
 confirmed), so a slow end-to-end figure points at the stage that holds it back.
 
+Beside those, what two established mail-sync tools manage on the same mailbox in the same
+run (`bench.mirror_tools`): mbsync (isync, C) and offlineimap (Python), each mirroring the
+INBOX into a Maildir; `backfill_msgs_per_s_vs_mbsync` and `..._vs_offlineimap` carry the ratio.
+
 The CPU each part of the system spent per message end to end (`bench.cpu`) is set against
 the CPU per message of the raw store write, and turned into the rate this machine's cores
 allow when all of them work on the pipeline (`backfill_cpu_bound_msgs_per_s`).
@@ -31,6 +35,7 @@ from bench.mailbox import (
     own_vhost,
     raw_fetch_rate,
 )
+from bench.mirror_tools import mbsync_rate, offlineimap_rate
 from bench.report import Figure
 from bench.store import raw_write_rate
 from bench.watch import first_seen
@@ -52,6 +57,13 @@ async def run(context: BenchContext) -> list[Figure]:
     fetch = await asyncio.to_thread(
         raw_fetch_rate, context.imap_host, context.imap_port, owner, password
     )
+    print("backfill: mbsync and offlineimap mirroring the same mailbox", flush=True)
+    mbsync = await asyncio.to_thread(
+        mbsync_rate, context.imap_host, context.imap_port, owner, password
+    )
+    offlineimap = await asyncio.to_thread(
+        offlineimap_rate, context.imap_host, context.imap_port, owner, password
+    )
     print("backfill: raw store write rate", flush=True)
     store = await raw_write_rate(context.mongodb_url, f"{DATABASE}_store", count)
     print("backfill: ingest alone (own broker vhost and database)", flush=True)
@@ -65,6 +77,8 @@ async def run(context: BenchContext) -> list[Figure]:
             memory = _memory_figures(stack.pids)
         figures = [
             Figure("backfill_msgs_per_s", backfill, "msg/s", slowest_raw),
+            Figure("backfill_msgs_per_s_vs_mbsync", backfill, "msg/s", mbsync),
+            Figure("backfill_msgs_per_s_vs_offlineimap", backfill, "msg/s", offlineimap),
             *figures,
             *_cpu_figures(used, store.cpu_ms_per_msg, slowest_raw),
             *memory,
@@ -72,6 +86,8 @@ async def run(context: BenchContext) -> list[Figure]:
     return [
         *figures,
         Figure("imap_fetch_msgs_per_s", fetch, "msg/s"),
+        Figure("mbsync_msgs_per_s", mbsync, "msg/s"),
+        Figure("offlineimap_msgs_per_s", offlineimap, "msg/s"),
         Figure("store_write_msgs_per_s", store.msgs_per_s, "msg/s"),
         Figure("store_write_cpu_ms_per_msg", store.cpu_ms_per_msg, "ms"),
     ]

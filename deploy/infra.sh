@@ -206,6 +206,8 @@ ensure_packages() {
   have_bin prometheus && have_bin promtool || missing+=(prometheus) # metrics tests and rules
   have_bin chromium || missing+=(chromium)                            # the console's browser tests
   have_bin chromedriver || missing+=(chromium-driver)
+  have_bin mbsync || missing+=(isync)                                 # the backfill benchmark's
+  have_bin offlineimap || missing+=(offlineimap)                      # mail-sync baselines
   ((${#missing[@]})) || return 0
 
   local sudo=""
