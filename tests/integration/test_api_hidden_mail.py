@@ -236,6 +236,8 @@ async def test_thread_fields_and_filters_come_from_the_messages_the_caller_may_s
 ) -> None:
     o = await office(api, ws)
     thread, (first, _) = await last_only_private(o)
+    reason = {"record_type": "contact", "record_id": "c1", "reason": f"{SECRET_BCC} took part"}
+    await ws.store.threads.update_one({"_id": thread.id}, {"$set": {"link_reasons": [reason]}})
 
     seen = (await api.get(f"/v1/threads/{thread.id}", headers=o.auth("carol"))).json()
     owners = (await api.get(f"/v1/threads/{thread.id}", headers=o.auth("alice"))).json()
@@ -261,6 +263,7 @@ async def test_thread_fields_and_filters_come_from_the_messages_the_caller_may_s
     }
     assert [t["id"] for t in found.json()["items"]] == [thread.id]
     no_secret(found.text)
+    assert [link["reason"] for link in seen["links"]] == ["[address] took part"]
     assert owners["message_count"] == 2, "the owner of the private mailbox sees it all"
     assert SECRET_BCC in owners["participants"]
     owner_search = await api.get(

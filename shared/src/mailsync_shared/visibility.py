@@ -22,6 +22,7 @@ people, not colleagues' mail. Redaction works on allow-lists, so a field added t
 later stays hidden until it is named here.
 """
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -119,6 +120,17 @@ def _moment(message: MessageDocument) -> Any:
     return message.date or message.logged_at
 
 
+_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def scrub_addresses(text: str, shown: Iterable[str]) -> str:
+    """`text` with every address not in `shown` replaced by `[address]`."""
+    known = {address.lower() for address in shown}
+    return _ADDRESS.sub(
+        lambda found: found.group(0) if found.group(0).lower() in known else "[address]", text
+    )
+
+
 def seen_thread(
     thread: ThreadDocument, messages: Sequence[tuple[MessageDocument, Sight]]
 ) -> tuple[ThreadDocument, Access] | None:
@@ -127,19 +139,25 @@ def seen_thread(
 
     Subject: the oldest message's seen at SUBJECT or above, blank otherwise. Participants,
     mailboxes, count and dates: from the visible messages only, Bcc only where it is seen.
+    Why it is linked to a record keeps only the addresses among those participants.
     """
     visible = [(message, seen) for message, seen in messages if seen.level > Access.NOTHING]
     if not visible:
         return None
     subjects = [m.subject for m, seen in visible if seen.level >= Access.SUBJECT]
     moments = [moment for m, _ in visible if (moment := _moment(m)) is not None]
+    participants = list(
+        dict.fromkeys(a for m, seen in visible for a in _addresses(m, bcc=seen.bcc))
+    )
     shown = thread.model_copy(
         update={
             "subject": subjects[0] if subjects else "",
             "subject_key": thread.subject_key if subjects else "",
-            "participants": list(
-                dict.fromkeys(a for m, seen in visible for a in _addresses(m, bcc=seen.bcc))
-            ),
+            "participants": participants,
+            "link_reasons": [
+                reason.model_copy(update={"reason": scrub_addresses(reason.reason, participants)})
+                for reason in thread.link_reasons
+            ],
             "mailbox_ids": list(dict.fromkeys(i for m, _ in visible for i in m.mailbox_ids)),
             "message_count": len(visible),
             "first_message_at": min(moments) if moments else None,

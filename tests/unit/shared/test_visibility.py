@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from mailsync_shared.contracts.records import LinkReason
 from mailsync_shared.storage.documents import MessageDocument, ThreadDocument
 from mailsync_shared.visibility import (
     Access,
@@ -220,6 +221,24 @@ def test_a_thread_is_what_its_visible_messages_make_it() -> None:
     assert owner_view is not None
     assert "bcc1@client.test" in owner_view[0].participants
     assert seen_thread(thread, [(first, Sight(N))]) is None
+    linked = thread.model_copy(
+        update={
+            "link_reasons": [
+                LinkReason(
+                    record_type="contact",
+                    record_id="c1",
+                    reason="bcc1@client.test is an address of contact Board (c1); "
+                    "sender2@client.test wrote",
+                )
+            ]
+        }
+    )
+    seen_linked = seen_thread(linked, [(second, Sight(M))])
+    assert seen_linked is not None
+    (reason,) = seen_linked[0].link_reasons
+    assert (
+        reason.reason == "[address] is an address of contact Board (c1); sender2@client.test wrote"
+    )
     metadata_only = seen_thread(thread, [(second, Sight(M))])
     assert metadata_only is not None
     assert metadata_only[0].subject == ""
