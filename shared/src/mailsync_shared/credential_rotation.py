@@ -44,43 +44,41 @@ async def rotate_credentials(
     dropped while something still needs it.
     """
     report = RotationReport()
-    for workspace_id in sorted(await db["mailboxes"].distinct("workspace_id")):
-        store = WorkspaceStore(db, str(workspace_id))
-        projection = {field: 1 for field in ENCRYPTED_FIELDS}
-        async for mailbox in store.mailboxes.iterate(projection=projection):
-            changes: dict[str, str] = {}
-            for field in ENCRYPTED_FIELDS:
-                account, name = field.split(".")
-                token = (mailbox.get(account) or {}).get(name)
-                if not token:
-                    continue
-                try:
-                    changes[field] = cipher.rotate(token)
-                except CredentialError:
-                    report.unreadable += 1
-                    logger.warning(
-                        "credential not rotated: no key opens it",
-                        extra={"workspace_id": workspace_id, "mailbox_id": mailbox["_id"]},
-                    )
-            if changes:
-                await store.mailboxes.update_one({"_id": mailbox["_id"]}, {"$set": changes})
-                report.mailboxes += 1
-                report.credentials += len(changes)
-    await _rotate_webhook_secrets(db, cipher, report)
+    report.mailboxes, report.credentials = await _rotate_fields(
+        db, cipher, report, "mailboxes", ENCRYPTED_FIELDS, "credential", "mailbox_id"
+    )
+    _, report.webhook_secrets = await _rotate_fields(
+        db,
+        cipher,
+        report,
+        "webhook_subscriptions",
+        WEBHOOK_SECRET_FIELDS,
+        "webhook secret",
+        "subscription_id",
+    )
     logger.info("credentials rotated", extra=vars(report))
     return report
 
 
-async def _rotate_webhook_secrets(
-    db: AsyncDatabase[Document], cipher: CredentialCipher, report: RotationReport
-) -> None:
-    for workspace_id in sorted(await db["webhook_subscriptions"].distinct("workspace_id")):
-        subscriptions = WorkspaceStore(db, str(workspace_id)).collection("webhook_subscriptions")
-        projection = {field: 1 for field in WEBHOOK_SECRET_FIELDS}
-        async for subscription in subscriptions.iterate(projection=projection):
+async def _rotate_fields(
+    db: AsyncDatabase[Document],
+    cipher: CredentialCipher,
+    report: RotationReport,
+    collection: str,
+    fields: tuple[str, ...],
+    what: str,
+    id_key: str,
+) -> tuple[int, int]:
+    """Re-encrypt `fields` (dotted paths) of every document of `collection`; count the ones no
+    key opens in `report` and log them as `what`, with the document's id as `id_key`. Returns
+    how many documents and values changed."""
+    documents = values = 0
+    for workspace_id in sorted(await db[collection].distinct("workspace_id")):
+        stored = WorkspaceStore(db, str(workspace_id)).collection(collection)
+        async for document in stored.iterate(projection=dict.fromkeys(fields, 1)):
             changes: dict[str, str] = {}
-            for field in WEBHOOK_SECRET_FIELDS:
-                token = subscription.get(field)
+            for field in fields:
+                token = _at_path(document, field)
                 if not token:
                     continue
                 try:
@@ -88,15 +86,21 @@ async def _rotate_webhook_secrets(
                 except CredentialError:
                     report.unreadable += 1
                     logger.warning(
-                        "webhook secret not rotated: no key opens it",
-                        extra={
-                            "workspace_id": workspace_id,
-                            "subscription_id": subscription["_id"],
-                        },
+                        f"{what} not rotated: no key opens it",
+                        extra={"workspace_id": workspace_id, id_key: document["_id"]},
                     )
             if changes:
-                await subscriptions.update_one({"_id": subscription["_id"]}, {"$set": changes})
-                report.webhook_secrets += len(changes)
+                await stored.update_one({"_id": document["_id"]}, {"$set": changes})
+                documents += 1
+                values += len(changes)
+    return documents, values
+
+
+def _at_path(document: Document, path: str) -> str | None:
+    value: object = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None
 
 
 async def _rotate(settings: SecretSettings) -> RotationReport:

@@ -16,7 +16,7 @@ from mailsync_api.records import COMPANIES, CONTACTS, DEALS, RecordKind
 from mailsync_api.schemas.records import CompanyOut, ContactOut, DealOut
 from mailsync_api.schemas.threads import MessageOut
 from mailsync_api.threads import messages_by_thread
-from mailsync_api.visible_mail import mail_view, visible_only
+from mailsync_api.visible_mail import MailView, mail_view, visible_only
 from mailsync_shared.storage.documents import (
     CompanyDocument,
     ContactDocument,
@@ -136,16 +136,21 @@ def _thread_row(thread: ThreadDocument) -> dict[str, Any]:
     return row
 
 
-async def _visible_threads(
-    store: WorkspaceStore, viewer: Viewer, filter_: Mapping[str, Any]
-) -> AsyncIterator[tuple[ThreadDocument, Access]]:
-    view = await mail_view(store, viewer)
-    query = await visible_only(store, viewer, filter_)
+async def _visible_thread_batches(
+    store: WorkspaceStore, view: MailView, filter_: Mapping[str, Any]
+) -> AsyncIterator[list[ThreadDocument]]:
+    """Threads the viewer sees anything of, `_BATCH` at a time."""
+    query = await visible_only(store, view.viewer, filter_)
+    batch: list[ThreadDocument] = []
     async for document in store.threads.iterate(query, sort=[("_id", 1)], batch_size=_BATCH):
         thread = ThreadDocument.from_document(document)
-        level = view.of_thread(thread)
-        if level is not Access.NOTHING:
-            yield thread, level
+        if view.of_thread(thread) is not Access.NOTHING:
+            batch.append(thread)
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 async def _threads(
@@ -153,9 +158,7 @@ async def _threads(
 ) -> AsyncIterator[dict[str, Any]]:
     """Each thread as its messages visible to the viewer make it (`seen_thread`)."""
     view = await mail_view(store, viewer)
-    batch: list[ThreadDocument] = []
-
-    async def flush() -> AsyncIterator[dict[str, Any]]:
+    async for batch in _visible_thread_batches(store, view, filter_):
         by_thread = await messages_by_thread(store, [thread.id for thread in batch])
         for thread in batch:
             seen = view.thread_as_seen(thread, by_thread.get(thread.id, []))
@@ -164,47 +167,24 @@ async def _threads(
                 if redacted is not None:
                     yield redacted
 
-    async for thread, _ in _visible_threads(store, viewer, filter_):
-        batch.append(thread)
-        if len(batch) >= _BATCH:
-            async for row in flush():
-                yield row
-            batch = []
-    if batch:
-        async for row in flush():
-            yield row
-
 
 async def _messages(
     store: WorkspaceStore, viewer: Viewer, filter_: Mapping[str, Any]
 ) -> AsyncIterator[dict[str, Any]]:
     view = await mail_view(store, viewer)
-    batch: list[ThreadDocument] = []
-
-    async def flush() -> AsyncIterator[dict[str, Any]]:
+    async for batch in _visible_thread_batches(store, view, filter_):
         by_id = {thread.id: thread for thread in batch}
         documents = await store.messages.find(
             {"thread_id": {"$in": list(by_id)}}, sort=[("thread_id", 1), ("_id", 1)]
         )
         for document in documents:
             message = MessageDocument.from_document(document)
-            thread = by_id[message.thread_id]
-            level = view.of_message(message, thread)
+            level = view.of_message(message, by_id[message.thread_id])
             row = MessageOut.of(message).model_dump(mode="json", by_alias=True)
             row["thread_id"] = message.thread_id
             redacted = redact_message(row, level)
             if redacted is not None:
                 yield redacted
-
-    async for thread, _ in _visible_threads(store, viewer, filter_):
-        batch.append(thread)
-        if len(batch) >= _BATCH:
-            async for row in flush():
-                yield row
-            batch = []
-    if batch:
-        async for row in flush():
-            yield row
 
 
 def rows(

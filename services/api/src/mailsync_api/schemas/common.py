@@ -1,7 +1,7 @@
 """Field types shared by the HTTP models."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Self
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -56,6 +56,14 @@ class Input(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than silently lost."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class DocumentView(BaseModel):
+    """A response made of the same-named fields of a stored document (and only those)."""
+
+    @classmethod
+    def of(cls, document: BaseModel) -> Self:
+        return cls.model_validate(document, from_attributes=True)
 
 
 class AddressOut(BaseModel):

@@ -6,9 +6,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from mailsync_api.permissions import Role, Scope
-from mailsync_api.schemas.common import EmailAddress, Input, Name, unique
-from mailsync_api.users import UserDocument
-from mailsync_shared.storage.workspaces import ApiKeyDocument
+from mailsync_api.schemas.common import DocumentView, EmailAddress, Input, Name, unique
 
 Scopes = Annotated[list[Scope], AfterValidator(unique)]
 
@@ -32,22 +30,12 @@ class UserPatch(Input):
     role: Role | None = None
 
 
-class UserOut(BaseModel):
+class UserOut(DocumentView):
     id: str
     email: str | None
     name: str
     role: Role
     created_at: datetime
-
-    @classmethod
-    def of(cls, document: UserDocument) -> "UserOut":
-        return cls(
-            id=document.id,
-            email=document.email,
-            name=document.name,
-            role=document.role,
-            created_at=document.created_at,
-        )
 
 
 class InvitedUser(UserOut):
@@ -73,7 +61,7 @@ class ApiKeyIn(Input):
     scopes: Scopes = Field(min_length=1, description="What the key may do.")
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(DocumentView):
     id: str
     name: str
     prefix: str = Field(description="First characters of the key, to tell keys apart.")
@@ -81,18 +69,6 @@ class ApiKeyOut(BaseModel):
     scopes: list[str] | None = Field(description="Null for a personal token: the role decides.")
     created_at: datetime
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, document: ApiKeyDocument) -> "ApiKeyOut":
-        return cls(
-            id=document.id,
-            name=document.name,
-            prefix=document.prefix,
-            user_id=document.user_id,
-            scopes=document.scopes,
-            created_at=document.created_at,
-            revoked_at=document.revoked_at,
-        )
 
 
 class CreatedApiKey(ApiKeyOut):

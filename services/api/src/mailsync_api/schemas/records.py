@@ -3,10 +3,11 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from mailsync_api.deal_stages import settled_status
 from mailsync_api.schemas.common import (
+    DocumentView,
     DomainName,
     EmailAddress,
     ExternalId,
@@ -15,7 +16,6 @@ from mailsync_api.schemas.common import (
     RecordId,
     unique,
 )
-from mailsync_shared.storage.documents import CompanyDocument, ContactDocument, DealDocument
 
 Emails = Annotated[list[EmailAddress], AfterValidator(unique)]
 Domains = Annotated[list[DomainName], AfterValidator(unique)]
@@ -44,23 +44,6 @@ class StageAndStatus(Input):
         return self
 
 
-class ContactIn(Input):
-    model_config = Input.model_config | ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"name": "Ann Client", "emails": ["ann@client.test"], "external_id": "crm-1"}
-            ]
-        }
-    )
-
-    name: Name = ""
-    emails: Emails = Field(min_length=1, max_length=50, description="Lower-cased on the way in.")
-    company_id: RecordId | None = None
-    external_id: ExternalId | None = Field(
-        default=None, description="The contact's id in the CRM of record."
-    )
-
-
 class ContactPatch(Input):
     model_config = Input.model_config | ConfigDict(
         json_schema_extra={"examples": [{"name": "Ann Smith"}]}
@@ -78,11 +61,25 @@ class ContactUpsert(Input):
     )
 
     name: Name = ""
-    emails: Emails = Field(min_length=1, max_length=50)
+    emails: Emails = Field(min_length=1, max_length=50, description="Lower-cased on the way in.")
     company_id: RecordId | None = None
 
 
-class ContactOut(BaseModel):
+class ContactIn(ContactUpsert):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Ann Client", "emails": ["ann@client.test"], "external_id": "crm-1"}
+            ]
+        }
+    )
+
+    external_id: ExternalId | None = Field(
+        default=None, description="The contact's id in the CRM of record."
+    )
+
+
+class ContactOut(DocumentView):
     id: str
     name: str
     emails: list[str]
@@ -91,20 +88,17 @@ class ContactOut(BaseModel):
     source: str
     created_at: datetime
 
-    @classmethod
-    def of(cls, document: ContactDocument) -> "ContactOut":
-        return cls(
-            id=document.id,
-            name=document.name,
-            emails=document.emails,
-            company_id=document.company_id,
-            external_id=document.external_id,
-            source=document.source,
-            created_at=document.created_at,
-        )
+
+class CompanyUpsert(Input):
+    model_config = Input.model_config | ConfigDict(
+        json_schema_extra={"examples": [{"name": "Client Ltd", "domains": ["client.test"]}]}
+    )
+
+    name: Name = Field(min_length=1)
+    domains: Domains = Field(default_factory=list, max_length=50)
 
 
-class CompanyIn(Input):
+class CompanyIn(CompanyUpsert):
     model_config = Input.model_config | ConfigDict(
         json_schema_extra={
             "examples": [
@@ -113,8 +107,6 @@ class CompanyIn(Input):
         }
     )
 
-    name: Name = Field(min_length=1)
-    domains: Domains = Field(default_factory=list, max_length=50)
     external_id: ExternalId | None = None
 
 
@@ -128,45 +120,12 @@ class CompanyPatch(Input):
     external_id: ExternalId | None = None
 
 
-class CompanyUpsert(Input):
-    model_config = Input.model_config | ConfigDict(
-        json_schema_extra={"examples": [{"name": "Client Ltd", "domains": ["client.test"]}]}
-    )
-
-    name: Name = Field(min_length=1)
-    domains: Domains = Field(default_factory=list, max_length=50)
-
-
-class CompanyOut(BaseModel):
+class CompanyOut(DocumentView):
     id: str
     name: str
     domains: list[str]
     external_id: str | None
     created_at: datetime
-
-    @classmethod
-    def of(cls, document: CompanyDocument) -> "CompanyOut":
-        return cls(
-            id=document.id,
-            name=document.name,
-            domains=document.domains,
-            external_id=document.external_id,
-            created_at=document.created_at,
-        )
-
-
-class DealIn(StageAndStatus):
-    model_config = Input.model_config | ConfigDict(
-        json_schema_extra={
-            "examples": [{"name": "Renewal 2026", "stage": "proposal", "value": 12000}]
-        }
-    )
-
-    name: Name = Field(min_length=1)
-    contact_ids: RecordIds = Field(default_factory=list, max_length=100)
-    company_id: RecordId | None = None
-    value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    external_id: ExternalId | None = None
 
 
 class DealPatch(Input):
@@ -200,7 +159,11 @@ class DealUpsert(StageAndStatus):
     value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
-class DealOut(BaseModel):
+class DealIn(DealUpsert):
+    external_id: ExternalId | None = None
+
+
+class DealOut(DocumentView):
     id: str
     name: str
     stage: str
@@ -210,17 +173,3 @@ class DealOut(BaseModel):
     value: float | None
     external_id: str | None
     created_at: datetime
-
-    @classmethod
-    def of(cls, document: DealDocument) -> "DealOut":
-        return cls(
-            id=document.id,
-            name=document.name,
-            stage=document.stage,
-            status=document.status,
-            contact_ids=document.contact_ids,
-            company_id=document.company_id,
-            value=document.value,
-            external_id=document.external_id,
-            created_at=document.created_at,
-        )

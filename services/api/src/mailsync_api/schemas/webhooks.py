@@ -7,13 +7,12 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from mailsync_api.schemas.common import Input, Name, no_line_breaks, unique
+from mailsync_api.schemas.common import DocumentView, Input, Name, no_line_breaks, unique
 from mailsync_shared.topology import PUBLIC_EVENTS
 from mailsync_shared.webhooks.documents import (
     DeliveryAttempt,
     DeliveryState,
     WebhookDeliveryDocument,
-    WebhookSubscriptionDocument,
 )
 
 PUBLIC_EVENT_TYPES: list[str] = [event.event_type for event in PUBLIC_EVENTS]
@@ -85,7 +84,7 @@ class WebhookPatch(Input):
     description: Name | None = None
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(DocumentView):
     id: str
     url: str
     event_types: list[str]
@@ -97,19 +96,6 @@ class WebhookOut(BaseModel):
         description="Until when deliveries are also signed with the secret before the last "
         "rotation; null when they are not."
     )
-
-    @classmethod
-    def of(cls, document: WebhookSubscriptionDocument) -> "WebhookOut":
-        return cls(
-            id=document.id,
-            url=document.url,
-            event_types=document.event_types,
-            enabled=document.enabled,
-            description=document.description,
-            created_at=document.created_at,
-            updated_at=document.updated_at,
-            previous_secret_until=document.previous_secret_until,
-        )
 
 
 class CreatedWebhook(WebhookOut):

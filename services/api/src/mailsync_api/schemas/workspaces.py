@@ -3,10 +3,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
-from mailsync_api.schemas.common import DomainName, EmailAddress, Input, Name, unique
-from mailsync_shared.storage.workspaces import WorkspaceDocument
+from mailsync_api.schemas.common import DocumentView, DomainName, EmailAddress, Input, Name, unique
 
 
 class OwnerIn(Input):
@@ -36,20 +35,11 @@ class WorkspaceIn(Input):
     )
 
 
-class WorkspaceOut(BaseModel):
+class WorkspaceOut(DocumentView):
     id: str
     name: str
     domains: list[str]
     created_at: datetime
-
-    @classmethod
-    def of(cls, document: WorkspaceDocument) -> "WorkspaceOut":
-        return cls(
-            id=document.id,
-            name=document.name,
-            domains=document.domains,
-            created_at=document.created_at,
-        )
 
 
 class CreatedWorkspace(WorkspaceOut):
