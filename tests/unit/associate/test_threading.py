@@ -181,11 +181,35 @@ async def test_subject_alone_without_reply_markers_never_joins() -> None:
     assert (await choose_thread(mail("<r@x>", subject="Proposal"), lookup)).rule == "new"
 
 
-async def test_unmatched_parents_count_as_reply_markers_for_the_subject_fallback() -> None:
+async def test_a_reply_with_parents_is_placed_by_its_headers_only() -> None:
+    # Whether a parent is logged yet depends on the processing order, so parents that matched
+    # nothing cannot open the subject fallback: the reply waits for its parent's thread.
     lookup = FakeLookup()
     subject_thread(lookup)
-    orphan = mail("<r@x>", subject="Proposal", in_reply_to=["<never-seen@x>"])
-    assert (await choose_thread(orphan, lookup)).rule == "subject"
+    orphan = mail("<r@x>", subject="Re: Proposal", in_reply_to=["<never-seen@x>"])
+    assert (await choose_thread(orphan, lookup)).rule == "new"
+
+
+async def test_an_original_processed_after_its_header_less_reply_joins_it() -> None:
+    lookup = FakeLookup()
+    subject_thread(lookup, loose_subject_keys=["proposal"], loose_reply_subject_keys=["proposal"])
+    original = mail("<o@x>", subject="Proposal", date=NOW - timedelta(days=4))
+    assert (await choose_thread(original, lookup)).thread_id == "t1"
+
+
+async def test_a_header_less_reply_joins_every_thread_it_pairs_with() -> None:
+    lookup = FakeLookup()
+    subject_thread(lookup, loose_subject_keys=["proposal"])
+    lookup.add_thread(
+        "t2",
+        subject_key="proposal",
+        loose_subject_keys=["proposal"],
+        participants=[OWNER, "ann@client.test"],
+        first_message_at=NOW - timedelta(days=2),
+        last_message_at=NOW - timedelta(days=2),
+    )
+    choice = await choose_thread(mail("<r@x>", subject="Re: Proposal"), lookup)
+    assert (choice.thread_id, choice.rule, choice.merge) == ("t1", "subject", ("t2",))
 
 
 def test_subject_key_strips_prefixes_and_list_tags() -> None:

@@ -229,3 +229,45 @@ def test_a_missing_message_id_depends_on_the_body() -> None:
     block = b"From: a@client.test\r\nSubject: no id\r\n\r\n"
     assert raw_facts(block, body=b"one").message_id != raw_facts(block, body=b"two").message_id
     assert raw_facts(block, body=b"one").message_id == raw_facts(block, body=b"one").message_id
+
+
+def test_comments_and_white_space_inside_addresses_and_groups_are_read_as_rfc_5322_says() -> None:
+    message = raw_facts(
+        b"From: Pete(A wonderful \\) chap) <pete(his account)@silly.test(his host)>\r\n"
+        b"To:A Group(Some people)\r\n"
+        b"     :Chris Jones <c@(Chris's host.)public.example>,\r\n"
+        b"         joe@example.org,\r\n"
+        b"  John <jdoe@one.test> (my dear friend); (the end of the group)\r\n"
+        b"Cc: Mary Smith <@machine.tld:mary@example.net>, , jdoe@test   . example\r\n\r\n"
+    )
+    assert message.from_ is not None
+    assert (message.from_.address, message.from_.name) == ("pete@silly.test", "Pete")
+    assert [a.address for a in message.to] == [
+        "c@public.example",
+        "joe@example.org",
+        "jdoe@one.test",
+    ]
+    assert [a.address for a in message.cc] == ["mary@example.net", "jdoe@test.example"]
+
+
+def test_the_first_readable_date_and_a_message_id_without_brackets_are_used() -> None:
+    message = raw_facts(
+        b"Date: Tue, 7 Apr 2024 10:00:t <broken@example.test>\r\n"
+        b"Date: Tue, 7 Apr 2024 10:00:01 +0000\r\n"
+        b"Message-Id: 201002191008.30117.foo.bar@company.com\r\n\r\n"
+    )
+    assert message.date == datetime(2024, 4, 7, 10, 0, 1, tzinfo=UTC)
+    assert message.message_id == "<201002191008.30117.foo.bar@company.com>"
+    assert raw_facts(b"Message-Id: 12223\r\n\r\n").message_id.endswith("@mailsync.invalid>")
+
+
+def test_charsets_are_read_under_the_names_python_knows_them_by() -> None:
+    gb = raw_facts(b"Subject: =?gb2312?B?yrLDtIzC?=\r\n\r\n")  # GBK beyond GB2312
+    hebrew = raw_facts(b"Subject: =?iso-8859-8-i?B?7vLw5CAn4PDpIOzgIPDu9uAnOg==?=\r\n\r\n")
+    japanese = raw_facts(
+        b"Subject: =?iso-2022-jp?B?GyRCJygnJS1iGyhCNDEgGyRCJ2AnZBsoQiAyOC4wOS4yMDE2?=\r\n\r\n"
+    )
+    assert gb.subject == "什么屄"
+    assert hebrew.subject == "מענה 'אני לא נמצא':"
+    assert japanese.subject == "ЖД№41 от 28.09.2016"
+    assert gb.defects == hebrew.defects == japanese.defects == []

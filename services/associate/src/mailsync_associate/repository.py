@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from mailsync_associate.threading import (
     aware,
+    loose_keys,
     may_join_by_subject,
     parent_ids,
     provider_key,
@@ -58,6 +59,8 @@ GROWN_FIELDS = (
     "first_message_at",
     "last_message_at",
     "logged_message_ids",
+    "loose_subject_keys",
+    "loose_reply_subject_keys",
 )
 
 
@@ -92,12 +95,20 @@ def lookup_keys(message: MailMessage) -> list[tuple[str, str]]:
 def keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:
     keys = [("message-id", m) for m in thread.message_ids]
     keys += [("provider", p) for p in thread.provider_thread_ids]
-    if thread.subject_key:
-        keys.append(("subject", thread.subject_key))
+    subjects = [thread.subject_key] if thread.subject_key else []
+    keys += [("subject", s) for s in dict.fromkeys([*subjects, *thread.loose_subject_keys])]
     return keys
 
 
-_LISTS = ("message_ids", "participants", "mailbox_ids", "provider_thread_ids", "logged_message_ids")
+_LISTS = (
+    "message_ids",
+    "participants",
+    "mailbox_ids",
+    "provider_thread_ids",
+    "logged_message_ids",
+    "loose_subject_keys",
+    "loose_reply_subject_keys",
+)
 _SCALARS = ("subject", "subject_key", "message_count", "automated")
 
 
@@ -146,8 +157,11 @@ def thread_write(stored: ThreadDocument | None, current: ThreadDocument) -> dict
 def with_message(thread: ThreadDocument, message: MailMessage, at: datetime) -> ThreadDocument:
     """The thread once `message`, dated `at`, is logged on it."""
     key = provider_key(message)
+    loose, loose_replies = loose_keys(message)
     after = grown(
         thread,
+        loose_subject_keys=loose,
+        loose_reply_subject_keys=loose_replies,
         message_ids=[message.message_id, *parent_ids(message)],
         participants=[p.address.lower() for p in message.participants()],
         mailbox_ids=[message.mailbox_id],
@@ -235,7 +249,7 @@ class AssociateRepository:
         return [
             thread
             for thread in await self._referenced([("subject", key)])
-            if thread.subject_key == key
+            if (thread.subject_key == key or key in thread.loose_subject_keys)
             and thread.first_message_at is not None
             and thread.last_message_at is not None
             and aware(thread.first_message_at) <= around + window
@@ -333,6 +347,8 @@ class AssociateRepository:
                     ("mailbox_ids", source.mailbox_ids),
                     ("provider_thread_ids", source.provider_thread_ids),
                     ("logged_message_ids", source.logged_message_ids),
+                    ("loose_subject_keys", source.loose_subject_keys),
+                    ("loose_reply_subject_keys", source.loose_reply_subject_keys),
                     ("contact_ids", [] if keep_links else source.contact_ids),
                     ("company_ids", [] if keep_links else source.company_ids),
                     ("deal_ids", [] if keep_links else source.deal_ids),

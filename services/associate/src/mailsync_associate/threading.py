@@ -1,8 +1,11 @@
 """Which thread a message belongs to.
 
-Mail arrives out of order: a reply can be fetched before the message it answers, two
-mailboxes of one workspace see the same conversation, and a message sent through Mailsync
-is logged before ingest sees its copy in the Sent folder. The rules, strongest first:
+Mail arrives out of order: a reply can be fetched before the message it answers (a backfill
+runs newest first), two mailboxes of one workspace see the same conversation, and a message
+sent through Mailsync is logged before ingest sees its copy in the Sent folder. So the rules
+below are links between pairs of messages that hold whichever arrives first, and a thread is
+everything linked together: a message joins *every* thread it links to, merging them. The same
+messages give the same threads in any processing order (a property test runs permutations).
 
 1. **Headers.** The message's parents are its `In-Reply-To` and `References` ids. Its
    thread is any thread that lists one of the parents, or the message's own `Message-ID`,
@@ -16,29 +19,31 @@ is logged before ingest sees its copy in the Sent folder. The rules, strongest f
    conversation: they are merged into one, keeping the thread a person linked by hand,
    else the oldest. A merged thread's messages move over and its links are kept.
 
-2. **Provider thread id.** Without any header match, a provider thread id (Gmail's
-   `X-GM-THRID`) picks the thread that already has it. Provider ids are per mailbox, so
-   they are stored as `<mailbox_id>:<id>`.
+2. **Provider thread id.** A provider thread id (Gmail's `X-GM-THRID`) links to the thread
+   that has it. Provider ids are per mailbox, so they are stored as `<mailbox_id>:<id>`.
 
-3. **Subject, guarded.** Only for a message that looks like a reply or forward (a
-   `Re:`/`Fwd:` prefix, or parents that matched nothing), a thread with the same
-   normalized subject is taken when it also shares an outside party: a participant other
-   than the mailbox owner (who is on every thread of their mailbox) and the owner's
-   colleagues at the same domain (a forward to a colleague is not the client conversation
-   with the same subject), and its messages lie within
-   30 days of this one. Subjects like "Invoice" recur between the same people, so a
-   message without reply markers never joins a thread by subject alone.
+3. **Subject, guarded.** Only between two messages that have no `In-Reply-To` or
+   `References` ("loose" messages: headers cannot place them), of which at least one looks
+   like a reply or forward (`Re:`/`Fwd:` prefix), with the same normalized subject, sharing
+   an outside party (a participant other than the mailbox owner, who is on every thread of
+   their mailbox, and the owner's colleagues at the same domain: a forward to a colleague is
+   not the client conversation with the same subject), within 30 days of each other. So a
+   header-less reply joins its original whichever is processed first: a reply-like message
+   looks for threads with a loose message of that subject (`loose_subject_keys`), an
+   original looks for threads with a loose reply of that subject
+   (`loose_reply_subject_keys`). Subjects like "Invoice" recur between the same people, so
+   two messages without reply markers never join by subject alone; and a reply with
+   parents is placed by its headers only (whether its parent is logged yet depends on the
+   order, so "parents that matched nothing" cannot be a rule).
 
-4. Otherwise the message starts a new thread.
+4. A message that links to nothing starts a new thread.
 
 ```
- message ──parents/own id match?──yes──▶ that thread (merge when several)
-    │ no
-    ├──provider thread known?──yes──▶ that thread
-    │ no
-    ├──reply-like, same subject, shared participant, within 30 days?──yes──▶ that thread
-    │ no
-    └──▶ new thread
+ message ──▶ threads listing its parents or its own id          (headers)
+           + the thread with its provider thread id             (provider)
+           + loose, same subject, one reply-like, shared party,
+             within 30 days                                     (subject)
+           ── none: new thread; one: that thread; several: merged into one
 ```
 """
 
@@ -80,12 +85,18 @@ def looks_like_reply(subject: str) -> bool:
 
 
 def may_join_by_subject(message: MailMessage) -> bool:
-    """Whether rule 3 applies: a dated reply or forward (by prefix, or by its parents)."""
+    """Whether rule 3 applies: a dated message with a subject and without parents."""
     return bool(
-        subject_key(message.subject)
-        and message.date is not None
-        and (parent_ids(message) or looks_like_reply(message.subject))
+        subject_key(message.subject) and message.date is not None and not parent_ids(message)
     )
+
+
+def loose_keys(message: MailMessage) -> tuple[list[str], list[str]]:
+    """What the message adds to a thread's `loose_subject_keys` and `loose_reply_subject_keys`."""
+    key = subject_key(message.subject)
+    if not key or parent_ids(message):
+        return [], []
+    return [key], [key] if looks_like_reply(message.subject) else []
 
 
 def parent_ids(message: MailMessage) -> list[str]:
@@ -134,7 +145,6 @@ def aware(moment: datetime) -> datetime:
 
 
 _LATEST = datetime.max.replace(tzinfo=UTC)
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def _merge_target(threads: Sequence[ThreadDocument]) -> ThreadDocument:
@@ -143,14 +153,6 @@ def _merge_target(threads: Sequence[ThreadDocument]) -> ThreadDocument:
         return (not thread.manually_linked, first, thread.id)
 
     return min(threads, key=rank)
-
-
-def _most_recent(threads: Sequence[ThreadDocument]) -> ThreadDocument:
-    def rank(thread: ThreadDocument) -> tuple[datetime, str]:
-        last = aware(thread.last_message_at) if thread.last_message_at else _EARLIEST
-        return (last, thread.id)
-
-    return max(threads, key=rank)
 
 
 def _within_window(thread: ThreadDocument, moment: datetime) -> bool:
@@ -181,41 +183,55 @@ def _shares_participant(thread: ThreadDocument, message: MailMessage) -> bool:
     return bool(others & set(thread.participants))
 
 
+def _loose_match(thread: ThreadDocument, message: MailMessage, key: str) -> bool:
+    """A loose message of the thread with this subject that pairs with `message` (one of the
+    two reply-like). Threads written before the loose keys were kept offer their subject."""
+    if looks_like_reply(message.subject):
+        loose = thread.loose_subject_keys or ([thread.subject_key] if thread.subject_key else [])
+        return key in loose
+    return key in thread.loose_reply_subject_keys
+
+
+async def _by_subject(message: MailMessage, lookup: ThreadLookup) -> list[ThreadDocument]:
+    if not may_join_by_subject(message) or message.date is None:
+        return []
+    around = aware(message.date)
+    key = subject_key(message.subject)
+    return [
+        thread
+        for thread in await lookup.threads_with_subject(key, around, SUBJECT_WINDOW)
+        if _loose_match(thread, message, key)
+        and _within_window(thread, around)
+        and _shares_participant(thread, message)
+    ]
+
+
 async def choose_thread(
     message: MailMessage, lookup: ThreadLookup, *, replied_thread_id: str | None = None
 ) -> ThreadChoice:
     """Apply the rules in the module docstring to one message."""
     parents = parent_ids(message)
-    found: list[ThreadDocument] = []
+    replied: list[ThreadDocument] = []
     if replied_thread_id is not None:
-        replied = await lookup.thread(replied_thread_id)
-        if replied is not None:
-            found.append(replied)
-    found += await lookup.threads_listing([message.message_id, *parents])
-    unique = list({thread.id: thread for thread in found}.values())
-    if unique:
-        target = _merge_target(unique)
-        rule: ThreadRule = (
-            "send_request" if replied_thread_id == target.id and len(found) == 1 else "headers"
-        )
-        merge = tuple(sorted(thread.id for thread in unique if thread.id != target.id))
-        return ThreadChoice(target.id, rule, merge)
-
+        thread = await lookup.thread(replied_thread_id)
+        replied = [thread] if thread is not None else []
+    by_headers = await lookup.threads_listing([message.message_id, *parents])
     key = provider_key(message)
-    if key is not None:
-        by_provider = await lookup.thread_with_provider_key(key)
-        if by_provider is not None:
-            return ThreadChoice(by_provider.id, "provider_thread")
-
-    if may_join_by_subject(message) and message.date is not None:
-        around = aware(message.date)
-        subject = subject_key(message.subject)
-        candidates = [
-            thread
-            for thread in await lookup.threads_with_subject(subject, around, SUBJECT_WINDOW)
-            if _within_window(thread, around) and _shares_participant(thread, message)
-        ]
-        if candidates:
-            return ThreadChoice(_most_recent(candidates).id, "subject")
-
-    return ThreadChoice(None, "new")
+    by_provider = await lookup.thread_with_provider_key(key) if key is not None else None
+    by_subject = await _by_subject(message, lookup)
+    found = [*replied, *by_headers, *([by_provider] if by_provider else []), *by_subject]
+    unique = list({thread.id: thread for thread in found}.values())
+    if not unique:
+        return ThreadChoice(None, "new")
+    target = _merge_target(unique)
+    rule: ThreadRule
+    if replied and not by_headers and replied[0].id == target.id and len(unique) == 1:
+        rule = "send_request"
+    elif replied or by_headers:
+        rule = "headers"
+    elif by_provider is not None:
+        rule = "provider_thread"
+    else:
+        rule = "subject"
+    merge = tuple(sorted(thread.id for thread in unique if thread.id != target.id))
+    return ThreadChoice(target.id, rule, merge)

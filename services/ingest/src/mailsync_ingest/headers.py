@@ -99,13 +99,13 @@ def message_date(
     more than a day after INTERNALDATE (recorded as `date_out_of_range`)."""
     if fallback is not None and fallback.tzinfo is None:
         fallback = fallback.replace(tzinfo=UTC)
-    value = headers.get("date")
     parsed = None
-    if value:
+    for value in headers.get_all("date"):  # the first readable one
         try:
             parsed = parsedate_to_datetime(single_line(decode_raw(value)))
         except (TypeError, ValueError, IndexError, OverflowError):
-            parsed = None
+            continue
+        break
     if parsed is None:
         return fallback
     if parsed.tzinfo is None:
@@ -159,7 +159,7 @@ def mail_message(
         if cut and ADDRESSES_CUT not in found_defects:
             found_defects.append(ADDRESSES_CUT)
     sender = parsed["from"][0] if parsed["from"] else None
-    ids = message_ids(_header_text(headers, "message-id"))
+    ids = message_ids(_header_text(headers, "message-id")) or _bare_message_id(headers)
     role = context.source.folder_role if context.source else None
     return MailMessage(
         mailbox_id=context.mailbox_id,
@@ -183,6 +183,14 @@ def mail_message(
         provider_message_id=provider_message_id,
         defects=found_defects,
     )
+
+
+def _bare_message_id(headers: HeaderFields) -> list[str]:
+    """A `Message-ID` written without its angle brackets (`id@host`), as some mailers do."""
+    value = (_header_text(headers, "message-id") or "").strip()
+    if "@" in value and len(value.split()) == 1 and "<" not in value and ">" not in value:
+        return [f"<{single_line(value)}>"]
+    return []
 
 
 def _header_text(headers: HeaderFields, name: str) -> str | None:

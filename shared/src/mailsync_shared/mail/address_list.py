@@ -4,7 +4,9 @@
 `RecursionError`), turns `a@b <c@d>` into two addresses and reads `a@x b@y` as none. Here a
 display name never becomes an address: the address is the `<...>` part when there is one, and
 otherwise each bare addr-spec of the entry is an address of its own. Comments are dropped from
-names and used as the name only when there is nothing else. The text is handled as Latin-1, so
+names and used as the name only when there is nothing else. White space and comments inside an
+address (`<pete(his account)@silly.test>`, obsolete `jdoe@test . example`) are dropped, as
+RFC 5322's CFWS allows them there. The text is handled as Latin-1, so
 every byte maps to one character and the caller decodes names and addresses afterwards.
 """
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 _ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+$")
 _GROUP_START = re.compile(r'^[^"<>@,()]*:(?!:)')
+_AROUND_DOTS = re.compile(r"\s*([.@])\s*")
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,17 @@ def _entries(value: str) -> list[str]:
 
 
 def _entry_addresses(entry: str) -> list[ParsedAddress]:
-    entry = _GROUP_START.sub("", entry, count=1).strip()
     text, comments = _without_comments(entry)
+    text = _GROUP_START.sub("", text, count=1).strip()
     opening = _outside_quotes_index(text, "<")
     if opening >= 0:
         closing = text.find(">", opening)
         inside = text[opening + 1 : closing if closing >= 0 else len(text)]
-        address = inside.rsplit(":", 1)[-1].strip()  # obsolete source route `<@a,@b:x@y>`
+        route_free = inside.rsplit(":", 1)[-1]  # obsolete source route `<@a,@b:x@y>`
+        address = "".join(route_free.split())
         name = _unquote(text[:opening]) or " ".join(comments)
         return [ParsedAddress(name, address)] if _ADDR_SPEC.match(address) else []
-    words = [_unquote(word) for word in _words(text)]
+    words = [_unquote(word) for word in _words(_AROUND_DOTS.sub(r"\1", text))]
     addresses = [word for word in words if _ADDR_SPEC.match(word)]
     name = " ".join(comments) if len(addresses) == 1 else ""
     return [ParsedAddress(name, address) for address in addresses]

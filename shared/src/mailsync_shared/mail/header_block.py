@@ -12,11 +12,16 @@ stray line, obsolete `From  :`, a byte-order mark) and makes the rest body, and 
   and the headers after it are read as usual;
 - values stay bytes until they are decoded: raw 8-bit text is UTF-8 (RFC 6532) when it is valid
   UTF-8, otherwise cp1252 (`charset_replaced`); RFC 2047 encoded words are decoded with their
-  declared charset, then UTF-8, then cp1252, never to an escape sequence.
+  declared charset (under the name Python knows it by: GB2312 as GB18030, ISO-8859-8-I as
+  ISO-8859-8, ISO-2022-JP with Microsoft's extensions, ...), then UTF-8, then cp1252, never to
+  an escape sequence; a 7-bit word that its 7-bit charset cannot fully decode keeps what it
+  can, with U+FFFD for the rest.
 """
 
 import base64
 import binascii
+import codecs
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -26,6 +31,21 @@ _FIELD = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(rb"^[ \t\r\n]+$")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+# Names mail uses for charsets Python knows under another name, or reads only as a subset:
+# GB2312 and GBK text is routinely GB18030, ISO-8859-8-I is ISO-8859-8 in logical order.
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-8-e": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "iso-8859-6-e": "iso-8859-6",
+    "ks_c_5601-1987": "cp949",
+    "windows-874": "cp874",
+    "csiso2022jp": "iso-2022-jp",
+    "iso2022jp": "iso-2022-jp",
+}
 
 HEADER_TRUNCATED = "header_truncated"
 CHARSET_REPLACED = "charset_replaced"
@@ -132,7 +152,19 @@ def _decode_word(charset: bytes, encoding: bytes, payload: bytes, defects: list[
     else:
         decoded = _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), payload.replace(b"_", b" "))
     declared = charset.split(b"*", 1)[0].decode("ascii", "replace").strip().lower()
+    declared = _CHARSET_ALIASES.get(declared, declared)
+    if declared == "iso-2022-jp":
+        with contextlib.suppress(UnicodeDecodeError):
+            return decoded.decode(declared)
+        with contextlib.suppress(UnicodeDecodeError):
+            return _cp50220(decoded)
     for candidate in (declared, "utf-8"):
+        if candidate == "utf-8" and decoded.isascii() and _known(declared):
+            # 7-bit text in a 7-bit charset (ISO-2022-JP) that does not quite decode: its
+            # escape sequences would pass as ASCII; the declared charset reads most of it.
+            if defects is not None and CHARSET_REPLACED not in defects:
+                defects.append(CHARSET_REPLACED)
+            return decoded.decode(declared, errors="replace")
         try:
             return decoded.decode(candidate)
         except (LookupError, UnicodeDecodeError):
@@ -140,6 +172,40 @@ def _decode_word(charset: bytes, encoding: bytes, payload: bytes, defects: list[
     if defects is not None and CHARSET_REPLACED not in defects:
         defects.append(CHARSET_REPLACED)
     return _cp1252(decoded)
+
+
+def _cp50220(data: bytes) -> str:
+    """ISO-2022-JP as Microsoft writes it (CP50220: NEC row 13 such as `№` and `①`, which the
+    strict codec refuses): each two-byte JIS character is moved to Shift_JIS and read as cp932."""
+    out = bytearray()
+    double = False
+    index = 0
+    while index < len(data):
+        escape = data[index : index + 3]
+        if escape in (b"\x1b$B", b"\x1b$@"):
+            double, index = True, index + 3
+        elif escape in (b"\x1b(B", b"\x1b(J"):
+            double, index = False, index + 3
+        elif double and index + 1 < len(data):
+            first, second = data[index], data[index + 1]
+            out.append(((first + 1) >> 1) + (0x70 if first <= 0x5E else 0xB0))
+            if first % 2:
+                out.append(second + (0x1F if second <= 0x5F else 0x20))
+            else:
+                out.append(second + 0x7E)
+            index += 2
+        else:
+            out.append(data[index])
+            index += 1
+    return bytes(out).decode("cp932")
+
+
+def _known(charset: str) -> bool:
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        return False
+    return True
 
 
 def _cp1252(data: bytes) -> str:

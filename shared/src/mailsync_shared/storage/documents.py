@@ -251,6 +251,15 @@ class ThreadDocument(StoredDocument):
     logged_message_ids: list[str] = Field(
         default_factory=list, description="`Message-ID`s of its stored messages."
     )
+    loose_subject_keys: list[str] = Field(
+        default_factory=list,
+        description="Subject keys of its messages without In-Reply-To or References (the ones "
+        "the subject fallback may join).",
+    )
+    loose_reply_subject_keys: list[str] = Field(
+        default_factory=list,
+        description="Of those, the keys of messages that look like a reply or forward.",
+    )
     mailbox_ids: list[str] = Field(default_factory=list)
     contact_ids: list[str] = Field(default_factory=list)
     company_ids: list[str] = Field(default_factory=list)

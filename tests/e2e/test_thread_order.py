@@ -1,0 +1,146 @@
+"""The same conversations give the same threads backfilled (newest first) and arriving live.
+
+Two mailboxes in two workspaces receive the same mail through Dovecot and all five services:
+one has it all before it is connected (the backfill processes replies before the messages they
+answer), the other is connected first and gets each message live, oldest first, each logged
+before the next arrives. Both must end with the threads written down below, including
+header-less replies (subject fallback) whose original is processed after them.
+"""
+
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailsync_devtools.stack import RunningService, free_ports, running_stack
+from mailsync_shared.storage.client import Document
+from tests.support.infra import Infra
+from tests.support.mail import MailAccount, build_message, create_account, deliver
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.e2e
+
+LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e-order"
+ANN = "ann@client.test"
+CARL = "carl@other.test"
+BEN = "ben@client.test"
+
+# (key, subject, hours after the start, sender is the owner?, other party, parents)
+CONVERSATIONS = [
+    ("a0", "Proposal", 0, False, ANN, []),
+    ("a1", "Re: Proposal", 2, True, ANN, ["a0"]),
+    ("a2", "Re: Proposal", 5, False, ANN, ["a0", "a1"]),
+    ("b0", "Budget", 24, False, ANN, []),
+    ("b1", "RE: Budget", 26, True, ANN, []),
+    ("b2", "Re: Budget", 30, False, ANN, []),
+    ("e0", "Proposal", 1, False, CARL, []),
+    ("e1", "Re: Proposal", 3, True, CARL, []),
+    ("f0", "Invoice", 40, False, BEN, []),
+    ("f1", "Invoice", 60, False, BEN, []),
+    ("g0", "Plan", 48, False, ANN, []),
+    ("g1", "Re: Plan", 49, True, ANN, ["g0"]),
+    ("g2", "Re: Plan", 51, False, ANN, []),
+]
+EXPECTED = {
+    frozenset({"a0", "a1", "a2"}),
+    frozenset({"b0", "b1", "b2"}),
+    frozenset({"e0", "e1"}),
+    frozenset({"f0"}),
+    frozenset({"f1"}),
+    frozenset({"g0", "g1", "g2"}),
+}
+
+
+@pytest.fixture
+def stack(service_env: dict[str, str]) -> Iterator[list[RunningService]]:
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
+        yield running
+
+
+def mail(owner: str, start: datetime) -> list[EmailMessage]:
+    """The conversations, oldest first."""
+    messages = []
+    for key, subject, hours, by_owner, party, parents in sorted(
+        CONVERSATIONS, key=lambda item: item[2]
+    ):
+        ids = [f"<{parent}@order.test>" for parent in parents]
+        message = build_message(
+            sender=owner if by_owner else party,
+            to=[party if by_owner else owner],
+            subject=subject,
+            body=f"message {key}",
+            in_reply_to=ids[-1] if ids else None,
+            references=ids or None,
+            date=start + timedelta(hours=hours),
+        )
+        message.replace_header("Message-ID", f"<{key}@order.test>")
+        messages.append(message)
+    return messages
+
+
+async def connect(api: httpx.AsyncClient, infra: Infra, account: MailAccount) -> str:
+    workspace = (await api.post("/v1/workspaces", json={"name": account.address})).json()
+    server = {
+        "host": infra.imap_host,
+        "security": "none",
+        "username": account.address,
+        "password": account.password,
+    }
+    connected = await api.post(
+        "/v1/mailboxes",
+        headers={"Authorization": f"Bearer {workspace['api_key']}"},
+        json={
+            "address": account.address,
+            "imap": {**server, "port": infra.imap_port},
+            "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
+            "sync": {"backfill_days": 30},
+        },
+    )
+    assert connected.status_code == 201, connected.text
+    return str(workspace["id"])
+
+
+async def partition(mongo: AsyncDatabase[Document], workspace_id: str) -> set[frozenset[str]]:
+    threads: dict[str, set[str]] = {}
+    for document in await mongo["messages"].find({"workspace_id": workspace_id}).to_list():
+        key = document["message_id"].strip("<>").removesuffix("@order.test")
+        threads.setdefault(document["thread_id"], set()).add(key)
+    return {frozenset(keys) for keys in threads.values()}
+
+
+async def test_backfilled_and_live_mail_end_on_the_same_threads(
+    stack: list[RunningService], infra: Infra, mongo: AsyncDatabase[Document]
+) -> None:
+    start = (datetime.now(UTC) - timedelta(days=4)).replace(microsecond=0)
+    backfilled = create_account(infra, "acme.test", "backfilled")
+    live = create_account(infra, "acme.test", "live")
+    for message in mail(backfilled.address, start):
+        deliver(infra, message, [backfilled.address])
+    api_url = next(item.url for item in stack if item.service.name == "api")
+    messages = mongo["messages"]
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+        backfill_workspace = await connect(api, infra, backfilled)
+        live_workspace = await connect(api, infra, live)
+
+        async def logged(workspace_id: str, count: int) -> bool:
+            return await messages.count_documents({"workspace_id": workspace_id}) >= count
+
+        await eventually(
+            lambda: logged(backfill_workspace, len(CONVERSATIONS)), what="backfill", timeout=120
+        )
+        for count, message in enumerate(mail(live.address, start), start=1):
+            deliver(infra, message, [live.address])
+            await eventually(
+                lambda count=count: logged(live_workspace, count),  # type: ignore[misc]
+                what=f"live message {count}",
+                timeout=60,
+            )
+
+    assert await partition(mongo, backfill_workspace) == EXPECTED
+    assert await partition(mongo, live_workspace) == EXPECTED
