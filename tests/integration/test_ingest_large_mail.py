@@ -93,12 +93,14 @@ async def test_a_60_mib_message_is_recorded_as_not_stored_and_the_folder_moves_o
         deliver(ingest.infra, message, [owner.address])
     mailbox = await ingest.add_mailbox(ingest.mailbox(owner))
 
-    async with ingest.watched_worker() as spy:
+    async with ingest.spy() as spy, ingest.worker(ingest.settings()) as worker:
         await eventually(
             lambda: ingest.caught_up(mailbox.id, spy, 2), what="the other two", timeout=180
         )
+        budget = worker.budget
 
     assert {event.data.subject for event in spy.events} == {"Before", "After"}
+    assert budget.peak < 1024 * 1024, "the message over the limit was fetched"
     total, entries = await unstored_mail(ingest.store, mailbox.id)
     assert total == 1
     [entry] = entries

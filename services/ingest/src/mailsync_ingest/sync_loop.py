@@ -540,10 +540,19 @@ class MailboxSync:
         self, connection: ImapConnection, batch: list[int], sizes: dict[int, int]
     ) -> tuple[list[FetchedMessage], int]:
         """The batch's messages, fetched once their bytes fit the worker's budget; the grant
-        is held until the caller releases it (after the batch is published)."""
-        grant = await self._budget.acquire(sum(sizes.get(uid, 0) for uid in batch))
+        is held until the caller releases it (after the batch is published).
+
+        A message over `max_message_bytes` by its RFC822.SIZE is not fetched: its size is all
+        the pipeline needs to record why it is not stored.
+        """
+        limit = self._settings.max_message_bytes
+        too_large = [uid for uid in batch if sizes.get(uid, 0) > limit]
+        wanted = [uid for uid in batch if uid not in too_large]
+        grant = await self._budget.acquire(sum(sizes.get(uid, 0) for uid in wanted))
         try:
-            return await connection.fetch(batch), grant
+            fetched = await connection.fetch(wanted) if wanted else []
+            skipped = [FetchedMessage(uid, sizes[uid], None, b"") for uid in too_large]
+            return sorted([*fetched, *skipped], key=lambda message: message.uid), grant
         except BaseException:
             self._budget.release(grant)
             raise
