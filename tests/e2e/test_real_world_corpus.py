@@ -201,7 +201,8 @@ def envelopes(infra: Infra, account: MailAccount) -> dict[int, dict[bytes, Any]]
         client.normalise_times = False
         client.login(account.address, account.password)
         client.select_folder("INBOX", readonly=True)
-        fetched: dict[int, dict[bytes, Any]] = client.fetch("1:*", ["ENVELOPE", "INTERNALDATE"])
+        uids = client.search("ALL")
+        fetched: dict[int, dict[bytes, Any]] = client.fetch(uids, ["ENVELOPE", "INTERNALDATE"])
         return fetched
     finally:
         client.logout()
