@@ -236,7 +236,7 @@ class ScaleBench:
     async def _connect(self, size: int) -> None:
         """Connect mailboxes through the api until `size` are connected."""
         pending = list(range(self._connected, size))
-        slots = asyncio.Semaphore(8)
+        slots = asyncio.Semaphore(24)
 
         async def connect(index: int) -> None:
             server = {"host": self._context.imap_host, "security": "none"}

@@ -62,6 +62,15 @@ class Settings(SecretSettings):
             "twice this."
         ),
     )
+    connect_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description=(
+            "Mailboxes connecting at once (login, folder planning, the first status write); "
+            "the others wait, so a worker taking many mailboxes at once (at start, on "
+            "failover) floods neither the mail server nor the store."
+        ),
+    )
     fetch_batch: int = Field(default=200, ge=1, description="Messages per UID FETCH.")
     max_bytes_in_flight: int = Field(
         default=64 * 1024 * 1024,

@@ -73,7 +73,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -172,7 +172,9 @@ class MailboxSync:
         guard: HostGuard,
         budget: ByteBudget,
         lag: SyncLag,
+        starting: asyncio.Semaphore,
     ) -> None:
+        self._starting = starting
         self._mailbox = mailbox
         self._lag = lag
         self._budget = budget
@@ -269,7 +271,33 @@ class MailboxSync:
         )
 
     async def _session(self, backoff: Backoff) -> None:
-        """One connection's life: connect, plan folders, then sync rounds until stopped."""
+        """One connection's life: connect, plan folders, then sync rounds until stopped.
+
+        Connecting, planning the folders and the first status write happen under the
+        worker's `starting` slots, so a worker that takes a thousand mailboxes at once brings
+        them up a few dozen at a time instead of flooding the mail server and the store."""
+        async with self._starting_slot() as started:
+            await self._session_started(backoff, started)
+
+    @contextlib.asynccontextmanager
+    async def _starting_slot(self) -> AsyncIterator[Callable[[], None]]:
+        """A slot of the worker's starting mailboxes; calling the yielded function frees it
+        early (once the mailbox is up)."""
+        await self._starting.acquire()
+        held = True
+
+        def started() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._starting.release()
+
+        try:
+            yield started
+        finally:
+            started()
+
+    async def _session_started(self, backoff: Backoff, started: Callable[[], None]) -> None:
         await self._record.set_status("connecting", staged=True)
         connection = await self._connect()
         try:
@@ -292,6 +320,7 @@ class MailboxSync:
                 if backfilling:
                     reconcile_at = loop.time()  # compared as soon as the backfill is done
                 await self._record.set_status("backfilling" if backfilling else "live")
+                started()
                 changed = False
                 for sync in syncs:
                     if self._stopping.is_set():

@@ -82,6 +82,7 @@ class IngestWorker:
             self._cipher, TokenCache(timeout=settings.oauth_timeout_seconds, guard=self._guard)
         )
         self.budget = ByteBudget(settings.max_bytes_in_flight)
+        self._starting = asyncio.Semaphore(settings.connect_concurrency)
         self._running: dict[str, Running] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -213,6 +214,7 @@ class IngestWorker:
             guard=self._guard,
             budget=self.budget,
             lag=self._lag,
+            starting=self._starting,
         )
         task = asyncio.create_task(sync.run(), name=f"sync-{mailbox.id}")
         self._running[mailbox.id] = Running(sync, task, mailbox.workspace_id, mailbox.id)
