@@ -1,10 +1,13 @@
-"""The same conversations give the same threads backfilled (newest first) and arriving live.
+"""The same conversations give the same threads backfilled (newest first), arriving live, and
+seen by two mailboxes at once.
 
-Two mailboxes in two workspaces receive the same mail through Dovecot and all five services:
+Mailboxes in three workspaces receive the same mail through Dovecot and all five services:
 one has it all before it is connected (the backfill processes replies before the messages they
-answer), the other is connected first and gets each message live, oldest first, each logged
-before the next arrives. Both must end with the threads written down below, including
-header-less replies (subject fallback) whose original is processed after them.
+answer); one is connected first and gets each message live, oldest first, each logged before
+the next arrives; and in the third workspace two mailboxes hold copies of every message and are
+connected together, so their backfills race to log the same mail. All end with the threads
+written down below, including header-less replies (subject fallback) whose original is
+processed after them.
 """
 
 import shutil
@@ -84,8 +87,17 @@ def mail(owner: str, start: datetime) -> list[EmailMessage]:
     return messages
 
 
-async def connect(api: httpx.AsyncClient, infra: Infra, account: MailAccount) -> str:
-    workspace = (await api.post("/v1/workspaces", json={"name": account.address})).json()
+async def connect(
+    api: httpx.AsyncClient, infra: Infra, account: MailAccount, *, api_key: str | None = None
+) -> tuple[str, str]:
+    """Connect the account's mailbox, in a new workspace unless `api_key` names one; the
+    workspace's id and key."""
+    if api_key is None:
+        workspace = (await api.post("/v1/workspaces", json={"name": account.address})).json()
+        workspace_id, api_key = str(workspace["id"]), str(workspace["api_key"])
+    else:
+        me = (await api.get("/v1/me", headers={"Authorization": f"Bearer {api_key}"})).json()
+        workspace_id = str(me["workspace_id"])
     server = {
         "host": infra.imap_host,
         "security": "none",
@@ -94,7 +106,7 @@ async def connect(api: httpx.AsyncClient, infra: Infra, account: MailAccount) ->
     }
     connected = await api.post(
         "/v1/mailboxes",
-        headers={"Authorization": f"Bearer {workspace['api_key']}"},
+        headers={"Authorization": f"Bearer {api_key}"},
         json={
             "address": account.address,
             "imap": {**server, "port": infra.imap_port},
@@ -103,7 +115,7 @@ async def connect(api: httpx.AsyncClient, infra: Infra, account: MailAccount) ->
         },
     )
     assert connected.status_code == 201, connected.text
-    return str(workspace["id"])
+    return workspace_id, api_key
 
 
 async def partition(mongo: AsyncDatabase[Document], workspace_id: str) -> set[frozenset[str]]:
@@ -120,13 +132,20 @@ async def test_backfilled_and_live_mail_end_on_the_same_threads(
     start = (datetime.now(UTC) - timedelta(days=4)).replace(microsecond=0)
     backfilled = create_account(infra, "acme.test", "backfilled")
     live = create_account(infra, "acme.test", "live")
+    racing = create_account(infra, "acme.test", "racing")
+    colleague = create_account(infra, "acme.test", "colleague")
     for message in mail(backfilled.address, start):
         deliver(infra, message, [backfilled.address])
+    for message in mail(racing.address, start):
+        for recipient in (racing.address, colleague.address):  # LMTP answers once per recipient
+            deliver(infra, message, [recipient])
     api_url = next(item.url for item in stack if item.service.name == "api")
     messages = mongo["messages"]
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
-        backfill_workspace = await connect(api, infra, backfilled)
-        live_workspace = await connect(api, infra, live)
+        backfill_workspace, _ = await connect(api, infra, backfilled)
+        live_workspace, _ = await connect(api, infra, live)
+        racing_workspace, key = await connect(api, infra, racing)
+        await connect(api, infra, colleague, api_key=key)
 
         async def logged(workspace_id: str, count: int) -> bool:
             return await messages.count_documents({"workspace_id": workspace_id}) >= count
@@ -134,6 +153,16 @@ async def test_backfilled_and_live_mail_end_on_the_same_threads(
         await eventually(
             lambda: logged(backfill_workspace, len(CONVERSATIONS)), what="backfill", timeout=120
         )
+
+        async def both_copies() -> bool:
+            copies = await messages.find(
+                {"workspace_id": racing_workspace}, {"mailbox_ids": 1}
+            ).to_list()
+            return len(copies) == len(CONVERSATIONS) and all(
+                len(copy["mailbox_ids"]) == 2 for copy in copies
+            )
+
+        await eventually(both_copies, what="both mailboxes' copies logged", timeout=120)
         for count, message in enumerate(mail(live.address, start), start=1):
             deliver(infra, message, [live.address])
             await eventually(
@@ -144,3 +173,4 @@ async def test_backfilled_and_live_mail_end_on_the_same_threads(
 
     assert await partition(mongo, backfill_workspace) == EXPECTED
     assert await partition(mongo, live_workspace) == EXPECTED
+    assert await partition(mongo, racing_workspace) == EXPECTED
