@@ -118,14 +118,14 @@ class MessagePipeline:
             ids = await store_raw_many(self.store, [inspections[i].data for i in indexes])
             return dict(zip(indexes, ids, strict=True))
         except Exception as error:
-            if not _refused_for_good(error):
+            if not refused_for_good(error):
                 raise
         stored: dict[int, str] = {}
         for index in indexes:
             try:
                 stored[index] = await store_raw(self.store, inspections[index].data)
             except Exception as error:
-                if not _refused_for_good(error):
+                if not refused_for_good(error):
                     raise
                 fetched, source = items[index]
                 skipped.append(
@@ -191,7 +191,7 @@ class MessagePipeline:
         return {"workspace_id": self.store.workspace_id, "mailbox_id": self.mailbox_id}
 
 
-def _refused_for_good(error: BaseException) -> bool:
+def refused_for_good(error: BaseException) -> bool:
     """A write error that a retry would meet again (too large, invalid), not a lost connection."""
     return isinstance(error, DocumentTooLarge | OperationFailure) and not isinstance(
         error, ConnectionFailure
