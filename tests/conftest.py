@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from faststream.rabbit import RabbitBroker
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.storage.client import Document
@@ -20,6 +19,7 @@ from tests.support.infra import (
     delete_vhost,
     infra_from_env,
     isolated_vhost_url,
+    mongo_client,
     require_port,
 )
 
@@ -55,13 +55,7 @@ def service_env(infra: Infra, secret_key: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def mongo(infra: Infra) -> AsyncIterator[AsyncDatabase[Document]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
-    try:
-        await client.admin.command("ping")
-    except Exception as error:
-        pytest.fail(f"MongoDB-wire server not reachable at {infra.mongodb_url}: {error}")
+    client = await mongo_client(infra)
     await client.drop_database(TEST_DATABASE)
     db = client[TEST_DATABASE]
     await ensure_indexes(db)

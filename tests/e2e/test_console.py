@@ -5,7 +5,6 @@ thread with one click, and previewing a capture-rule change before applying it.
 Screenshots of each step are kept in `test-artifacts/console/`.
 """
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,22 +13,24 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from pymongo.asynchronous.database import AsyncDatabase
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from mailsync_devtools.stack import RunningService, free_ports, running_stack
-from mailsync_shared.storage.client import Document
 from tests.support.browser import artifacts_dir, console_errors, headless_chromium
 from tests.support.infra import Infra
-from tests.support.mail import MailAccount, build_message, create_account, deliver
+from tests.support.mail import (
+    MailAccount,
+    build_message,
+    create_account,
+    deliver,
+    mailbox_connection,
+)
 
 pytestmark = pytest.mark.e2e
 
-LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e-console"
 T = TypeVar("T")
 
 
@@ -44,20 +45,6 @@ class Workspace:
         response = self.api.get(path, params=params)
         assert response.status_code == 200, response.text
         return response.json()
-
-
-@pytest.fixture(scope="module")
-def stack(
-    service_env: dict[str, str], mongo: AsyncDatabase[Document]
-) -> Iterator[list[RunningService]]:
-    shutil.rmtree(LOG_DIR, ignore_errors=True)
-    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api_url(stack: list[RunningService]) -> str:
-    return next(item.url for item in stack if item.service.name == "api")
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +83,8 @@ def workspace(api_url: str, infra: Infra) -> Iterator[Workspace]:
                 sender=sender, sender_name=name, to=[owner.address], subject=subject, body=body
             )
             deliver(infra, message, [owner.address])
-        server = {"security": "none", "username": owner.address, "password": owner.password}
         connected = api.post(
-            "/v1/mailboxes",
-            json={
-                "address": owner.address,
-                "imap": {**server, "host": infra.imap_host, "port": infra.imap_port},
-                "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
-                "visibility": "metadata",
-            },
+            "/v1/mailboxes", json=mailbox_connection(infra, owner, visibility="metadata")
         )
         assert connected.status_code == 201, connected.text
         until(

@@ -4,8 +4,6 @@ Both are killed mid-stream and started again; every message of the mailbox ends 
 once, on its own thread, and the mailbox reaches `live`.
 """
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,59 +12,38 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_devtools.stack import (
     RunningService,
-    free_ports,
-    running_stack,
     start_service,
     stop_services,
     wait_ready,
 )
 from mailsync_shared.storage.client import Document
 from tests.support.infra import Infra
-from tests.support.mail import create_account, fill_inbox
+from tests.support.mail import create_account, fill_inbox, mailbox_connection
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
-LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e-crash"
 MESSAGES = 1_500
 CLIENT = "ann@client.test"
 KILLED = ("capture", "associate")
 
 
-@pytest.fixture
-def stack(service_env: dict[str, str]) -> Iterator[list[RunningService]]:
-    shutil.rmtree(LOG_DIR, ignore_errors=True)
-    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
-        yield running
-
-
 async def test_capture_and_associate_killed_mid_backfill_lose_and_double_nothing(
     stack: list[RunningService],
+    api_url: str,
+    log_dir: Path,
     service_env: dict[str, str],
     infra: Infra,
     mongo: AsyncDatabase[Document],
 ) -> None:
     owner = create_account(infra, "acme.test", "owner")
     sent_ids = fill_inbox(infra, owner, MESSAGES, CLIENT)
-    api_url = next(item.url for item in stack if item.service.name == "api")
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
         workspace = (await api.post("/v1/workspaces", json={"name": "Crash"})).json()
         api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
         await api.post("/v1/contacts", json={"name": "Ann", "emails": [CLIENT]})
-        server = {
-            "host": infra.imap_host,
-            "security": "none",
-            "username": owner.address,
-            "password": owner.password,
-        }
         connected = await api.post(
-            "/v1/mailboxes",
-            json={
-                "address": owner.address,
-                "imap": {**server, "port": infra.imap_port},
-                "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
-                "sync": {"backfill_days": 30},
-            },
+            "/v1/mailboxes", json=mailbox_connection(infra, owner, sync={"backfill_days": 30})
         )
         assert connected.status_code == 201, connected.text
         mailbox_id = connected.json()["id"]
@@ -87,7 +64,7 @@ async def test_capture_and_associate_killed_mid_backfill_lose_and_double_nothing
             assert logged_at_kill < MESSAGES, "the kill must land mid-backfill"
             for item in stack:
                 if item.service.name in KILLED:
-                    restarted.append(start_service(item.service, service_env, LOG_DIR, item.port))
+                    restarted.append(start_service(item.service, service_env, log_dir, item.port))
             wait_ready(restarted, timeout=90)
 
             async def all_logged() -> bool:

@@ -2,7 +2,6 @@
 the figures are read back through Prometheus' HTTP API."""
 
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,34 +10,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_devtools.stack import RunningService, free_ports, running_stack
-from mailsync_shared.storage.client import Document
+from mailsync_devtools.stack import RunningService
 from tests.support.infra import Infra
-from tests.support.mail import build_message, create_account, deliver
+from tests.support.mail import build_message, create_account, deliver, mailbox_connection
 from tests.support.polling import eventually
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-LOG_DIR = REPO / ".infra" / "logs" / "e2e-metrics"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    service_env: dict[str, str], mongo: AsyncDatabase[Document]
-) -> Iterator[list[RunningService]]:
-    shutil.rmtree(LOG_DIR, ignore_errors=True)
-    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
-        yield running
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +43,7 @@ def prometheus(
         ],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     with (folder / "prometheus.log").open("wb") as log:
         process = subprocess.Popen(
             [
@@ -106,9 +87,8 @@ async def at_least(prometheus: str, promql: str, minimum: float) -> float:
 
 
 async def test_prometheus_scrapes_queue_send_ingest_and_api_figures(
-    stack: list[RunningService], prometheus: str, infra: Infra
+    stack: list[RunningService], api_url: str, prometheus: str, infra: Infra
 ) -> None:
-    api_url = next(item.url for item in stack if item.service.name == "api")
     owner = create_account(infra, "metrics.test", "owner")
     client = create_account(infra, "buyer.test", "bob")
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
@@ -117,20 +97,8 @@ async def test_prometheus_scrapes_queue_send_ingest_and_api_figures(
         api.headers["Authorization"] = f"Bearer {created.json()['api_key']}"
         contact = await api.post("/v1/contacts", json={"name": "Bob", "emails": [client.address]})
         assert contact.status_code == 201, contact.text
-        server = {
-            "host": infra.imap_host,
-            "security": "none",
-            "username": owner.address,
-            "password": owner.password,
-        }
         mailbox = await api.post(
-            "/v1/mailboxes",
-            json={
-                "address": owner.address,
-                "imap": {**server, "port": infra.imap_port},
-                "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
-                "sync": {"backfill_days": 30},
-            },
+            "/v1/mailboxes", json=mailbox_connection(infra, owner, sync={"backfill_days": 30})
         )
         assert mailbox.status_code == 201, mailbox.text
 

@@ -7,17 +7,15 @@ Sent. The client answers from their own mailbox; the answer joins the same threa
 """
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from email import message_from_bytes, policy
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_devtools.stack import RunningService, free_ports, running_stack
+from mailsync_devtools.stack import RunningService
 from mailsync_shared.storage.client import Document
 from tests.support.infra import Infra
 from tests.support.mail import (
@@ -27,24 +25,12 @@ from tests.support.mail import (
     deliver,
     fetch_all,
     flags_by_uid,
+    mailbox_connection,
     submit,
 )
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    service_env: dict[str, str], mongo: AsyncDatabase[Document]
-) -> Iterator[list[RunningService]]:
-    """The five services as processes; their logs stay in .infra/logs/e2e/ after the run."""
-    shutil.rmtree(LOG_DIR, ignore_errors=True)
-    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -59,8 +45,7 @@ def service_logs_on_failure(
 
 
 @pytest.fixture
-async def api(stack: list[RunningService]) -> AsyncIterator[httpx.AsyncClient]:
-    api_url = next(item.url for item in stack if item.service.name == "api")
+async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         yield client
 
@@ -97,22 +82,15 @@ async def test_a_conversation_round_trips_through_all_five_services(
     contact_id = contact.json()["id"]
 
     # 2. Connect the owner's IMAP/SMTP account on Dovecot.
-    server = {
-        "host": infra.imap_host,
-        "security": "none",
-        "username": owner.address,
-        "password": owner.password,
-    }
     mailbox = await api.post(
         "/v1/mailboxes",
-        json={
-            "address": owner.address,
-            "display_name": "Olive Owner",
-            "imap": {**server, "port": infra.imap_port},
-            "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
-            "sync": {"backfill_days": 30},
-            "append_to_sent": True,
-        },
+        json=mailbox_connection(
+            infra,
+            owner,
+            display_name="Olive Owner",
+            sync={"backfill_days": 30},
+            append_to_sent=True,
+        ),
     )
     assert mailbox.status_code == 201, mailbox.text
     assert owner.password not in mailbox.text

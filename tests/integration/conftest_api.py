@@ -10,18 +10,20 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_api.app import create_app
 from mailsync_api.route_table import api_routes as app_routes
 from mailsync_api.settings import Settings
-from mailsync_shared.contracts.mail import Address
+from mailsync_associate.logbook import log_message
+from mailsync_associate.repository import AssociateRepository
+from mailsync_shared.contracts.mail import Address, MailMessage
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import (
     MailboxDocument,
@@ -29,8 +31,9 @@ from mailsync_shared.storage.documents import (
     ServerAccount,
     ThreadDocument,
 )
+from mailsync_shared.storage.raw_messages import store_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
-from tests.support.infra import Infra
+from tests.support.infra import Infra, mongo_client
 from tests.support.mail import MailAccount, create_account
 
 # Each session writes its own database, dropped by each module at its end: a database that
@@ -53,13 +56,7 @@ def api_settings(infra: Infra, secret_key: str, **overrides: object) -> Settings
 
 @pytest.fixture(scope="module", name="api_db")
 async def api_db_fixture(infra: Infra) -> AsyncIterator[AsyncDatabase[Document]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        infra.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
-    try:
-        await client.admin.command("ping")
-    except Exception as error:
-        pytest.fail(f"MongoDB-wire server not reachable at {infra.mongodb_url}: {error}")
+    client = await mongo_client(infra)
     yield client[API_DATABASE]
     await client.drop_database(API_DATABASE)
     await client.close()
@@ -218,3 +215,37 @@ async def insert_mail(
     await ws.store.messages.insert_one(message.to_document())
     await ws.store.raw_messages.insert_one({"_id": message.raw_id, "size": 1, "data": b"x"})
     return thread
+
+
+async def log_email(
+    ws: ApiWorkspace,
+    mailbox_id: str,
+    email: EmailMessage,
+    direction: str = "received",
+    owner: str = "owner@acme.test",
+) -> None:
+    """Log `email` in `owner`'s mailbox as associate does after ingest and capture."""
+    raw = email.as_bytes()
+
+    def addresses(header: str) -> list[dict[str, str]]:
+        value = email.get(header)
+        if not value:
+            return []
+        return [{"address": a.addr_spec.lower(), "name": a.display_name} for a in value.addresses]
+
+    message = MailMessage.model_validate(
+        {
+            "mailbox_id": mailbox_id,
+            "owner_address": owner,
+            "direction": direction,
+            "raw_id": await store_raw(ws.store, raw),
+            "size": len(raw),
+            "message_id": email["Message-ID"],
+            "in_reply_to": str(email.get("In-Reply-To", "")).split(),
+            "subject": email["Subject"],
+            "date": email["Date"].datetime,
+            "from": addresses("From")[0],
+            "to": addresses("To"),
+        }
+    )
+    await log_message(AssociateRepository(ws.store), message)

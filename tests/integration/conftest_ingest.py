@@ -7,7 +7,6 @@ import contextlib
 import imaplib
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from mailsync_shared.work_batches import events_in
 from tests.conftest import TEST_DATABASE
 from tests.support.infra import Infra
 from tests.support.mail import MailAccount, create_account, fill_inbox, imap_login
+from tests.support.ports import free_port
 
 _FETCH_PREFIX = re.compile(rb"UID (\d+) FLAGS \(([^)]*)\)")
 
@@ -265,12 +265,6 @@ class FreezingProxy:
         finally:
             for stream in (writer, upstream_writer):
                 stream.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import imaplib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,13 +28,7 @@ from mailsync_shared.topology import EVENTS_EXCHANGE, WORK_EXCHANGE
 from tests.support.infra import REPO, Infra
 from tests.support.mail import MailAccount, create_account
 from tests.support.polling import eventually
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -51,7 +44,7 @@ class SendProcess:
 
 def start_send(service_env: dict[str, str], log: Path, **settings: str) -> SendProcess:
     """`python -m mailsync_send`, started as deployed, once it reports ready."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **service_env,

@@ -11,10 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from mailsync_associate.logbook import log_message
-from mailsync_associate.repository import AssociateRepository
-from mailsync_shared.contracts.mail import MailMessage
-from mailsync_shared.storage.raw_messages import store_raw
 from mailsync_shared.topology import EVENTS_EXCHANGE
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
@@ -22,8 +18,9 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     api_fixture,
     bearer,
     invite,
-    mailbox_document,
+    log_email,
     other_ws_fixture,
+    owned_mailbox,
     ws_fixture,
 )
 from tests.integration.conftest_capture import Tap, taps
@@ -41,13 +38,6 @@ ASSOCIATED = "mailsync.thread.associated.v1"
 async def events_fixture(infra: Infra, ws: ApiWorkspace) -> AsyncIterator[Tap]:
     async with taps(infra.rabbitmq_url) as tap:
         yield await tap(EVENTS_EXCHANGE.name, f"#.{ws.id}")
-
-
-async def connected_mailbox(api: httpx.AsyncClient, ws: ApiWorkspace, **fields: Any) -> str:
-    me = (await api.get("/v1/me", headers=ws.auth)).json()
-    mailbox = mailbox_document(ws.id, OWNER, owner_user_id=me["user"]["id"], **fields)
-    await ws.store.mailboxes.insert_one(mailbox.to_document())
-    return mailbox.id
 
 
 async def received(
@@ -68,23 +58,7 @@ async def received(
         body="b",
         in_reply_to=in_reply_to,
     )
-    raw = email.as_bytes()
-    message = MailMessage.model_validate(
-        {
-            "mailbox_id": mailbox_id,
-            "owner_address": OWNER,
-            "direction": "received",
-            "raw_id": await store_raw(ws.store, raw),
-            "size": len(raw),
-            "message_id": email["Message-ID"],
-            "in_reply_to": [in_reply_to] if in_reply_to else [],
-            "subject": subject,
-            "date": email["Date"].datetime,
-            "from": {"address": sender, "name": name},
-            "to": [{"address": OWNER, "name": ""}],
-        }
-    )
-    await log_message(AssociateRepository(ws.store), message)
+    await log_email(ws, mailbox_id, email)
     stored = await ws.store.messages.find_one({"message_id": email["Message-ID"]})
     return email, None if stored is None else str(stored["thread_id"])
 
@@ -112,7 +86,7 @@ async def test_manual_links_replace_the_automatic_ones_and_stick_for_later_mail(
     api: httpx.AsyncClient, ws: ApiWorkspace, events: Tap
 ) -> None:
     records = await seed_records(api, ws)
-    mailbox_id = await connected_mailbox(api, ws)
+    mailbox_id = (await owned_mailbox(ws)).id
     first, thread_id = await received(ws, mailbox_id, ANN, "Contract")
     assert thread_id is not None
     automatic = await ws.store.threads.find_one({"_id": thread_id})
@@ -158,7 +132,7 @@ async def test_unknown_record_ids_are_named_and_change_nothing(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
     records = await seed_records(api, ws)
-    mailbox_id = await connected_mailbox(api, ws)
+    mailbox_id = (await owned_mailbox(ws)).id
     _, thread_id = await received(ws, mailbox_id, ANN, "Unknown ids")
 
     response = await api.put(
@@ -185,7 +159,7 @@ async def test_unassigned_threads_get_suggestions_with_reasons(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
     records = await seed_records(api, ws)
-    mailbox_id = await connected_mailbox(api, ws)
+    mailbox_id = (await owned_mailbox(ws)).id
     _, private_address = await received(
         ws, mailbox_id, "ann.private@gmail.com", "From home", name="Ann Client"
     )
@@ -210,7 +184,7 @@ async def test_unassigned_threads_get_suggestions_with_reasons(
 async def test_owner_makes_a_thread_private_and_public_again(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
-    mailbox_id = await connected_mailbox(api, ws, visibility="subject")
+    mailbox_id = (await owned_mailbox(ws, visibility="subject")).id
     _, thread_id = await received(ws, mailbox_id, ANN, "Salary")
     colleague = bearer((await invite(api, ws, "member"))["token"])
 
@@ -241,7 +215,7 @@ async def test_client_only_mailbox_counts_the_mail_it_skipped(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
     await seed_records(api, ws)
-    mailbox_id = await connected_mailbox(api, ws, sync={"scope": "client_only"})
+    mailbox_id = (await owned_mailbox(ws, sync={"scope": "client_only"})).id
     _, logged = await received(ws, mailbox_id, ANN, "Client mail")
     _, skipped = await received(ws, mailbox_id, "stranger@nowhere.test", "Newsletter")
     _, again = await received(ws, mailbox_id, "other@nowhere.test", "Offer")
@@ -262,7 +236,7 @@ async def test_another_workspace_gets_404_from_every_route(
     api: httpx.AsyncClient, ws: ApiWorkspace, other_ws: ApiWorkspace
 ) -> None:
     records = await seed_records(api, ws)
-    mailbox_id = await connected_mailbox(api, ws)
+    mailbox_id = (await owned_mailbox(ws)).id
     _, thread_id = await received(ws, mailbox_id, ANN, "Theirs")
     theirs_records = {"contact_ids": [records["ann"]]}
 
@@ -273,7 +247,7 @@ async def test_another_workspace_gets_404_from_every_route(
         await api.delete(f"/v1/threads/{thread_id}/private", headers=other_ws.auth),
         await api.get(f"/v1/mailboxes/{mailbox_id}/skipped", headers=other_ws.auth),
     ]
-    other_mailbox = await connected_mailbox(api, other_ws)
+    other_mailbox = (await owned_mailbox(other_ws)).id
     _, own_thread = await received(other_ws, other_mailbox, "x@y.test", "Mine")
     borrowed = await api.put(
         f"/v1/threads/{own_thread}/links", json=theirs_records, headers=other_ws.auth
@@ -291,7 +265,7 @@ async def test_another_workspace_gets_404_from_every_route(
 async def test_operator_injection_in_link_bodies_is_refused(
     api: httpx.AsyncClient, ws: ApiWorkspace
 ) -> None:
-    mailbox_id = await connected_mailbox(api, ws)
+    mailbox_id = (await owned_mailbox(ws)).id
     _, thread_id = await received(ws, mailbox_id, ANN, "Injection")
     injection: Any = {"$ne": None}
 

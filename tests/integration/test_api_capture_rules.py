@@ -5,23 +5,19 @@ re-decided over the same documents the services write.
 """
 
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 from typing import Any
 
 import httpx
 import pytest
 
-from mailsync_associate.logbook import log_message
-from mailsync_associate.repository import AssociateRepository
-from mailsync_shared.contracts.mail import MailMessage
-from mailsync_shared.storage.raw_messages import store_raw
 from mailsync_shared.topology import EVENTS_EXCHANGE
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
     api_db_fixture,
     api_fixture,
-    mailbox_document,
+    log_email,
     other_ws_fixture,
+    owned_mailbox,
     ws_fixture,
 )
 from tests.integration.conftest_capture import Tap, taps
@@ -45,46 +41,10 @@ async def events_fixture(infra: Infra, ws: ApiWorkspace) -> AsyncIterator[Tap]:
         yield await tap(EVENTS_EXCHANGE.name, f"#.{ws.id}")
 
 
-async def connected_mailbox(api: httpx.AsyncClient, ws: ApiWorkspace) -> str:
-    """The owner's mailbox, stored directly (no mail server needed to log mail into it)."""
-    me = (await api.get("/v1/me", headers=ws.auth)).json()
-    mailbox = mailbox_document(ws.id, OWNER, owner_user_id=me["user"]["id"])
-    await ws.store.mailboxes.insert_one(mailbox.to_document())
-    return mailbox.id
-
-
-async def logged(ws: ApiWorkspace, mailbox_id: str, email: EmailMessage, direction: str) -> None:
-    """Log `email` as associate would after ingest and capture."""
-    raw = email.as_bytes()
-
-    def addresses(header: str) -> list[dict[str, str]]:
-        value = email.get(header)
-        if not value:
-            return []
-        return [{"address": a.addr_spec.lower(), "name": a.display_name} for a in value.addresses]
-
-    message = MailMessage.model_validate(
-        {
-            "mailbox_id": mailbox_id,
-            "owner_address": OWNER,
-            "direction": direction,
-            "raw_id": await store_raw(ws.store, raw),
-            "size": len(raw),
-            "message_id": email["Message-ID"],
-            "in_reply_to": str(email.get("In-Reply-To", "")).split(),
-            "subject": email["Subject"],
-            "date": email["Date"].datetime,
-            "from": addresses("From")[0],
-            "to": addresses("To"),
-        }
-    )
-    await log_message(AssociateRepository(ws.store), message)
-
-
 async def seed_mail(api: httpx.AsyncClient, ws: ApiWorkspace) -> str:
     """The owner wrote to Ann; Carl, Bob (free mail) and Dave wrote to the owner."""
-    mailbox_id = await connected_mailbox(api, ws)
-    await logged(
+    mailbox_id = (await owned_mailbox(ws)).id
+    await log_email(
         ws,
         mailbox_id,
         build_message(sender=OWNER, to=[ANN], subject="Proposal", body="p"),
@@ -92,7 +52,7 @@ async def seed_mail(api: httpx.AsyncClient, ws: ApiWorkspace) -> str:
     )
     for sender, name in ((CARL, "Carl Partner"), (BOB, "Bob"), (DAVE, "Dave")):
         email = build_message(sender=sender, sender_name=name, to=[OWNER], subject="Hi", body="h")
-        await logged(ws, mailbox_id, email, "received")
+        await log_email(ws, mailbox_id, email)
     return mailbox_id
 
 

@@ -4,7 +4,6 @@ The app runs in-process under uvicorn on the real broker and database; schemathe
 generates requests for every operation from the document the app serves.
 """
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,24 +23,18 @@ from mailsync_api.app import create_app
 from mailsync_api.settings import Settings
 from tests.integration.conftest_api import api_settings
 from tests.support.infra import Infra
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES_PER_OPERATION = 20
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def live_api(infra: Infra, secret_key: str) -> Iterator[str]:
     """The api served over HTTP from a thread; private hosts refused, so no login is tried."""
     app = create_app(api_settings(infra, secret_key, allow_private_hosts=False))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

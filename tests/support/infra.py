@@ -12,6 +12,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
+
+from mailsync_shared.storage.client import Document
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,3 +109,16 @@ def require_port(name: str, host: str, port: int) -> None:
             f"{name} is not reachable at {host}:{port} ({error}); start it with `make infra`",
             pytrace=False,
         )
+
+
+async def mongo_client(infra: Infra) -> AsyncMongoClient[Document]:
+    """A client of the MongoDB-wire server, once it answers; fails the test when it does not."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        infra.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    try:
+        await client.admin.command("ping")
+    except Exception as error:
+        await client.close()
+        pytest.fail(f"MongoDB-wire server not reachable at {infra.mongodb_url}: {error}")
+    return client

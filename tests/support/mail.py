@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
-from mailsync_devmail.accounts import add_account, add_accounts
+from mailsync_devmail.accounts import add_accounts
 from tests.support.infra import Infra
 
 
@@ -20,28 +21,18 @@ class MailAccount:
 
 
 def create_account(infra: Infra, domain: str, local: str = "user") -> MailAccount:
-    """A fresh Dovecot account with a unique address under `domain`, returned once it logs in.
-
-    Dovecot re-reads its passwd-file at most once a second, so a login right after the account
-    was added can still be refused.
-    """
-    account = MailAccount(f"{local}-{uuid.uuid4().hex[:10]}@{domain}", uuid.uuid4().hex)
-    add_account(infra.mail_users_file, account.address, account.password)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            imap_login(infra, account).logout()
-            return account
-        except imaplib.IMAP4.error:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
+    """A fresh Dovecot account with a unique address under `domain`, returned once it logs in."""
+    return create_accounts(infra, domain, 1, local)[0]
 
 
 def create_accounts(
     infra: Infra, domain: str, count: int, local: str = "user"
 ) -> list[MailAccount]:
-    """`count` fresh Dovecot accounts added in one write, returned once the last logs in."""
+    """`count` fresh Dovecot accounts added in one write, returned once the last logs in.
+
+    Dovecot re-reads its passwd-file at most once a second, so a login right after the account
+    was added can still be refused.
+    """
     accounts = [
         MailAccount(f"{local}-{uuid.uuid4().hex[:10]}@{domain}", uuid.uuid4().hex)
         for _ in range(count)
@@ -56,6 +47,18 @@ def create_accounts(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+def mailbox_connection(infra: Infra, account: MailAccount, **fields: Any) -> dict[str, Any]:
+    """The body of `POST /v1/mailboxes` connecting `account` on the local Dovecot (IMAP) and
+    SMTP server, without TLS, with `fields` added."""
+    login = {"username": account.address, "password": account.password, "security": "none"}
+    return {
+        "address": account.address,
+        "imap": {**login, "host": infra.imap_host, "port": infra.imap_port},
+        "smtp": {**login, "host": infra.smtp_host, "port": infra.smtp_port},
+        **fields,
+    }
 
 
 def build_message(

@@ -16,7 +16,6 @@ one entry per RCPT / DATA; when a list runs out the server accepts. Besides SMTP
 
 import asyncio
 import base64
-import socket
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -29,13 +28,7 @@ from imapclient import IMAPClient
 
 from mailsync_devmail.smtp_server import lmtp_deliver
 from tests.support.infra import Infra
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)

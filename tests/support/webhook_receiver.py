@@ -4,11 +4,12 @@ Standard Webhooks library, records it, and answers as told (accept, fail, hang, 
 import asyncio
 import contextlib
 import json
-import socket
 from dataclasses import dataclass, field
 from typing import Literal
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.support.ports import free_port
 
 Mode = Literal["accept", "fail", "hang"]
 
@@ -39,9 +40,7 @@ class WebhookReceiver:
 
     async def start(self) -> None:
         if self.port == 0:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                self.port = probe.getsockname()[1]
+            self.port = free_port()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def stop(self) -> None:
