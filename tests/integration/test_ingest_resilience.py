@@ -124,20 +124,7 @@ async def test_reconciliation_reports_server_mail_that_was_not_logged(ingest: In
     ) as spy:
         await eventually(lambda: spy.at_least(4), what="backfill", timeout=60)
         # Log three of the four as associate would; the fourth stays missing.
-        for event in spy.events[:3]:
-            message = event.data
-            assert message.source is not None
-            await ingest.store.messages.insert_one(
-                MessageDocument(
-                    workspace_id=ingest.workspace_id,
-                    message_id=message.message_id,
-                    thread_id="t",
-                    mailbox_ids=[mailbox.id],
-                    sources=[message.source],
-                    direction=message.direction,
-                    raw_id=message.raw_id,
-                ).to_document()
-            )
+        await _log_as_associate_would(ingest, mailbox.id, spy.events[:3])
 
         async def one_gap() -> list[tuple[str, int, int, int]] | None:
             status = (await ingest.state(mailbox.id)).status
