@@ -14,11 +14,8 @@ few mailboxes (each in a workspace of its own) such that no mailbox holds an id 
 """
 
 import re
-import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,12 +23,11 @@ import pytest
 from imapclient import IMAPClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_devtools.stack import RunningService, free_ports, running_stack
 from mailsync_ingest.headers import MessageContext, mail_message
 from mailsync_ingest.limits import Limits, inspect_message
 from mailsync_shared.storage.client import Document
 from tests.support.infra import Infra
-from tests.support.mail import MailAccount, create_account
+from tests.support.mail import MailAccount, create_account, mailbox_connection
 from tests.support.polling import eventually
 from tests.support.real_world_mail import (
     CorpusMessage,
@@ -47,7 +43,6 @@ from tests.support.real_world_mail import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e-corpus"
 
 NO_DOMAIN = "a local part without a domain is no address; Dovecot shows a `missing_domain` one"
 NO_ADDRESS = (
@@ -125,13 +120,6 @@ _ESCAPE = re.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}")
 _REPLACEMENT = "\ufffd"
 
 
-@pytest.fixture
-def stack(service_env: dict[str, str]) -> Iterator[list[RunningService]]:
-    shutil.rmtree(LOG_DIR, ignore_errors=True)
-    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
-        yield running
-
-
 def message_id_of(message: CorpusMessage) -> str:
     """The id the workspace will log the message under (to keep one mailbox free of repeats)."""
     inspection = inspect_message(message.data, Limits())
@@ -173,22 +161,11 @@ async def connect(
     api: httpx.AsyncClient, infra: Infra, account: MailAccount
 ) -> tuple[str, dict[str, str]]:
     workspace = (await api.post("/v1/workspaces", json={"name": account.address})).json()
-    server = {
-        "host": infra.imap_host,
-        "security": "none",
-        "username": account.address,
-        "password": account.password,
-    }
     auth = {"Authorization": f"Bearer {workspace['api_key']}"}
     connected = await api.post(
         "/v1/mailboxes",
         headers=auth,
-        json={
-            "address": account.address,
-            "imap": {**server, "port": infra.imap_port},
-            "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
-            "sync": {"backfill_days": 30},
-        },
+        json=mailbox_connection(infra, account, sync={"backfill_days": 30}),
     )
     assert connected.status_code == 201, connected.text
     mailbox_id: str = connected.json()["id"]
@@ -209,7 +186,7 @@ def envelopes(infra: Infra, account: MailAccount) -> dict[int, dict[bytes, Any]]
 
 
 async def test_real_world_mail_is_logged_as_dovecot_and_the_suites_read_it(
-    stack: list[RunningService],
+    api_url: str,
     infra: Infra,
     mongo: AsyncDatabase[Document],
 ) -> None:
@@ -220,7 +197,6 @@ async def test_real_world_mail_is_logged_as_dovecot_and_the_suites_read_it(
     for account, batch in zip(accounts, spread, strict=True):
         for message in batch:  # one at a time: UIDs follow the order of delivery
             deliver_raw(infra, account.address, message.data)
-    api_url = next(item.url for item in stack if item.service.name == "api")
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
         mailboxes = [await connect(api, infra, account) for account in accounts]
         mailbox_ids = [mailbox_id for mailbox_id, _ in mailboxes]

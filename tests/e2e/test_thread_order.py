@@ -10,25 +10,26 @@ written down below, including header-less replies (subject fallback) whose origi
 processed after them.
 """
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 
 import httpx
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_devtools.stack import RunningService, free_ports, running_stack
 from mailsync_shared.storage.client import Document
 from tests.support.infra import Infra
-from tests.support.mail import MailAccount, build_message, create_account, deliver
+from tests.support.mail import (
+    MailAccount,
+    build_message,
+    create_account,
+    deliver,
+    mailbox_connection,
+)
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
-LOG_DIR = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "e2e-order"
 ANN = "ann@client.test"
 CARL = "carl@other.test"
 BEN = "ben@client.test"
@@ -57,13 +58,6 @@ EXPECTED = {
     frozenset({"f1"}),
     frozenset({"g0", "g1", "g2"}),
 }
-
-
-@pytest.fixture
-def stack(service_env: dict[str, str]) -> Iterator[list[RunningService]]:
-    shutil.rmtree(LOG_DIR, ignore_errors=True)
-    with running_stack(service_env, LOG_DIR, ports=free_ports()) as running:
-        yield running
 
 
 def mail(owner: str, start: datetime) -> list[EmailMessage]:
@@ -98,21 +92,10 @@ async def connect(
     else:
         me = (await api.get("/v1/me", headers={"Authorization": f"Bearer {api_key}"})).json()
         workspace_id = str(me["workspace_id"])
-    server = {
-        "host": infra.imap_host,
-        "security": "none",
-        "username": account.address,
-        "password": account.password,
-    }
     connected = await api.post(
         "/v1/mailboxes",
         headers={"Authorization": f"Bearer {api_key}"},
-        json={
-            "address": account.address,
-            "imap": {**server, "port": infra.imap_port},
-            "smtp": {**server, "host": infra.smtp_host, "port": infra.smtp_port},
-            "sync": {"backfill_days": 30},
-        },
+        json=mailbox_connection(infra, account, sync={"backfill_days": 30}),
     )
     assert connected.status_code == 201, connected.text
     return workspace_id, api_key
@@ -127,7 +110,7 @@ async def partition(mongo: AsyncDatabase[Document], workspace_id: str) -> set[fr
 
 
 async def test_backfilled_and_live_mail_end_on_the_same_threads(
-    stack: list[RunningService], infra: Infra, mongo: AsyncDatabase[Document]
+    api_url: str, infra: Infra, mongo: AsyncDatabase[Document]
 ) -> None:
     start = (datetime.now(UTC) - timedelta(days=4)).replace(microsecond=0)
     backfilled = create_account(infra, "acme.test", "backfilled")
@@ -139,7 +122,6 @@ async def test_backfilled_and_live_mail_end_on_the_same_threads(
     for message in mail(racing.address, start):
         for recipient in (racing.address, colleague.address):  # LMTP answers once per recipient
             deliver(infra, message, [recipient])
-    api_url = next(item.url for item in stack if item.service.name == "api")
     messages = mongo["messages"]
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
         backfill_workspace, _ = await connect(api, infra, backfilled)
