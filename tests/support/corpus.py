@@ -362,6 +362,33 @@ class _Builder:
         self.corpus.messages.append(entry)
         return entry
 
+    def reply(
+        self,
+        key: str,
+        thread: str,
+        parent: CorpusMessage,
+        *,
+        sender: tuple[str, str],
+        to: list[tuple[str, str]],
+        subject: str,
+        at: datetime,
+        cc: list[tuple[str, str]] | None = None,
+        message_id: str | None = None,
+    ) -> CorpusMessage:
+        """A reply to `parent`: In-Reply-To its Message-ID, References its chain and it."""
+        return self.message(
+            key,
+            thread,
+            sender=sender,
+            to=to,
+            cc=cc,
+            subject=subject,
+            at=at,
+            in_reply_to=parent.mail.message_id,
+            references=[*parent.mail.references, parent.mail.message_id],
+            message_id=message_id,
+        )
+
 
 def build_corpus(workspace_id: str) -> Corpus:
     b = _Builder(workspace_id)
@@ -383,44 +410,45 @@ def build_corpus(workspace_id: str) -> Corpus:
         )
         at = START + n * day
         subject = f"Renewal topic {n}"
-        first_id = f"<anna{n}.{workspace_id[-8:]}@acme.test>"
-        reply_id = f"<anna{n}r.{workspace_id[-8:]}@northwind.test>"
-        b.message(
-            f"anna-{n}/1", label, sender=me, to=[anna], subject=subject, at=at, message_id=first_id
+        first = b.message(
+            f"anna-{n}/1",
+            label,
+            sender=me,
+            to=[anna],
+            subject=subject,
+            at=at,
+            message_id=f"<anna{n}.{workspace_id[-8:]}@acme.test>",
         )
-        b.message(
+        second = b.reply(
             f"anna-{n}/2",
             label,
+            first,
             sender=anna,
             to=[me],
             subject=f"Re: {subject}",
             at=at + hour,
-            in_reply_to=first_id,
-            references=[first_id],
-            message_id=reply_id,
+            message_id=f"<anna{n}r.{workspace_id[-8:]}@northwind.test>",
         )
         if n % 3 == 0 and n:
             messages = b.corpus.messages
             messages[-2], messages[-1] = messages[-1], messages[-2]
-        third = b.message(
+        third = b.reply(
             f"anna-{n}/3",
             label,
+            second,
             sender=me,
             to=[anna],
             subject=f"Re: {subject}",
             at=at + 2 * hour,
-            in_reply_to=reply_id,
-            references=[first_id, reply_id],
         )
-        b.message(
+        b.reply(
             f"anna-{n}/4",
             label,
+            third,
             sender=anna_uk,
             to=[me],
             subject=f"RE: {subject}",
             at=at + 3 * hour,
-            in_reply_to=third.mail.message_id,
-            references=[first_id, reply_id, third.mail.message_id],
         )
 
     # 2. Ben (no deal of his own): every open deal of Northwind, the documented fallback.
@@ -436,25 +464,23 @@ def build_corpus(workspace_id: str) -> Corpus:
         first = b.message(
             f"ben-{n}/1", label, sender=ben, to=[me], subject=f"Delivery question {n}", at=at
         )
-        second = b.message(
+        second = b.reply(
             f"ben-{n}/2",
             label,
+            first,
             sender=me,
             to=[ben],
             subject=f"Re: Delivery question {n}",
             at=at + hour,
-            in_reply_to=first.mail.message_id,
-            references=[first.mail.message_id],
         )
-        b.message(
+        b.reply(
             f"ben-{n}/3",
             label,
+            second,
             sender=ben,
             to=[me],
             subject=f"Re: Delivery question {n}",
             at=at + 2 * hour,
-            in_reply_to=second.mail.message_id,
-            references=[first.mail.message_id, second.mail.message_id],
         )
 
     # 3. Carl with two open deals: both are linked. A colleague is captured on the way.
@@ -471,26 +497,24 @@ def build_corpus(workspace_id: str) -> Corpus:
         first = b.message(
             f"carl-{n}/1", label, sender=me, to=[carl], cc=cc, subject=f"Pilot status {n}", at=at
         )
-        second = b.message(
+        second = b.reply(
             f"carl-{n}/2",
             label,
+            first,
             sender=carl,
             to=[me],
             cc=cc,
             subject=f"Re: Pilot status {n}",
             at=at + hour,
-            in_reply_to=first.mail.message_id,
-            references=[first.mail.message_id],
         )
-        b.message(
+        b.reply(
             f"carl-{n}/3",
             label,
+            second,
             sender=me,
             to=[carl],
             subject=f"Re: Pilot status {n}",
             at=at + 2 * hour,
-            in_reply_to=second.mail.message_id,
-            references=[first.mail.message_id, second.mail.message_id],
         )
 
     # 4. "Invoice" recurs between the same people without reply markers: never merged.
@@ -549,15 +573,14 @@ def build_corpus(workspace_id: str) -> Corpus:
             subject=f"Integration {n}",
             at=START + n * day + 6 * hour,
         )
-        b.message(
+        b.reply(
             f"lars-{n}/2",
             label,
+            first,
             sender=me,
             to=[(LARS, "Lars Holm")],
             subject=f"Re: Integration {n}",
             at=START + n * day + 7 * hour,
-            in_reply_to=first.mail.message_id,
-            references=[first.mail.message_id],
         )
 
     # 7. A new business contact: captured from Olive's first message, thread linked to him.
@@ -571,15 +594,14 @@ def build_corpus(workspace_id: str) -> Corpus:
             subject=f"Introduction {n}",
             at=START + n * day + 8 * hour,
         )
-        b.message(
+        b.reply(
             f"pete-{n}/2",
             label,
+            first,
             sender=(PETE, "Pete Lang"),
             to=[me],
             subject=f"Re: Introduction {n}",
             at=START + n * day + 9 * hour,
-            in_reply_to=first.mail.message_id,
-            references=[first.mail.message_id],
         )
 
     # 8. Free-mail people: never captured, threads unassigned.
@@ -594,15 +616,14 @@ def build_corpus(workspace_id: str) -> Corpus:
             subject=f"Question about your product {n}",
             at=START + n * day + 10 * hour,
         )
-        b.message(
+        b.reply(
             f"free-{n}/2",
             label,
+            first,
             sender=me,
             to=[person],
             subject=f"Re: Question about your product {n}",
             at=START + n * day + 11 * hour,
-            in_reply_to=first.mail.message_id,
-            references=[first.mail.message_id],
         )
 
     # 9. Newsletters (List-Unsubscribe, Precedence: bulk): automated, each its own thread.
