@@ -41,8 +41,8 @@ class ServiceSettings(BaseSettings):
 
 
 class SecretSettings(ServiceSettings):
-    """Settings of a service that reads or writes mailbox credentials, and so reaches the
-    mail servers (and webhook receivers) they open."""
+    """Settings of a service that handles mailbox credentials and connects to mail servers
+    (or webhook receivers)."""
 
     secret_key: SecretStr = Field(
         validation_alias=AliasChoices("MAILSYNC_SECRET_KEYS", "MAILSYNC_SECRET_KEY", "secret_key"),
