@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from mailsync_shared.crypto import CredentialCipher
-from mailsync_shared.storage.documents import MessageDocument
+from mailsync_shared.storage.documents import SECRET_FIELDS, MessageDocument
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
     api_db_fixture,
@@ -313,7 +313,11 @@ async def test_disconnect_erases_credentials_and_lease_and_keeps_logged_mail(
         {
             "$set": {
                 "lease": {"owner": "ingest-1", "until": "2999-01-01T00:00:00Z"},
-                "smtp.client_secret_encrypted": "an OAuth client secret",
+                **{
+                    f"{server}.{field}": f"a stored secret: {server}.{field}"
+                    for server in ("imap", "smtp")
+                    for field in SECRET_FIELDS
+                },
             }
         },
     )
@@ -338,10 +342,8 @@ async def test_disconnect_erases_credentials_and_lease_and_keeps_logged_mail(
     assert body["disconnected_at"] is not None
     stored = await ws.store.mailboxes.find_one({"_id": mailbox["id"]})
     assert stored is not None
-    assert stored["imap"]["secret_encrypted"] is None
-    assert stored["smtp"]["secret_encrypted"] is None
-    assert stored["smtp"]["client_secret_encrypted"] is None
-    assert stored["imap"]["client_secret_encrypted"] is None
+    assert {"secret_encrypted", "client_secret_encrypted"} <= set(SECRET_FIELDS)
+    assert "a stored secret" not in str(stored)
     assert stored["lease"] is None
     assert await ws.store.messages.count({"_id": logged.id}) == 1
     assert resync.status_code == 409
@@ -373,3 +375,106 @@ async def test_another_workspace_cannot_see_or_touch_a_mailbox(
     assert stored is not None
     assert stored["status"]["state"] == "connecting"
     assert stored["display_name"] == "Olga Owner"
+
+
+async def test_a_login_proves_only_its_own_address_and_admins_approve_others(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    """A member connecting the owner's address with the member's own login gets a mailbox
+    that neither syncs nor sends until an admin approves, and the approval is recorded."""
+    member = await invite(api, ws, "member")
+    member_account = await ready_account(infra, "acme.test", "member")
+    admin = await invite(api, ws, "admin")
+    claimed = mailbox_body(infra, member_account, address=owner.address)
+
+    response = await api.post("/v1/mailboxes", json=claimed, headers=bearer(member["token"]))
+    assert response.status_code == 201, response.text
+    mailbox = response.json()
+    path = f"/v1/mailboxes/{mailbox['id']}"
+    compose = {
+        "mailbox_id": mailbox["id"],
+        "to": [{"address": "ann@client.test"}],
+        "subject": "Hello",
+        "body_text": "Hi",
+    }
+    send = await api.post("/v1/send-requests", json=compose, headers=bearer(member["token"]))
+    resync = await api.post(f"{path}/resync", headers=bearer(member["token"]))
+    self_approval = await api.post(f"{path}/approve-address", headers=bearer(member["token"]))
+    summary = await api.get(f"{path}/sync-summary", headers=ws.auth)
+
+    assert (mailbox["status"]["state"], mailbox["address_proof"]) == ("awaiting_approval", None)
+    assert send.status_code == 409, send.text
+    assert resync.status_code == 409, resync.text
+    assert self_approval.status_code == 403, self_approval.text
+    assert summary.json()["what_is_synced"].startswith("Nothing yet")
+    assert await ws.store.send_requests.count({}) == 0
+
+    approved = await api.post(f"{path}/approve-address", headers=bearer(admin["token"]))
+
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"]["state"] == "connecting"
+    proof = approved.json()["address_proof"]
+    assert (proof["method"], proof["by"]) == ("admin", f"user:{admin['id']}")
+    assert datetime.fromisoformat(proof["at"]) <= datetime.now(UTC)
+
+
+async def test_an_address_in_use_is_refused_to_anyone_else_without_saying_whose(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    connected = await connect(api, ws, infra, owner)
+    member = await invite(api, ws, "member")
+    member_account = await ready_account(infra, "acme.test", "member")
+    as_member = bearer(member["token"])
+
+    claimed = await api.post(
+        "/v1/mailboxes",
+        json=mailbox_body(infra, member_account, address=owner.address),
+        headers=as_member,
+    )
+    own = await api.post(
+        "/v1/mailboxes", json=mailbox_body(infra, member_account), headers=as_member
+    )
+    alias = await api.post(
+        f"/v1/mailboxes/{own.json()['id']}/aliases",
+        json={"address": owner.address},
+        headers=as_member,
+    )
+
+    assert connected["address_proof"]["method"] == "login"
+    for refusal in (claimed, alias):
+        assert refusal.status_code == 409, refusal.text
+        assert ws.owner_user_id not in refusal.text
+        assert connected["id"] not in refusal.text
+        assert "Olga" not in refusal.text
+    assert own.status_code == 201, own.text
+    assert await ws.store.mailboxes.count({"address": owner.address}) == 1
+
+
+async def test_a_verified_alias_records_who_verified_it_and_is_nobody_elses_to_claim(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    mailbox = await connect(api, ws, infra, owner)
+    admin = await invite(api, ws, "admin")
+    member = await invite(api, ws, "member")
+    member_account = await ready_account(infra, "acme.test", "member")
+    added = await api.post(
+        f"/v1/mailboxes/{mailbox['id']}/aliases",
+        json={"address": "sales@acme.test"},
+        headers=ws.auth,
+    )
+    assert added.status_code == 201, added.text
+
+    verified = await api.post(
+        f"/v1/mailboxes/{mailbox['id']}/aliases/sales@acme.test/verify",
+        headers=bearer(admin["token"]),
+    )
+    claimed = await api.post(
+        "/v1/mailboxes",
+        json=mailbox_body(infra, member_account, address="sales@acme.test"),
+        headers=bearer(member["token"]),
+    )
+
+    assert verified.status_code == 200, verified.text
+    (alias,) = verified.json()["aliases"]
+    assert (alias["verified"], alias["verified_by"]) == (True, f"user:{admin['id']}")
+    assert claimed.status_code == 409, claimed.text

@@ -256,7 +256,13 @@ async def test_from_must_be_the_mailbox_or_a_verified_alias(
 
     assert added.status_code == 201
     assert added.json()["aliases"] == [
-        {"address": "unverified@acme.test", "name": "", "verified": False, "verified_at": None}
+        {
+            "address": "unverified@acme.test",
+            "name": "",
+            "verified": False,
+            "verified_at": None,
+            "verified_by": None,
+        }
     ]
     for refused in (unverified, stranger):
         assert refused.status_code == 422

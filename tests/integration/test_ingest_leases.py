@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_api.mailboxes import request_resync
 from mailsync_ingest.leasing import LeaseBook
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import MailboxDocument, ServerAccount
+from mailsync_shared.storage.documents import MailboxDocument, MailboxStatus, ServerAccount
 from mailsync_shared.storage.scoped import SystemCollections
 from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
     IngestCase,
@@ -35,10 +35,16 @@ def book(db: AsyncDatabase[Document], worker: str, workspace: str, seconds: floa
     )
 
 
-async def insert_mailbox(db: AsyncDatabase[Document], workspace: str) -> str:
+async def insert_mailbox(
+    db: AsyncDatabase[Document], workspace: str, status: MailboxStatus | None = None
+) -> str:
     account = ServerAccount(host="127.0.0.1", port=10143, security="none", username="u@x.test")
     mailbox = MailboxDocument(
-        workspace_id=workspace, address="u@x.test", imap=account, smtp=account
+        workspace_id=workspace,
+        address="u@x.test",
+        imap=account,
+        smtp=account,
+        status=status or MailboxStatus(),
     )
     await db["mailboxes"].insert_one(mailbox.to_document())
     return mailbox.id
@@ -139,3 +145,17 @@ async def test_a_resync_of_one_mailbox_leaves_the_leases_and_live_state_of_fifty
     assert sorted(e.data.mailbox_id for e in unique_published(spy).values()) == sorted(
         m.id for m in mailboxes
     )
+
+
+async def test_mailboxes_disconnected_or_awaiting_approval_of_their_address_are_not_claimed(
+    mongo: AsyncDatabase[Document], workspace_id: str
+) -> None:
+    for state in ("awaiting_approval", "disconnected"):
+        await insert_mailbox(mongo, workspace_id, MailboxStatus(state=state))
+    worker = book(mongo, "worker", workspace_id, 30)
+
+    assert await worker.claim(held=()) is None
+    connecting = await insert_mailbox(mongo, workspace_id)
+    claimed = await worker.claim(held=())
+    assert claimed is not None
+    assert claimed.id == connecting

@@ -6,7 +6,7 @@ ownership by mailing a code to the alias is not built; an admin vouches for it i
 
 import logging
 
-from mailsync_api.mailboxes import load_mailbox
+from mailsync_api.mailboxes import load_mailbox, refuse_taken
 from mailsync_api.problems import conflict, invalid, not_found
 from mailsync_api.schemas.mailbox_aliases import AliasIn
 from mailsync_shared.clock import utcnow
@@ -44,19 +44,24 @@ async def add_alias(store: WorkspaceStore, mailbox_id: str, body: AliasIn) -> Ma
         raise conflict(f"{body.address} is already an alias of this mailbox")
     if len(mailbox.aliases) >= MAX_ALIASES:
         raise conflict(f"a mailbox has at most {MAX_ALIASES} aliases")
+    await refuse_taken(store, body.address, mailbox_id)
     mailbox.aliases.append(MailboxAlias(address=body.address, name=body.name))
     return await _save(store, mailbox)
 
 
-async def verify_alias(store: WorkspaceStore, mailbox_id: str, address: str) -> MailboxDocument:
+async def verify_alias(
+    store: WorkspaceStore, mailbox_id: str, address: str, by: str
+) -> MailboxDocument:
     mailbox = await load_mailbox(store, mailbox_id)
     alias = mailbox.aliases[_index(mailbox, address)]
     if not alias.verified:
+        await refuse_taken(store, alias.address, mailbox_id)
         alias.verified = True
         alias.verified_at = utcnow()
+        alias.verified_by = by
         logger.info(
             "mailbox alias verified",
-            extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id},
+            extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id, "by": by},
         )
     return await _save(store, mailbox)
 

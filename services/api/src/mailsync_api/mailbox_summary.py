@@ -25,6 +25,11 @@ def _what(mailbox: MailboxDocument) -> str:
             "Nothing: the mailbox is disconnected and its credentials were erased. Mail "
             "logged before stays on the records."
         )
+    if mailbox.status.state == "awaiting_approval":
+        return (
+            f"Nothing yet: {mailbox.address} is not the login's own address, so an admin must "
+            "approve it before the mailbox is synced."
+        )
     scope = (
         "Mail in the Inbox and the Sent folder"
         if mailbox.sync.scope == "all"
@@ -42,6 +47,8 @@ def _what(mailbox: MailboxDocument) -> str:
 def _direction(mailbox: MailboxDocument) -> str:
     if mailbox.status.state == "disconnected":
         return "Neither way: nothing is read from or sent through this mailbox any more."
+    if mailbox.status.state == "awaiting_approval":
+        return "Neither way until an admin approves the address."
     sent_copy = (
         " and a copy is put in its Sent folder"
         if mailbox.append_to_sent

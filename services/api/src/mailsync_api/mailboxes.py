@@ -14,12 +14,21 @@ from mailsync_shared.clock import utcnow
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.mail_servers.accounts import Login
 from mailsync_shared.mail_servers.hosts import HostGuard
-from mailsync_shared.storage.documents import MailboxDocument, ServerAccount, SyncPolicy
+from mailsync_shared.storage.documents import (
+    OUT_OF_SERVICE,
+    SECRET_FIELDS,
+    AddressProof,
+    MailboxDocument,
+    MailboxStatus,
+    ServerAccount,
+    SyncPolicy,
+)
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = {"status.state": {"$ne": "disconnected"}}
+IN_SERVICE = {"status.state": {"$nin": list(OUT_OF_SERVICE)}}
+AWAITING_APPROVAL = "the address is not the login's own; an admin must approve it"
 
 
 async def load_mailbox(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
@@ -60,6 +69,28 @@ def _account(server: ServerIn, cipher: CredentialCipher) -> ServerAccount:
     )
 
 
+def proven_by_login(body: MailboxIn) -> bool:
+    """The address is the login's own on both servers: whoever holds the login holds the
+    address. (An XOAUTH2 login names its account the same way.)"""
+    return all(server.username.strip().lower() == body.address for server in (body.imap, body.smtp))
+
+
+async def refuse_taken(store: WorkspaceStore, address: str, mailbox_id: str | None = None) -> None:
+    """Refuse an address that a mailbox in service already uses, as its own or as a verified
+    alias; the answer does not say whose it is."""
+    wanted = address.strip().lower()
+    candidates = await store.mailboxes.find(
+        {
+            "$or": [{"address": wanted}, {"aliases.address": wanted}],
+            "_id": {"$ne": mailbox_id},
+            **IN_SERVICE,
+        }
+    )
+    mailboxes = [MailboxDocument.from_document(document) for document in candidates]
+    if any(mailbox.can_send_as(wanted) for mailbox in mailboxes):
+        raise conflict(f"{wanted} is already connected in this workspace")
+
+
 async def connect_mailbox(
     store: WorkspaceStore,
     body: MailboxIn,
@@ -67,9 +98,12 @@ async def connect_mailbox(
     cipher: CredentialCipher,
     owner_user_id: str | None = None,
 ) -> MailboxDocument:
-    """Check both servers accept the login, then store the mailbox for ingest to pick up."""
-    if await store.mailboxes.find_one({"address": body.address, **ACTIVE}) is not None:
-        raise conflict(f"{body.address} is already connected in this workspace")
+    """Check both servers accept the login, then store the mailbox for ingest to pick up.
+
+    An address that is not the login's own waits for an admin's approval, unsynced and unable
+    to send: a login proves only its own address.
+    """
+    await refuse_taken(store, body.address)
     outcomes = await asyncio.gather(
         _check_server("imap", body.imap, settings),
         _check_server("smtp", body.smtp, settings),
@@ -92,11 +126,47 @@ async def connect_mailbox(
             send_rate_per_minute=body.send_rate_per_minute,
         )
     )
+    if proven_by_login(body):
+        mailbox.address_proof = AddressProof(method="login")
+    else:
+        mailbox.status = MailboxStatus(state="awaiting_approval", reason=AWAITING_APPROVAL)
     await store.mailboxes.insert_one(mailbox.to_document())
     logger.info(
-        "mailbox connected", extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox.id}
+        "mailbox connected",
+        extra={
+            "workspace_id": store.workspace_id,
+            "mailbox_id": mailbox.id,
+            "state": mailbox.status.state,
+        },
     )
     return mailbox
+
+
+async def approve_address(store: WorkspaceStore, mailbox_id: str, by: str) -> MailboxDocument:
+    """An admin vouches that the mailbox's owner holds its address; it then syncs and sends."""
+    mailbox = await load_mailbox(store, mailbox_id)
+    if mailbox.status.state != "awaiting_approval":
+        if mailbox.status.state == "disconnected":
+            raise conflict(f"mailbox {mailbox_id} is disconnected")
+        return mailbox
+    await refuse_taken(store, mailbox.address, mailbox_id)
+    proof = AddressProof(method="admin", by=by)
+    document = await store.mailboxes.find_one_and_update(
+        {"_id": mailbox_id, "status.state": "awaiting_approval"},
+        {
+            "$set": {
+                "address_proof": proof.model_dump(),
+                "status": MailboxStatus(state="connecting").model_dump(),
+            }
+        },
+    )
+    if document is None:
+        raise conflict(f"mailbox {mailbox_id} changed meanwhile; try again")
+    logger.info(
+        "mailbox address approved",
+        extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id, "by": by},
+    )
+    return MailboxDocument.from_document(document)
 
 
 async def update_settings(
@@ -119,7 +189,7 @@ async def request_resync(store: WorkspaceStore, mailbox_id: str) -> MailboxDocum
     Messages already logged are recognised by `Message-ID` and not logged twice.
     """
     document = await store.mailboxes.find_one_and_update(
-        {"_id": mailbox_id, **ACTIVE},
+        {"_id": mailbox_id, **IN_SERVICE},
         {
             "$set": {
                 "folders": {},
@@ -132,6 +202,8 @@ async def request_resync(store: WorkspaceStore, mailbox_id: str) -> MailboxDocum
     )
     if document is None:
         mailbox = await load_mailbox(store, mailbox_id)
+        if mailbox.status.state == "awaiting_approval":
+            raise conflict(f"mailbox {mailbox.id} awaits an admin's approval of its address")
         raise conflict(f"mailbox {mailbox.id} is disconnected; connect it again to sync it")
     logger.info(
         "mailbox resync requested",
@@ -143,10 +215,12 @@ async def request_resync(store: WorkspaceStore, mailbox_id: str) -> MailboxDocum
 async def request_reconcile(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
     """Ask the mailbox's worker to compare the server's mail with the log at its next round."""
     document = await store.mailboxes.find_one_and_update(
-        {"_id": mailbox_id, **ACTIVE}, {"$set": {"reconcile_requested_at": utcnow()}}
+        {"_id": mailbox_id, **IN_SERVICE}, {"$set": {"reconcile_requested_at": utcnow()}}
     )
     if document is None:
         mailbox = await load_mailbox(store, mailbox_id)
+        if mailbox.status.state == "awaiting_approval":
+            raise conflict(f"mailbox {mailbox.id} awaits an admin's approval of its address")
         raise conflict(f"mailbox {mailbox.id} is disconnected; connect it again to sync it")
     return MailboxDocument.from_document(document)
 
@@ -161,10 +235,11 @@ async def disconnect(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
         {"_id": mailbox_id},
         {
             "$set": {
-                "imap.secret_encrypted": None,
-                "imap.client_secret_encrypted": None,
-                "smtp.secret_encrypted": None,
-                "smtp.client_secret_encrypted": None,
+                **{
+                    f"{server}.{field}": None
+                    for server in ("imap", "smtp")
+                    for field in SECRET_FIELDS
+                },
                 "lease": None,
                 "status.state": "disconnected",
                 "status.reason": "disconnected through the api",

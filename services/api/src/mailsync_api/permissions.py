@@ -96,6 +96,7 @@ PERMISSIONS: Mapping[tuple[str, str], Rule] = {
     ("PATCH", "/v1/mailboxes/{mailbox_id}"): WRITE,
     ("POST", "/v1/mailboxes/{mailbox_id}/resync"): WRITE,
     ("POST", "/v1/mailboxes/{mailbox_id}/reconcile"): WRITE,
+    ("POST", "/v1/mailboxes/{mailbox_id}/approve-address"): ADMIN,
     ("GET", "/v1/mailboxes/{mailbox_id}/sync-summary"): READ,
     ("GET", "/v1/mailboxes/{mailbox_id}/skipped"): READ,
     ("POST", "/v1/mailboxes/{mailbox_id}/disconnect"): WRITE,
@@ -190,8 +191,8 @@ def render_markdown() -> str:
         "Beyond the table: only a mailbox's owner changes its settings (visibility, sync), "
         "adds an address to send as, or sends from it, whatever their role; a mailbox "
         "connected by an API key is owned by the workspace's API keys. Admins may also "
-        "resync, reconcile, disconnect and erase a mailbox, and verify or remove its aliases. "
-        "Nobody "
+        "resync, reconcile, disconnect and erase a mailbox, approve its address, and verify or "
+        "remove its aliases. Nobody "
         "grants a role above their own, and the last owner cannot be demoted or removed. "
         "What of a thread a person sees is decided by mailbox visibility "
         "(`mailsync_shared.visibility`), not by role.",

@@ -117,6 +117,8 @@ async def chosen_mailbox(
         raise not_yours()
     if mailbox.status.state == "disconnected":
         raise conflict(f"mailbox {mailbox_id} is disconnected")
+    if not mailbox.in_service:
+        raise conflict(f"mailbox {mailbox_id} awaits an admin's approval of its address")
     return mailbox
 
 
@@ -135,7 +137,7 @@ async def thread_mailbox(
         if document is None:
             continue
         mailbox = MailboxDocument.from_document(document)
-        if mailbox.status.state == "disconnected":
+        if not mailbox.in_service:
             continue
         connected = True
         if may_send_from(principal, mailbox):

@@ -39,9 +39,10 @@ from pymongo.errors import BulkWriteError
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import MailboxDocument
+from mailsync_shared.storage.documents import OUT_OF_SERVICE, MailboxDocument
 
-CONNECTED = {"status.state": {"$ne": "disconnected"}}
+# A mailbox awaiting approval of its address is not synced either.
+CONNECTED = {"status.state": {"$nin": list(OUT_OF_SERVICE)}}
 DUPLICATE_KEY = 11000
 
 

@@ -15,7 +15,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from mailsync_ingest.folders import folder_key
 from mailsync_shared.clock import utcnow
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import FolderCheckpoint, FolderGap, MailboxState
+from mailsync_shared.storage.documents import (
+    OUT_OF_SERVICE,
+    FolderCheckpoint,
+    FolderGap,
+    MailboxState,
+)
 
 # `last_synced_at` of a quiet mailbox is refreshed this often: a write per mailbox per
 # interval is the steady load a worker puts on the store.
@@ -40,7 +45,7 @@ class MailboxRecord:
             "_id": mailbox_id,
             "workspace_id": workspace_id,
             "lease.owner": worker_id,
-            "status.state": {"$ne": "disconnected"},
+            "status.state": {"$nin": list(OUT_OF_SERVICE)},
         }
         self._staged: dict[str, Any] = {}
         self._state: MailboxState | None = None

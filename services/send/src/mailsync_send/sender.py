@@ -198,8 +198,8 @@ class Sender:
             return await self._report(
                 store, outbox, request, mailbox, composed, delivery=None, copy="check"
             )
-        if mailbox is None or mailbox.status.state == "disconnected":
-            reason = "the sending mailbox is not connected"
+        if mailbox is None or not mailbox.in_service:
+            reason = "the sending mailbox is not connected, or its address awaits approval"
             return await self._give_up(store, outbox, request, "failed", reason)
 
         now = utcnow()

@@ -16,7 +16,11 @@ from mailsync_shared.ids import new_id
 
 Visibility = Literal["private", "metadata", "subject", "workspace"]
 Security = Literal["none", "starttls", "tls"]
-MailboxState = Literal["connecting", "backfilling", "live", "error", "disconnected"]
+MailboxState = Literal[
+    "awaiting_approval", "connecting", "backfilling", "live", "error", "disconnected"
+]
+# A mailbox in one of these states is neither synced nor sent from.
+OUT_OF_SERVICE: tuple[MailboxState, ...] = ("awaiting_approval", "disconnected")
 SendState = Literal["queued", "sending", "sent", "failed", "unknown", "cancelled"]
 CapturePolicy = Literal["none", "sent", "sent_and_received"]
 
@@ -36,7 +40,10 @@ class StoredDocument(BaseModel):
 
 
 class ServerAccount(BaseModel):
-    """How to reach one of the mailbox's servers; the password is stored encrypted."""
+    """How to reach one of the mailbox's servers; the password is stored encrypted.
+
+    Every stored secret is a field named `*_encrypted`; disconnecting erases them all.
+    """
 
     host: str
     port: int
@@ -55,6 +62,11 @@ class ServerAccount(BaseModel):
         default=None, description="`xoauth2`: Fernet token of the client secret, if it has one."
     )
     scope: str | None = Field(default=None, description="`xoauth2`: scope asked for on refresh.")
+
+
+SECRET_FIELDS: tuple[str, ...] = tuple(
+    name for name in ServerAccount.model_fields if name.endswith("_encrypted")
+)
 
 
 class SyncPolicy(BaseModel):
@@ -116,6 +128,14 @@ class Lease(BaseModel):
     term: int = Field(default=0, description="The lease term won in `mailbox_lease_terms`.")
 
 
+class AddressProof(BaseModel):
+    """Why the mailbox may use its address: it is the login's own, or an admin vouched."""
+
+    method: Literal["login", "admin"]
+    at: datetime = Field(default_factory=utcnow)
+    by: str | None = Field(default=None, description="`admin`: who approved, as `user:<id>`.")
+
+
 class MailboxAlias(BaseModel):
     """Another address the mailbox may send as; only a verified one is used as From."""
 
@@ -123,6 +143,7 @@ class MailboxAlias(BaseModel):
     name: str = ""
     verified: bool = False
     verified_at: datetime | None = None
+    verified_by: str | None = Field(default=None, description="Who verified it, as `user:<id>`.")
 
 
 class MailboxDocument(StoredDocument):
@@ -146,6 +167,14 @@ class MailboxDocument(StoredDocument):
     reconcile_requested_at: datetime | None = Field(
         default=None, description="Set by the api; ingest reconciles and clears it."
     )
+    address_proof: AddressProof | None = Field(
+        default=None, description="How the address was proven; None while it awaits approval."
+    )
+
+    @property
+    def in_service(self) -> bool:
+        """Synced and sent from: connected, and its address proven."""
+        return self.status.state not in OUT_OF_SERVICE
 
     def can_send_as(self, address: str) -> bool:
         """Whether From may be `address`: the mailbox's own address or a verified alias."""

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from mailsync_api import mailbox_aliases
-from mailsync_api.dependencies import PrincipalDep, ViewerDep, WorkspaceDep
+from mailsync_api.dependencies import PrincipalDep, WorkspaceDep
 from mailsync_api.mailboxes import load_mailbox
 from mailsync_api.problems import ProblemError, problem_responses
 from mailsync_api.routes.mailboxes import mailbox_out
@@ -43,13 +43,14 @@ async def add_alias(
     return await mailbox_out(store, added, principal.viewer)
 
 
-@router.post("/{address}/verify")
+@router.post("/{address}/verify", responses=problem_responses(409))
 async def verify_alias(
-    mailbox_id: MailboxId, address: AliasAddress, store: WorkspaceDep, viewer: ViewerDep
+    mailbox_id: MailboxId, address: AliasAddress, store: WorkspaceDep, principal: PrincipalDep
 ) -> MailboxOut:
-    """Vouch, as an admin, that the mailbox's user owns the alias; it may then be From."""
-    verified = await mailbox_aliases.verify_alias(store, mailbox_id, address)
-    return await mailbox_out(store, verified, viewer)
+    """Vouch, as an admin, that the mailbox's user owns the alias; it may then be From. Who
+    verified it and when is recorded."""
+    verified = await mailbox_aliases.verify_alias(store, mailbox_id, address, principal.requester)
+    return await mailbox_out(store, verified, principal.viewer)
 
 
 @router.delete("/{address}")

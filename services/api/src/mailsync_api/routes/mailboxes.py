@@ -136,6 +136,17 @@ async def reconcile_mailbox(
     return await mailbox_out(store, reconciling, principal.viewer)
 
 
+@router.post("/{mailbox_id}/approve-address", responses=problem_responses(409))
+async def approve_address(
+    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep, kept: KeptMailboxesDep
+) -> MailboxOut:
+    """Vouch, as an admin, that the mailbox's owner holds its address (which is not its login's
+    own); the approval is recorded with who gave it and when, and the mailbox starts syncing."""
+    approved = await mailboxes.approve_address(store, mailbox_id, principal.requester)
+    kept.forget(store.workspace_id, mailbox_id)
+    return await mailbox_out(store, approved, principal.viewer)
+
+
 @router.get("/{mailbox_id}/sync-summary")
 async def get_sync_summary(mailbox_id: MailboxId, store: WorkspaceDep) -> SyncSummary:
     """What gets synced, which direction it flows and who can see it, in plain words."""

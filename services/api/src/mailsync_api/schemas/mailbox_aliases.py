@@ -22,6 +22,9 @@ class AliasOut(BaseModel):
     name: str
     verified: bool = Field(description="Only a verified alias may be used as From.")
     verified_at: datetime | None
+    verified_by: str | None = Field(
+        default=None, description="Who verified it: `user:<id>`, or `key:<id>` for an API key."
+    )
 
     @classmethod
     def of(cls, alias: MailboxAlias) -> "AliasOut":
@@ -30,4 +33,5 @@ class AliasOut(BaseModel):
             name=alias.name,
             verified=alias.verified,
             verified_at=alias.verified_at,
+            verified_by=alias.verified_by,
         )

@@ -260,6 +260,14 @@ class StatusOut(BaseModel):
     )
 
 
+class AddressProofOut(BaseModel):
+    method: Literal["login", "admin"] = Field(
+        description="`login`: the address is the login's own; `admin`: an admin approved it."
+    )
+    at: datetime
+    by: str | None = Field(description="`admin`: who approved it (`user:<id>` or `key:<id>`).")
+
+
 class MailboxOut(BaseModel):
     id: str
     address: str
@@ -278,6 +286,11 @@ class MailboxOut(BaseModel):
     folders: list[FolderProgress]
     connected_at: datetime
     disconnected_at: datetime | None
+    address_proof: AddressProofOut | None = Field(
+        default=None,
+        description="How the address was proven; null while it awaits an admin's approval "
+        "(state `awaiting_approval`: not synced, not sent from).",
+    )
 
     @classmethod
     def of(
@@ -324,6 +337,11 @@ class MailboxOut(BaseModel):
             ],
             connected_at=document.connected_at,
             disconnected_at=document.disconnected_at,
+            address_proof=(
+                AddressProofOut(**document.address_proof.model_dump())
+                if document.address_proof
+                else None
+            ),
         )
 
 
