@@ -22,8 +22,10 @@ from mailsync_capture.app import create_app as create_capture_app
 from mailsync_capture.settings import Settings as CaptureSettings
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import MailboxDocument, ServerAccount
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, exchange_for
+from tests.support.captured_mail import MAILBOX_ID, OWNER
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 
@@ -151,10 +153,32 @@ class ServiceWorkspace:
         await publish_raw(self.broker, body, like, message_id=message_id)
 
 
+async def owner_mailbox(mongo: AsyncDatabase[Document], workspace_id: str) -> None:
+    """The mailbox the test mail (`tests.support.captured_mail`) is seen in, shared with the
+    workspace so its public events carry everything they may; one workspace at a time holds
+    its id."""
+    await mongo["mailboxes"].delete_one({"_id": MAILBOX_ID})
+    account = ServerAccount(host="127.0.0.1", port=1, username=OWNER)
+    mailbox = MailboxDocument(
+        _id=MAILBOX_ID,
+        workspace_id=workspace_id,
+        address=OWNER,
+        imap=account,
+        smtp=account,
+        visibility="workspace",
+    )
+    await mongo["mailboxes"].insert_one(mailbox.to_document())
+
+
 @pytest.fixture(name="ws")
 async def ws_fixture(
-    infra: Infra, broker: RabbitBroker, store: WorkspaceStore, workspace_id: str
+    infra: Infra,
+    broker: RabbitBroker,
+    store: WorkspaceStore,
+    workspace_id: str,
+    mongo: AsyncDatabase[Document],
 ) -> AsyncIterator[ServiceWorkspace]:
+    await owner_mailbox(mongo, workspace_id)
     async with taps(infra.rabbitmq_url) as tap:
         yield ServiceWorkspace(
             id=workspace_id,

@@ -20,7 +20,7 @@ from tests.integration.conftest_capture import (  # noqa: F401  (fixtures regist
     associate_service_fixture,
     ws_fixture,
 )
-from tests.support.captured_mail import OWNER, captured, stored_mail
+from tests.support.captured_mail import MAILBOX_ID, OWNER, captured, stored_mail
 from tests.support.mail import build_message
 from tests.support.polling import eventually
 
@@ -241,3 +241,38 @@ async def test_invalid_message_is_dead_lettered_with_the_reason(ws: ServiceWorks
     assert str(letter.headers[REASON_HEADER]).startswith("ValidationError")
     assert ASSOCIATE_MESSAGES.queue.name in str(letter.headers.get("x-mailsync-queue"))
     assert await ws.store.messages.count({}) == 0
+
+
+@pytest.mark.parametrize("visibility", ["private", "metadata", "workspace"])
+async def test_public_events_carry_what_the_mailboxs_visibility_publishes(
+    ws: ServiceWorkspace, visibility: str
+) -> None:
+    await ws.store.mailboxes.update_one({"_id": MAILBOX_ID}, {"$set": {"visibility": visibility}})
+    await seed_records(ws.store)
+    email = build_message(
+        sender=ANN,
+        to=[OWNER],
+        subject="Canary 51c2",
+        body="x",
+        extra_headers={"Bcc": "boss-51c2@acme.test"},
+    )
+    message = await stored_mail(ws.store, email)
+    await ws.publish(captured(ws.id, message))
+
+    published = await ws.events.wait_for(
+        lambda e: {LOGGED, ASSOCIATED} <= {x["type"] for x in e}, "EmailLogged and ThreadAssociated"
+    )
+    text = json.dumps(published)
+    logged = next(e for e in published if e["type"] == LOGGED)["data"]
+    associated = next(e for e in published if e["type"] == ASSOCIATED)["data"]
+
+    assert "boss-51c2" not in text
+    assert ("Canary 51c2" in text) == (visibility == "workspace")
+    assert (logged["message_id"] == message.message_id) == (visibility != "private")
+    assert ([p["address"] for p in logged["participants"]] == [ANN, OWNER]) == (
+        visibility != "private"
+    )
+    assert all("@" not in reason["reason"] for reason in associated["reasons"])
+    assert associated["contact_ids"], "the record ids are published at every level"
+    stored = await logged_message(ws.store, message.message_id)
+    assert stored["subject"] == "Canary 51c2", "what is stored is whole"

@@ -120,6 +120,8 @@ async def test_a_reply_is_delivered_saved_in_sent_and_reported(
     assert sent.from_.address == owner.address
     assert [a.address for a in sent.to] == [client.address]
     assert sent.send_request_id == request.id
+    assert mailbox.visibility == "metadata"
+    assert (sent.subject, sent.bcc) == ("", []), "a metadata mailbox publishes no subject"
 
 
 async def test_a_redelivered_request_that_was_sent_sends_nothing(
@@ -204,6 +206,8 @@ async def test_an_unknown_recipient_fails_the_request_with_the_servers_reason(
     assert event.data.mailbox_id == mailbox.id
     assert event.data.permanent is True
     assert "550" in event.data.reason
+    assert nobody not in event.data.reason, "a server reply is published without addresses"
+    assert "[address]" in event.data.reason
     assert await sent_events.drain() == []
     assert await raw_in(infra, owner, "Sent") == []
 

@@ -7,6 +7,7 @@ from mailsync_shared.storage.raw_messages import store_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 OWNER = "owner@acme.test"
+MAILBOX_ID = "mb-owner"
 
 
 async def stored_mail(
@@ -31,7 +32,7 @@ async def stored_mail(
         )
 
     source = {
-        "mailbox_id": "mb-owner",
+        "mailbox_id": MAILBOX_ID,
         "folder": folder,
         "folder_role": "sent" if folder == "Sent" else "inbox",
         "uidvalidity": 1,
@@ -39,7 +40,7 @@ async def stored_mail(
     }
     return MailMessage.model_validate(
         {
-            "mailbox_id": "mb-owner",
+            "mailbox_id": MAILBOX_ID,
             "owner_address": OWNER,
             "direction": direction,
             "source": source if with_source else None,
@@ -53,6 +54,7 @@ async def stored_mail(
             "from": addresses("From")[0],
             "to": addresses("To"),
             "cc": addresses("Cc"),
+            "bcc": addresses("Bcc"),
         }
     )
 

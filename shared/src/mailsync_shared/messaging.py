@@ -11,7 +11,9 @@ from faststream.rabbit.publisher import RabbitPublisher
 from pydantic import ValidationError
 
 from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.event_privacy import event_level, public_copy
 from mailsync_shared.ids import new_id
+from mailsync_shared.storage.documents import Visibility
 from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, exchange_for
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,10 @@ class EventPublisher:
             for event_type in event_types
         }
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Event, *, level: Visibility | None = None) -> None:
+        """A public event goes out cut to what mail at `level` publishes
+        (`mailsync_shared.event_privacy`); without a level, to what private mail publishes."""
+        event = public_copy(event, event_level(level))
         await self._send(event, event.model_dump_json(by_alias=True).encode(), event.id)
 
     async def publish_together(self, events: Sequence[Event]) -> None:

@@ -39,6 +39,7 @@ from mailsync_shared.storage.documents import (
     DealDocument,
     MessageDocument,
     ThreadDocument,
+    Visibility,
 )
 from mailsync_shared.storage.mailbox_directory import DIRECTORY
 from mailsync_shared.storage.raw_messages import load_raw
@@ -60,6 +61,7 @@ class BatchRepository(AssociateRepository):
         self._raw: dict[str, bytes | None] = {}
         self._owners: dict[str, str] = {}
         self._scopes: dict[str, str] = {}
+        self._visibilities: dict[str, Visibility] = {}
         self._records: Records = ([], [], [])
         self._records_for: set[str] = set()
         self._touched: dict[str, None] = {}
@@ -148,6 +150,11 @@ class BatchRepository(AssociateRepository):
         if not set(mailbox_ids) <= set(self._owners):
             return await super().mailbox_addresses(mailbox_ids)
         return [self._owners[m] for m in mailbox_ids if self._owners[m]]
+
+    async def mailbox_visibility(self, mailbox_id: str) -> Visibility | None:
+        if mailbox_id in self._visibilities:
+            return self._visibilities[mailbox_id]
+        return await super().mailbox_visibility(mailbox_id)
 
     async def mailbox_scope(self, mailbox_id: str) -> str:
         if mailbox_id not in self._scopes:

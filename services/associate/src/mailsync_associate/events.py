@@ -26,7 +26,7 @@ def email_logged(workspace_id: str, logged: Logged) -> EmailLogged:
             direction=stored.direction,
             subject=stored.subject,
             date=stored.date,
-            participants=logged.message.participants(),
+            participants=logged.message.participants(bcc=False),
         ),
     )
     return event.model_copy(

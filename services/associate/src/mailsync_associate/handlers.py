@@ -21,10 +21,12 @@ from pymongo.errors import DuplicateKeyError
 from mailsync_associate.batch import BatchRepository
 from mailsync_associate.events import email_logged, thread_associated
 from mailsync_associate.logbook import Logged, Skipped, log_message
+from mailsync_associate.sent_mail import sent_message
 from mailsync_shared.batching import Batcher
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.mail import MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent
+from mailsync_shared.event_privacy import event_level
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
@@ -120,7 +122,7 @@ def register_handlers(
                 await asyncio.wait([after])  # its outcome is for its own batch
             started = time.perf_counter()
             announced = await asyncio.gather(
-                *(announce(workspace_id, r) for r in results if isinstance(r, Logged)),
+                *(announce(workspace_id, r, repository) for r in results if isinstance(r, Logged)),
                 return_exceptions=True,
             )
             outcomes = iter(announced)
@@ -155,12 +157,15 @@ def register_handlers(
         )
         return final
 
-    async def announce(workspace_id: str, logged: Logged) -> None:
+    async def announce(workspace_id: str, logged: Logged, repository: BatchRepository) -> None:
         if logged.publish:
-            events: list[Event] = [email_logged(workspace_id, logged)]
+            event = email_logged(workspace_id, logged)
+            visibility = await repository.mailbox_visibility(event.data.mailbox_id)
+            level = event_level(visibility, private_thread=logged.thread.private)
+            events: list[Event] = [event]
             if logged.links_changed:
                 events.append(thread_associated(workspace_id, logged))
-            await asyncio.gather(*(publisher.publish(event) for event in events))
+            await asyncio.gather(*(publisher.publish(event, level=level) for event in events))
         logger.info(
             "message logged" if logged.publish else "message copy recorded",
             extra={
@@ -198,7 +203,9 @@ def register_handlers(
     @ASSOCIATE_SENT.subscriber(broker, title="associate.email-sent")
     async def on_email_sent(event: EmailSent) -> None:
         """Log a message sent through Mailsync at once, on the thread it replies on."""
-        message = event.data.message.model_copy(
+        published = event.data.message.model_copy(
             update={"direction": "sent", "send_request_id": event.data.send_request_id}
         )
+        store = WorkspaceStore(db, event.workspaceid)
+        message = await sent_message(store, published, event.data.send_request_id)
         await batcher.submit(event.workspaceid, ToLog(message, event.data.thread_id))

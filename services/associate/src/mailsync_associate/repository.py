@@ -37,6 +37,7 @@ from mailsync_shared.association.records import (
 )
 from mailsync_shared.association.scope import record_skipped
 from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.event_privacy import visibility_of
 from mailsync_shared.ids import stable_id
 from mailsync_shared.storage.documents import (
     CompanyDocument,
@@ -44,6 +45,7 @@ from mailsync_shared.storage.documents import (
     DealDocument,
     MessageDocument,
     ThreadDocument,
+    Visibility,
 )
 from mailsync_shared.storage.raw_messages import load_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
@@ -447,6 +449,13 @@ class AssociateRepository:
             {"_id": mailbox_id}, projection={"sync.scope": 1}
         )
         return str(((document or {}).get("sync") or {}).get("scope") or "all")
+
+    async def mailbox_visibility(self, mailbox_id: str) -> Visibility | None:
+        """The mailbox's visibility; None when it is gone."""
+        document = await self._store.mailboxes.find_one(
+            {"_id": mailbox_id}, projection={"visibility": 1}
+        )
+        return None if document is None else visibility_of(document)
 
     async def record_skipped(self, message: MailMessage) -> None:
         await record_skipped(self._store, message.mailbox_id, message.message_id)

@@ -43,6 +43,7 @@ from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendFailure, SentEmail
 from mailsync_shared.crypto import CredentialCipher, CredentialError
+from mailsync_shared.event_privacy import event_level
 from mailsync_shared.ids import stable_id
 from mailsync_shared.insert_batches import InsertBatches
 from mailsync_shared.mail_servers.hosts import HostGuard
@@ -51,7 +52,12 @@ from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
 from mailsync_shared.send_outbox import SendOutbox
 from mailsync_shared.storage.attachments import load_attachment
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.documents import MailboxDocument, SendRequestDocument, ServerAccount
+from mailsync_shared.storage.documents import (
+    MailboxDocument,
+    SendRequestDocument,
+    ServerAccount,
+    Visibility,
+)
 from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.raw_messages import load_raw, raw_id_for
 from mailsync_shared.storage.scoped import WorkspaceStore
@@ -128,6 +134,21 @@ def sent_message(
     )
 
 
+async def _event_level(
+    store: WorkspaceStore, request: SendRequestDocument, mailbox: MailboxDocument | None
+) -> Visibility:
+    """What `email.sent` may say: the mailbox's visibility, `private` on a private thread."""
+    thread = (
+        await store.threads.find_one({"_id": request.thread_id}, projection={"private": 1})
+        if request.thread_id
+        else None
+    )
+    return event_level(
+        mailbox.visibility if mailbox else None,
+        private_thread=bool(thread and thread.get("private")),
+    )
+
+
 async def _store_raw(inserts: InsertBatches, store: WorkspaceStore, data: bytes) -> str:
     """Store the message's bytes unless they are there: an insert (written with those of other
     sends), not a read and an upsert."""
@@ -199,7 +220,11 @@ class Sender:
                 store, outbox, request, mailbox, composed, delivery=None, copy="check"
             )
         if mailbox is None or not mailbox.in_service:
-            reason = "the sending mailbox is not connected, or its address awaits approval"
+            reason = (
+                "the sending mailbox's address awaits an admin's approval"
+                if mailbox is not None and mailbox.status.state == "awaiting_approval"
+                else "the sending mailbox is not connected"
+            )
             return await self._give_up(store, outbox, request, "failed", reason)
 
         now = utcnow()
@@ -480,7 +505,7 @@ class Sender:
                 message=sent_message(request, request.mailbox_id, owner, composed, raw_id),
             ),
         ).model_copy(update={"id": stable_id("email_sent", request.id)})
-        await self._publisher.publish(event)
+        await self._publisher.publish(event, level=await _event_level(store, request, mailbox))
         note = "; ".join(notes) or None
         if delivery is None:
             await outbox.mark_reported(request, note=note)

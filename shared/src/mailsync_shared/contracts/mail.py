@@ -76,12 +76,13 @@ class MailMessage(Contract):
 
     model_config = Contract.model_config | {"populate_by_name": True}
 
-    def participants(self) -> list[Address]:
-        """Every address on the message, sender first, without repeats."""
+    def participants(self, *, bcc: bool = True) -> list[Address]:
+        """Every address on the message, sender first, without repeats; Bcc only if `bcc`."""
         seen: set[str] = set()
         result: list[Address] = []
         candidates = [self.from_] if self.from_ else []
-        for address in [*candidates, *self.to, *self.cc, *self.bcc, *self.reply_to]:
+        hidden = self.bcc if bcc else []
+        for address in [*candidates, *self.to, *self.cc, *hidden, *self.reply_to]:
             if address.address not in seen:
                 seen.add(address.address)
                 result.append(address)

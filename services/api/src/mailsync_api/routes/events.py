@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 
+from mailsync_shared.event_privacy import summary
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.topology import PUBLIC_EVENTS
 
@@ -24,7 +25,7 @@ def public_events_document(rabbitmq_url: str, version: str) -> dict[str, Any]:
         description=(
             "Facts Mailsync publishes on the `mailsync.events` topic exchange. Routing keys "
             "are `<event type>.<workspace id>`; bind your own queue to select types or one "
-            "workspace."
+            "workspace. " + summary()
         ),
     ).to_specification()
     document: dict[str, Any] = specification.to_jsonable()
