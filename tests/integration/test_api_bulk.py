@@ -8,6 +8,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from mailsync_shared.association.records import thread_ref_id
+from mailsync_shared.contracts.mail import Address
+from mailsync_shared.storage.attachments import load_attachment, store_attachment
+from mailsync_shared.storage.capture_rules import CaptureDecisionDocument
+from mailsync_shared.storage.documents import MailboxStatus, MessageDocument, SendRequestDocument
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
     api_db_fixture,
@@ -219,9 +224,150 @@ async def test_erasing_synced_data_needs_an_admin_a_confirmation_and_a_disconnec
         "threads_updated": 1,
         "raw_messages_deleted": 1,
         "skipped_markers_deleted": 0,
+        "capture_decisions_deleted": 0,
+        "send_requests_deleted": 0,
+        "attachments_deleted": 0,
     }
     assert await ws.store.threads.find_one({"_id": only_here.id}) is None
     kept = await ws.store.threads.find_one({"_id": both.id})
     assert kept is not None
     assert kept["mailbox_ids"] == [other.id]
     assert await ws.store.mailboxes.find_one({"_id": mailbox.id}) is not None
+
+
+async def test_erasing_removes_everything_derived_from_the_mailbox(
+    api: httpx.AsyncClient, ws: ApiWorkspace
+) -> None:
+    """Raw bytes (chunks too), messages, thread fields and refs, capture decisions, send
+    requests and their attachments: nothing of the erased mailbox's mail is left."""
+    gone = mailbox_document(ws.id, "gone@acme.test", status=MailboxStatus(state="disconnected"))
+    stays = mailbox_document(ws.id, "stays@acme.test")
+    for document in (gone, stays):
+        await ws.store.mailboxes.insert_one(document.to_document())
+    await ws.store.contacts.insert_one(
+        {"_id": f"{ws.id}-secret", "name": "Secret", "emails": ["secret-9c1@client.test"]}
+    )
+    secret = await insert_mail(
+        ws,
+        [gone.id],
+        subject="Secret first 9c1",
+        at=T0,
+        participants=("gone@acme.test", "secret-9c1@client.test"),
+        contact_ids=[f"{ws.id}-secret"],
+    )
+    await ws.store.threads.update_one(
+        {"_id": secret.id},
+        {
+            "$set": {
+                "link_reasons": [
+                    {
+                        "record_type": "contact",
+                        "record_id": f"{ws.id}-secret",
+                        "reason": "secret-9c1@client.test is an address of contact Secret",
+                    }
+                ]
+            }
+        },
+    )
+    # A later reply seen only in the mailbox that stays, on the same thread.
+    later = MessageDocument(
+        workspace_id=ws.id,
+        message_id="<later-9c1@client.test>",
+        thread_id=secret.id,
+        mailbox_ids=[stays.id],
+        direction="received",
+        from_=Address(address="ann@client.test"),
+        to=[Address(address="stays@acme.test")],
+        subject="Re: Later",
+        date=T0 + timedelta(days=1),
+        in_reply_to=[f"<{secret.id}@client.test>"],
+        raw_id="raw-later-9c1",
+    )
+    await ws.store.messages.insert_one(later.to_document())
+    await ws.store.raw_messages.insert_one({"_id": later.raw_id, "size": 1, "data": b"x"})
+    await ws.store.threads.update_one(
+        {"_id": secret.id}, {"$push": {"mailbox_ids": stays.id}, "$set": {"message_count": 2}}
+    )
+    chunked_only = await insert_mail(ws, [gone.id], subject="Big 9c1", at=T0)
+    big_raw = f"raw-{chunked_only.id}"
+    await ws.store.raw_messages.delete_many({"_id": big_raw})
+    await ws.store.raw_messages.insert_one({"_id": big_raw, "size": 2, "chunks": 2})
+    for index in range(2):
+        await ws.store.raw_messages.insert_one(
+            {"_id": f"{big_raw}:{index}", "chunk_of": big_raw, "index": index, "data": b"x"}
+        )
+    for logged in (secret, chunked_only):
+        await ws.store.thread_refs.insert_one(
+            {
+                "_id": thread_ref_id(ws.id, "message-id", f"<{logged.id}@client.test>"),
+                "thread_ids": [logged.id],
+            }
+        )
+    for message_id, mailbox_id in (
+        (f"<{secret.id}@client.test>", gone.id),
+        ("<skipped-9c1@client.test>", gone.id),
+        ("<later-9c1@client.test>", stays.id),
+    ):
+        decision = CaptureDecisionDocument(
+            workspace_id=ws.id,
+            address="secret-9c1@client.test",
+            decision="skipped",
+            rule="policy_none",
+            message_id=message_id,
+            mailbox_id=mailbox_id,
+        )
+        await ws.store.capture_decisions.insert_one(decision.to_document())
+    only_gone = await store_attachment(ws.store, b"only gone 9c1", filename="a.txt")
+    shared = await store_attachment(ws.store, b"shared 9c1", filename="b.txt")
+    for mailbox, attached in ((gone, [only_gone, shared]), (stays, [shared])):
+        request = SendRequestDocument(
+            workspace_id=ws.id,
+            mailbox_id=mailbox.id,
+            idempotency_key=f"k-{mailbox.id}",
+            from_=Address(address=mailbox.address),
+            to=[Address(address="secret-9c1@client.test")],
+            subject="Sent 9c1",
+            body_text="x",
+            message_id=f"<sent-{mailbox.id}@acme.test>",
+            attachments=attached,
+            state="sent",
+            raw_id=f"raw-sent-{mailbox.id}",
+        )
+        await ws.store.send_requests.insert_one(request.to_document())
+        await ws.store.raw_messages.insert_one({"_id": request.raw_id, "size": 1, "data": b"x"})
+
+    erased = await api.delete(
+        f"/v1/mailboxes/{gone.id}/synced-data", params={"confirm": gone.address}, headers=ws.auth
+    )
+
+    assert erased.status_code == 200, erased.text
+    report = erased.json()
+    assert (report["messages_deleted"], report["threads_deleted"]) == (2, 1)
+    assert (report["capture_decisions_deleted"], report["send_requests_deleted"]) == (2, 1)
+    assert report["attachments_deleted"] == 1
+    raw_left = {d["_id"] for d in await ws.store.raw_messages.find({})}
+    assert raw_left == {"raw-later-9c1", f"raw-sent-{stays.id}"}
+    thread = await ws.store.threads.find_one({"_id": secret.id})
+    assert thread is not None
+    assert "9c1" not in json.dumps(
+        {k: v for k, v in thread.items() if k not in ("message_ids", "logged_message_ids")},
+        default=str,
+    )
+    assert (thread["subject"], thread["message_count"]) == ("Re: Later", 1)
+    assert thread["mailbox_ids"] == [stays.id]
+    assert sorted(thread["participants"]) == ["ann@client.test", "stays@acme.test"]
+    assert thread["contact_ids"] == []
+    assert thread["first_message_at"] == thread["last_message_at"]
+    refs = await ws.store.thread_refs.find({})
+    assert refs, "the kept thread is still found by its remaining message's ids"
+    assert all(ref["thread_ids"] == [secret.id] for ref in refs)
+    assert thread_ref_id(ws.id, "message-id", "<later-9c1@client.test>") in {r["_id"] for r in refs}
+    decisions = await ws.store.capture_decisions.find({})
+    assert [d["message_id"] for d in decisions] == ["<later-9c1@client.test>"]
+    requests = await ws.store.send_requests.find({})
+    assert [r["mailbox_id"] for r in requests] == [stays.id]
+    assert await load_attachment(ws.store, only_gone.attachment_id) is None
+    assert await load_attachment(ws.store, shared.attachment_id) == b"shared 9c1"
+    stored = await ws.store.mailboxes.find_one({"_id": gone.id})
+    assert stored is not None
+    assert stored["erased_at"] is not None

@@ -10,8 +10,10 @@ import pytest
 from mailsync_associate.batch import BatchRepository
 from mailsync_associate.logbook import Logged, log_message
 from mailsync_associate.repository import AssociateRepository
+from mailsync_shared.association.scope import skipped_unmatched
 from mailsync_shared.contracts.outbound import EmailSent, SentEmail
 from mailsync_shared.messaging import REASON_HEADER
+from mailsync_shared.storage.capture_rules import CaptureDecisionDocument
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.topology import ASSOCIATE_MESSAGES
@@ -276,3 +278,71 @@ async def test_public_events_carry_what_the_mailboxs_visibility_publishes(
     assert associated["contact_ids"], "the record ids are published at every level"
     stored = await logged_message(ws.store, message.message_id)
     assert stored["subject"] == "Canary 51c2", "what is stored is whole"
+
+
+async def decided(store: WorkspaceStore, message_id: str) -> None:
+    """A decision capture would have stored about the message's sender."""
+    decision = CaptureDecisionDocument(
+        workspace_id=store.workspace_id,
+        address=ANN,
+        decision="skipped",
+        rule="policy_none",
+        message_id=message_id,
+        mailbox_id=MAILBOX_ID,
+    )
+    await store.capture_decisions.insert_one(decision.to_document())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status.state": "disconnected"},
+        {"status.state": "disconnected", "erased_at": datetime.now(UTC)},
+    ],
+    ids=["disconnected", "erased"],
+)
+async def test_a_message_still_queued_for_a_stopped_mailbox_is_dropped_with_its_bytes(
+    ws: ServiceWorkspace, change: dict[str, Any]
+) -> None:
+    await seed_records(ws.store)
+    email = build_message(sender=ANN, to=[OWNER], subject="Late 3e1", body="queued before")
+    message = await stored_mail(ws.store, email)
+    await decided(ws.store, message.message_id)
+    await ws.store.mailboxes.update_one({"_id": MAILBOX_ID}, {"$set": change})
+
+    await ws.publish(captured(ws.id, message))
+
+    async def bytes_gone() -> bool:
+        return await ws.store.raw_messages.count({"_id": message.raw_id}) == 0
+
+    await eventually(bytes_gone, what="the dropped message's raw bytes deleted")
+    assert await ws.store.messages.count({}) == 0
+    assert await ws.store.threads.count({}) == 0
+    assert await ws.store.thread_refs.count({}) == 0
+    assert await ws.store.capture_decisions.count({}) == 0
+    assert await ws.events.drain() == []
+
+
+async def test_a_skipped_client_only_message_leaves_no_bytes_and_no_decisions(
+    ws: ServiceWorkspace,
+) -> None:
+    await ws.store.mailboxes.update_one(
+        {"_id": MAILBOX_ID}, {"$set": {"sync.scope": "client_only"}}
+    )
+    email = build_message(sender="stranger-3e1@else.test", to=[OWNER], subject="Hi", body="x")
+    message = await stored_mail(ws.store, email)
+    await decided(ws.store, message.message_id)
+
+    await ws.publish(captured(ws.id, message))
+
+    async def forgotten() -> bool:
+        counted = await skipped_unmatched(ws.store, MAILBOX_ID) == 1
+        return counted and await ws.store.raw_messages.count({"_id": message.raw_id}) == 0
+
+    await eventually(forgotten, what="the message counted as skipped and its bytes deleted")
+    assert await ws.store.capture_decisions.count({}) == 0
+    assert await ws.store.messages.count({}) == 0
+    marker = await ws.store.collection("skipped_messages").find_one({})
+    assert marker is not None
+    assert "stranger" not in json.dumps(marker, default=str)
+    assert message.message_id not in json.dumps(marker, default=str)

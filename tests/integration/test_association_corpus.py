@@ -95,8 +95,14 @@ async def processed(
             )
             await publish(broker, fetched)
 
+        # Decisions about skipped messages are deleted with them.
         expected_decisions = len(
-            {(m.mail.message_id, a) for m in corpus.messages for a in m.capture}
+            {
+                (m.mail.message_id, a)
+                for m in corpus.messages
+                if m.mail.message_id in corpus.stored_messages
+                for a in m.capture
+            }
         )
         cora = corpus.mailboxes[2]["_id"]
 
@@ -145,6 +151,12 @@ async def test_every_message_is_stored_threaded_and_decided_as_written_down(
                 mismatches.append(f"{message.key}: not on thread {message.thread}")
             if message.mail.mailbox_id not in stored[mid]["mailbox_ids"]:
                 mismatches.append(f"{message.key}: mailbox link missing")
+        if mid not in stored:
+            # Skipped: nothing of it is kept, capture's decisions included.
+            kept = sorted(address for (decided, address) in decisions if decided == mid)
+            if kept:
+                mismatches.append(f"{message.key}: skipped, yet decisions about {kept} kept")
+            continue
         if last_copy[mid] is not message:
             continue  # a later copy re-decided this message
         for address, (decision, rule) in message.capture.items():
@@ -222,6 +234,10 @@ async def test_client_only_mailbox_counts_unmatched_mail_and_stores_none_of_it(
     unmatched = [m.mail.message_id for m in p.corpus.messages if not m.stored]
     assert await p.store.messages.count({"message_id": {"$in": unmatched}}) == 0
     assert await p.store.threads.count({"message_ids": {"$in": unmatched}}) == 0
+    assert await p.store.capture_decisions.count({"message_id": {"$in": unmatched}}) == 0
+    raw_ids = [m.mail.raw_id for m in p.corpus.messages if m.mail.message_id in unmatched]
+    assert raw_ids, "the corpus records the raw ids of what it published"
+    assert await p.store.raw_messages.count({"_id": {"$in": raw_ids}}) == 0, "no bytes kept"
 
 
 async def test_unassigned_thread_gets_suggestions_and_a_manual_link_that_sticks(

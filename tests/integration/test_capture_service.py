@@ -334,3 +334,23 @@ async def test_a_batch_rewrites_decisions_already_stored(mongo: AsyncDatabase[Do
     )
     assert all(d["at"] > first[d["_id"]] for d in decisions), "stored ones were rewritten"
     assert await store.capture_decisions.count({}) == 3 + 2 + 3
+
+
+async def test_a_message_of_a_disconnected_mailbox_is_dropped_with_its_bytes(
+    ws: ServiceWorkspace, captured: Tap
+) -> None:
+    await ws.store.mailboxes.update_one(
+        {"_id": "mb-owner"}, {"$set": {"status.state": "disconnected"}}
+    )
+    dropped = fetched(ws.id, to=[{"address": "dropped-5d2@client.test"}])
+    await ws.store.raw_messages.insert_one({"_id": dropped.data.raw_id, "size": 1, "data": b"x"})
+
+    await ws.publish(dropped)
+
+    async def bytes_gone() -> bool:
+        return await ws.store.raw_messages.count({"_id": dropped.data.raw_id}) == 0
+
+    await eventually(bytes_gone, what="the dropped message's bytes deleted")
+    assert await ws.store.capture_decisions.count({}) == 0
+    assert await ws.store.contacts.count({}) == 0
+    assert await captured.drain() == []

@@ -1,9 +1,14 @@
 """Erasing what was synced from one mailbox: an explicit admin action, separate from
 disconnecting, which keeps the logged mail.
 
-A message seen only in this mailbox is deleted with its raw bytes; a message also seen in
-another mailbox only loses this mailbox's copy. Threads left empty are deleted, the others
-recounted. The mailbox itself, contacts and other records are not touched.
+The mailbox is marked erased first, so that capture and associate drop its messages still in
+their queues instead of logging them again. A message seen only in this mailbox is deleted
+with its raw bytes (chunks included) and capture's decisions about it; a message also seen in
+another mailbox only loses this mailbox's copy. Threads left empty are deleted with their
+refs; the others are recomputed from their remaining messages (subject, participants,
+counts, dates, links unless a person set them, refs). The mailbox's send requests go with
+their raw bytes and attachments no other request names. The mailbox document itself (with no
+credentials left), contacts and other records stay.
 """
 
 import logging
@@ -15,7 +20,17 @@ from pydantic import BaseModel, Field
 from mailsync_api.mailboxes import load_mailbox
 from mailsync_api.problems import conflict, invalid
 from mailsync_api.threads import oldest_first
-from mailsync_shared.storage.documents import MessageDocument
+from mailsync_shared.association.linking import counterpart_addresses, link_records
+from mailsync_shared.association.records import (
+    links_update,
+    mailbox_addresses,
+    records_for,
+    thread_ref_id,
+)
+from mailsync_shared.clock import utcnow
+from mailsync_shared.storage.attachments import delete_unused_attachments
+from mailsync_shared.storage.documents import MessageDocument, SendRequestDocument, ThreadDocument
+from mailsync_shared.storage.raw_messages import delete_unused_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.storage.unstored_mail import UNSTORED_COLLECTION
 
@@ -36,6 +51,9 @@ class SyncedDataRemoved(BaseModel):
                     "threads_updated": 3,
                     "raw_messages_deleted": 120,
                     "skipped_markers_deleted": 58,
+                    "capture_decisions_deleted": 240,
+                    "send_requests_deleted": 6,
+                    "attachments_deleted": 2,
                 }
             ]
         }
@@ -50,6 +68,11 @@ class SyncedDataRemoved(BaseModel):
     threads_updated: int = Field(description="Threads recounted without the deleted messages.")
     raw_messages_deleted: int
     skipped_markers_deleted: int
+    capture_decisions_deleted: int = Field(
+        description="What capture decided about the participants of the deleted messages."
+    )
+    send_requests_deleted: int = Field(description="Requests to send from this mailbox.")
+    attachments_deleted: int = Field(description="Files that no remaining request names.")
 
 
 def _participants(messages: Sequence[MessageDocument]) -> list[str]:
@@ -61,8 +84,32 @@ def _participants(messages: Sequence[MessageDocument]) -> list[str]:
     return list(seen)
 
 
+def _mentioned_ids(messages: Sequence[MessageDocument]) -> list[str]:
+    """The `Message-ID`s the messages are or mention: what threading finds them by."""
+    return list(
+        dict.fromkeys(
+            m
+            for message in messages
+            for m in [message.message_id, *message.in_reply_to, *message.references]
+        )
+    )
+
+
+async def _forget_refs(store: WorkspaceStore, thread_ids: Sequence[str]) -> None:
+    """Take the threads out of every ref; refs naming no thread any more are deleted."""
+    gone = set(thread_ids)
+    for ref in await store.thread_refs.find({"thread_ids": {"$in": sorted(gone)}}):
+        remaining = [t for t in ref.get("thread_ids") or [] if t not in gone]
+        if remaining:
+            await store.thread_refs.update_one(
+                {"_id": ref["_id"]}, {"$set": {"thread_ids": remaining}}
+            )
+        else:
+            await store.thread_refs.delete_many({"_id": ref["_id"]})
+
+
 async def _recount_thread(store: WorkspaceStore, thread_id: str) -> bool:
-    """Recount a thread from its remaining messages; False when none remain and it is gone."""
+    """Recompute a thread from its remaining messages; False when none remain and it is gone."""
     remaining = oldest_first(
         [
             MessageDocument.from_document(document)
@@ -72,24 +119,61 @@ async def _recount_thread(store: WorkspaceStore, thread_id: str) -> bool:
     if not remaining:
         await store.threads.delete_many({"_id": thread_id})
         return False
+    found = await store.threads.find_one({"_id": thread_id})
+    if found is None:
+        return False
+    thread = ThreadDocument.from_document(found)
     dates = [message.date for message in remaining if message.date is not None]
-    await store.threads.update_one(
-        {"_id": thread_id},
-        {
-            "$set": {
-                "message_ids": [message.message_id for message in remaining],
-                "logged_message_ids": [message.message_id for message in remaining],
-                "mailbox_ids": list(
-                    dict.fromkeys(m for message in remaining for m in message.mailbox_ids)
-                ),
-                "participants": _participants(remaining),
-                "message_count": len(remaining),
-                "first_message_at": min(dates) if dates else None,
-                "last_message_at": max(dates) if dates else None,
-            }
-        },
-    )
+    mailbox_ids = list(dict.fromkeys(m for message in remaining for m in message.mailbox_ids))
+    participants = _participants(remaining)
+    subject = remaining[0].subject
+    fields: dict[str, Any] = {
+        "subject": subject,
+        # The normalized subject is associate's to compute; a changed subject joins nothing.
+        "subject_key": thread.subject_key if subject == thread.subject else "",
+        "provider_thread_ids": [
+            p for p in thread.provider_thread_ids if p.split(":", 1)[0] in mailbox_ids
+        ],
+        "message_ids": _mentioned_ids(remaining),
+        "logged_message_ids": [message.message_id for message in remaining],
+        "mailbox_ids": mailbox_ids,
+        "participants": participants,
+        "message_count": len(remaining),
+        "first_message_at": min(dates) if dates else None,
+        "last_message_at": max(dates) if dates else None,
+    }
+    if not thread.manually_linked:
+        owners = await mailbox_addresses(store, mailbox_ids)
+        addresses = counterpart_addresses(participants, owners)
+        contacts, companies, deals = await records_for(store, addresses)
+        links = link_records(addresses, contacts, companies, deals, automated=thread.automated)
+        fields |= links_update(links)
+    await store.threads.update_one({"_id": thread_id}, {"$set": fields})
+    for message_id in fields["message_ids"]:
+        await store.thread_refs.update_one(
+            {"_id": thread_ref_id(store.workspace_id, "message-id", message_id)},
+            {"$addToSet": {"thread_ids": thread_id}},
+            upsert=True,
+        )
     return True
+
+
+async def _remove_send_requests(
+    store: WorkspaceStore, mailbox_id: str
+) -> tuple[int, list[str], int]:
+    """Delete the mailbox's send requests; how many, their raw ids, attachments deleted."""
+    requests = [
+        SendRequestDocument.from_document(document)
+        for document in await store.send_requests.find({"mailbox_id": mailbox_id})
+    ]
+    if not requests:
+        return 0, [], 0
+    await store.send_requests.delete_many({"_id": {"$in": [request.id for request in requests]}})
+    attachments = await delete_unused_attachments(
+        store, [ref.attachment_id for request in requests for ref in request.attachments]
+    )
+    raw_ids = [request.raw_id for request in requests if request.raw_id]
+    return len(requests), raw_ids, attachments
 
 
 async def remove_synced_data(
@@ -100,8 +184,10 @@ async def remove_synced_data(
         raise invalid("query.confirm", "must be the mailbox's address, to confirm the deletion")
     if mailbox.status.state != "disconnected":
         raise conflict("disconnect the mailbox first, or its mail would be synced again")
+    # Marked before anything is deleted: from now on capture and associate drop its messages.
+    await store.mailboxes.update_one({"_id": mailbox_id}, {"$set": {"erased_at": utcnow()}})
     deleted: list[MessageDocument] = []
-    kept = 0
+    kept_ids: list[str] = []
     thread_ids: set[str] = set()
     async for document in store.messages.iterate({"mailbox_ids": mailbox_id}):
         message = MessageDocument.from_document(document)
@@ -110,7 +196,7 @@ async def remove_synced_data(
         if not others:
             deleted.append(message)
             continue
-        kept += 1
+        kept_ids.append(message.message_id)
         sources: list[Any] = [
             source.model_dump() for source in message.sources if source.mailbox_id != mailbox_id
         ]
@@ -123,38 +209,40 @@ async def remove_synced_data(
         await store.announced_messages.delete_many({"_id": {"$in": deleted_ids}})
     async for document in store.threads.iterate({"mailbox_ids": mailbox_id}, projection={"_id": 1}):
         thread_ids.add(document["_id"])
+    affected = sorted(thread_ids)
+    await _forget_refs(store, affected)
     threads_deleted = threads_updated = 0
-    for thread_id in sorted(thread_ids):
+    for thread_id in affected:
         if await _recount_thread(store, thread_id):
             threads_updated += 1
         else:
             threads_deleted += 1
-    raw_ids = sorted({message.raw_id for message in deleted})
-    still_used = {
-        document["raw_id"]
-        for document in await store.messages.find(
-            {"raw_id": {"$in": raw_ids}}, projection={"raw_id": 1}
-        )
-    } | {
-        document["raw_id"]
-        for document in await store.send_requests.find(
-            {"raw_id": {"$in": raw_ids}}, projection={"raw_id": 1}
-        )
-    }
-    unused = [raw_id for raw_id in raw_ids if raw_id not in still_used]
-    raw_result = await store.raw_messages.delete_many({"_id": {"$in": unused}}) if unused else None
-    if unused:  # the chunks of messages stored in parts
-        await store.raw_messages.delete_many({"chunk_of": {"$in": unused}})
+    decisions = await store.capture_decisions.delete_many(
+        {"message_id": {"$in": [message.message_id for message in deleted]}}
+    )
+    # Decisions about messages that were never logged (skipped, or dropped on the way).
+    unlogged = await store.capture_decisions.delete_many(
+        {"mailbox_id": mailbox_id, "message_id": {"$nin": kept_ids}}
+    )
+    requests_deleted, request_raw_ids, attachments_deleted = await _remove_send_requests(
+        store, mailbox_id
+    )
+    raw_deleted = await delete_unused_raw(
+        store, [*(message.raw_id for message in deleted), *request_raw_ids]
+    )
     skipped = await store.collection(SKIPPED_COLLECTION).delete_many({"mailbox_id": mailbox_id})
     await store.collection(UNSTORED_COLLECTION).delete_many({"mailbox_id": mailbox_id})
     report = SyncedDataRemoved(
         mailbox_id=mailbox_id,
         messages_deleted=len(deleted),
-        messages_kept=kept,
+        messages_kept=len(kept_ids),
         threads_deleted=threads_deleted,
         threads_updated=threads_updated,
-        raw_messages_deleted=raw_result.deleted_count if raw_result else 0,
+        raw_messages_deleted=raw_deleted,
         skipped_markers_deleted=skipped.deleted_count,
+        capture_decisions_deleted=decisions.deleted_count + unlogged.deleted_count,
+        send_requests_deleted=requests_deleted,
+        attachments_deleted=attachments_deleted,
     )
     logger.info(
         "synced data removed",

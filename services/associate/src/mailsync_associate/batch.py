@@ -30,7 +30,9 @@ from mailsync_associate.repository import (
 )
 from mailsync_associate.threading import parent_ids, subject_key
 from mailsync_shared.association.linking import Links
+from mailsync_shared.association.scope import Unlogged, forget_unlogged, stopped
 from mailsync_shared.contracts.mail import MailMessage
+from mailsync_shared.event_privacy import visibility_of
 from mailsync_shared.ids import stable_id
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import (
@@ -43,6 +45,14 @@ from mailsync_shared.storage.documents import (
 )
 from mailsync_shared.storage.mailbox_directory import DIRECTORY
 from mailsync_shared.storage.raw_messages import load_raw
+
+# What a batch reads fresh of each mailbox it names.
+FLAGS = {"visibility": 1, "status.state": 1, "erased_at": 1}
+
+
+class MailboxStoppedError(Exception):
+    """A mailbox of the batch was disconnected or erased while the batch was logged."""
+
 
 Records = tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]
 
@@ -62,6 +72,8 @@ class BatchRepository(AssociateRepository):
         self._owners: dict[str, str] = {}
         self._scopes: dict[str, str] = {}
         self._visibilities: dict[str, Visibility] = {}
+        self._stopped: dict[str, bool] = {}
+        self._unlogged: list[Unlogged] = []
         self._records: Records = ([], [], [])
         self._records_for: set[str] = set()
         self._touched: dict[str, None] = {}
@@ -94,6 +106,7 @@ class BatchRepository(AssociateRepository):
         for mailbox_id, entry in mailboxes.items():
             self._owners[mailbox_id] = entry.address
             self._scopes[mailbox_id] = entry.scope
+        await self._read_flags(list(dict.fromkeys(m.mailbox_id for m in messages)))
         thread_ids = {m.thread_id for m in stored}
         thread_ids |= {thread_id for named in refs for thread_id in named}
         await self._load_threads(thread_ids)
@@ -150,6 +163,35 @@ class BatchRepository(AssociateRepository):
         if not set(mailbox_ids) <= set(self._owners):
             return await super().mailbox_addresses(mailbox_ids)
         return [self._owners[m] for m in mailbox_ids if self._owners[m]]
+
+    async def _read_flags(self, mailbox_ids: Sequence[str]) -> None:
+        """Whether the batch's mailboxes are stopped, and their visibility, read fresh by
+        `_id` (not from the directory): a disconnect or an erase applies to the next batch."""
+        found = await asyncio.gather(
+            *(
+                self._store.mailboxes.find_one({"_id": mailbox_id}, projection=FLAGS)
+                for mailbox_id in mailbox_ids
+            )
+        )
+        for mailbox_id, document in zip(mailbox_ids, found, strict=True):
+            if document is not None:
+                self._visibilities[mailbox_id] = visibility_of(document)
+                self._stopped[mailbox_id] = stopped(document)
+
+    async def stopped_since_loaded(self) -> list[str]:
+        """The batch's mailboxes disconnected or erased since the batch was read."""
+        named = [mailbox_id for mailbox_id, was in self._stopped.items() if not was]
+        await self._read_flags(named)
+        return [mailbox_id for mailbox_id in named if self._stopped[mailbox_id]]
+
+    async def mailbox_stopped(self, mailbox_id: str) -> bool:
+        if mailbox_id in self._stopped:
+            return self._stopped[mailbox_id]
+        return await super().mailbox_stopped(mailbox_id)
+
+    async def forget(self, message: MailMessage) -> None:
+        """Deferred to `flush`: a message of this batch may still come to name the bytes."""
+        self._unlogged.append(Unlogged(message.mailbox_id, message.message_id, message.raw_id))
 
     async def mailbox_visibility(self, mailbox_id: str) -> Visibility | None:
         if mailbox_id in self._visibilities:
@@ -278,7 +320,15 @@ class BatchRepository(AssociateRepository):
         await self._load_threads([source_id, into])
 
     async def flush(self) -> set[str]:
-        """Write what the batch changed; the `Message-ID`s another writer had stored first."""
+        """Write what the batch changed; the `Message-ID`s another writer had stored first.
+
+        A mailbox of the batch disconnected or erased meanwhile fails the batch before any
+        write (`MailboxStoppedError`): redelivered, its messages are dropped, so an erase is
+        never undone by mail that was on its way.
+        """
+        stopped_now = await self.stopped_since_loaded()
+        if stopped_now:
+            raise MailboxStoppedError(f"mailboxes {', '.join(stopped_now)} stopped meanwhile")
         created: list[tuple[Document, dict[str, Any]]] = []
         changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for thread_id in self._touched:
@@ -310,6 +360,8 @@ class BatchRepository(AssociateRepository):
         for thread_id, links in self._relinked.items():
             await super().set_links(thread_id, links)
         lost = await self._insert_messages(list(self._inserts.values()))
+        await forget_unlogged(self._store, self._unlogged)
+        self._unlogged.clear()
         for thread_id in self._touched:
             self._stored_threads[thread_id] = self._threads[thread_id]
         self._touched.clear()

@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from mailsync_associate.batch import BatchRepository
 from mailsync_associate.events import email_logged, thread_associated
-from mailsync_associate.logbook import Logged, Skipped, log_message
+from mailsync_associate.logbook import Dropped, Logged, Skipped, log_message
 from mailsync_associate.sent_mail import sent_message
 from mailsync_shared.batching import Batcher
 from mailsync_shared.contracts.envelope import Event
@@ -67,7 +67,7 @@ def register_handlers(
         )
         await repository.load([item.message for item in items])
         loaded = time.perf_counter()
-        results: list[Logged | Skipped | BaseException] = []
+        results: list[Logged | Skipped | Dropped | BaseException] = []
         for item in items:
             try:
                 logged = await log_message(
@@ -110,7 +110,7 @@ def register_handlers(
 
     async def announce_batch(
         workspace_id: str,
-        results: Sequence[Logged | Skipped | BaseException],
+        results: Sequence[Logged | Skipped | Dropped | BaseException],
         repository: BatchRepository,
         after: asyncio.Future[list[BaseException | None]] | None,
         publishing: set[str],
@@ -134,6 +134,16 @@ def register_handlers(
                 elif isinstance(result, Skipped):
                     final.append(None)
                     note_skipped(workspace_id, result.message)
+                elif isinstance(result, Dropped):
+                    final.append(None)
+                    logger.info(
+                        "message of a disconnected or erased mailbox dropped",
+                        extra={
+                            "workspace_id": workspace_id,
+                            "mailbox_id": result.message.mailbox_id,
+                            "message_id": result.message.message_id,
+                        },
+                    )
                 else:
                     outcome = next(outcomes)
                     final.append(outcome)

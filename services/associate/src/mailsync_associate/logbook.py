@@ -38,6 +38,14 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A message of a mailbox disconnected or erased since it was fetched: not logged, and
+    what was kept of it deleted."""
+
+    message: MailMessage
+
+
+@dataclass(frozen=True)
 class Logged:
     """What logging a message did; `publish` says whether its events are still due."""
 
@@ -59,8 +67,11 @@ async def log_message(
     message: MailMessage,
     *,
     replied_thread_id: str | None = None,
-) -> Logged | Skipped:
+) -> Logged | Skipped | Dropped:
     """Store the message (or one more copy of it), thread it and link the thread."""
+    if await repository.mailbox_stopped(message.mailbox_id):
+        await repository.forget(message)
+        return Dropped(message)
     stored = await repository.message(message.message_id)
     if stored is None:
         choice = await choose_thread(message, repository, replied_thread_id=replied_thread_id)

@@ -34,8 +34,9 @@ from mailsync_shared.association.records import (
     mailbox_addresses,
     records_for,
     thread_links,
+    thread_ref_id,
 )
-from mailsync_shared.association.scope import record_skipped
+from mailsync_shared.association.scope import Unlogged, forget_unlogged, record_skipped, stopped
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.event_privacy import visibility_of
 from mailsync_shared.ids import stable_id
@@ -72,7 +73,7 @@ def message_document_id(workspace_id: str, message_id: str) -> str:
 
 
 def ref_id(workspace_id: str, kind: str, value: str) -> str:
-    return stable_id("thread-ref", workspace_id, kind, value)
+    return thread_ref_id(workspace_id, kind, value)
 
 
 def thread_keys(message: MailMessage) -> list[tuple[str, str]]:
@@ -457,5 +458,19 @@ class AssociateRepository:
         )
         return None if document is None else visibility_of(document)
 
+    async def mailbox_stopped(self, mailbox_id: str) -> bool:
+        """The mailbox was disconnected or erased: its mail is dropped, not logged."""
+        document = await self._store.mailboxes.find_one(
+            {"_id": mailbox_id}, projection={"status.state": 1, "erased_at": 1}
+        )
+        return document is not None and stopped(document)
+
+    async def forget(self, message: MailMessage) -> None:
+        """Delete what ingest and capture kept of a message that is not logged."""
+        await forget_unlogged(
+            self._store, [Unlogged(message.mailbox_id, message.message_id, message.raw_id)]
+        )
+
     async def record_skipped(self, message: MailMessage) -> None:
         await record_skipped(self._store, message.mailbox_id, message.message_id)
+        await self.forget(message)

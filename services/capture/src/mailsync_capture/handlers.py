@@ -17,6 +17,7 @@ from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.events import contact_captured, message_captured
+from mailsync_shared.association.scope import stopped_mailbox_ids
 from mailsync_shared.batching import Batcher
 from mailsync_shared.capture_policy.batch import BatchCaptureRepository
 from mailsync_shared.capture_policy.capturing import CaptureResult, capture_contacts
@@ -24,6 +25,7 @@ from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.raw_messages import delete_unused_raw
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.topology import CAPTURE_MESSAGES
 from mailsync_shared.work_batches import events_of, submit_delivery
@@ -42,16 +44,40 @@ def register_handlers(
         workspace_id: str, events: Sequence[MessageFetched]
     ) -> list[BaseException | None]:
         """Decide a batch of one workspace's messages in order, write, then announce them."""
-        repository = BatchCaptureRepository(WorkspaceStore(db, workspace_id), SystemCollections(db))
-        await repository.load([event.data for event in events])
+        store = WorkspaceStore(db, workspace_id)
+        stopped_mailboxes = await stopped_mailbox_ids(store)
+        dropped = [event for event in events if event.data.mailbox_id in stopped_mailboxes]
+        if dropped:
+            await drop(store, dropped)
+        wanted = [event for event in events if event.data.mailbox_id not in stopped_mailboxes]
+        repository = BatchCaptureRepository(store, SystemCollections(db))
+        await repository.load([event.data for event in wanted])
         results: list[CaptureResult | BaseException] = []
-        for event in events:
+        for event in wanted:
             try:
                 results.append(await capture_contacts(repository, event.data, free_mail_domains()))
             except Exception as error:
                 results.append(error)
         await repository.write_decisions()
-        return await announce(events, results)
+        outcomes = iter(await announce(wanted, results))
+        return [
+            None if event.data.mailbox_id in stopped_mailboxes else next(outcomes)
+            for event in events
+        ]
+
+    async def drop(store: WorkspaceStore, dropped: Sequence[MessageFetched]) -> None:
+        """Messages of a mailbox disconnected or erased since they were fetched: not captured
+        and not passed on; their raw bytes go unless a stored message names them."""
+        await delete_unused_raw(store, [event.data.raw_id for event in dropped])
+        for event in dropped:
+            logger.info(
+                "message of a disconnected or erased mailbox dropped",
+                extra={
+                    "workspace_id": event.workspaceid,
+                    "mailbox_id": event.data.mailbox_id,
+                    "message_id": event.data.message_id,
+                },
+            )
 
     async def announce(
         events: Sequence[MessageFetched], results: Sequence[CaptureResult | BaseException]

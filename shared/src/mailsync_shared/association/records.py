@@ -5,6 +5,7 @@ from typing import Any
 
 from mailsync_shared.association.linking import Links, candidate_domains
 from mailsync_shared.contracts.records import AssociatedThread, ThreadAssociated
+from mailsync_shared.ids import stable_id
 from mailsync_shared.storage.documents import (
     CompanyDocument,
     ContactDocument,
@@ -65,6 +66,11 @@ async def records_for(
         else []
     )
     return contacts, companies, deals
+
+
+def thread_ref_id(workspace_id: str, kind: str, value: str) -> str:
+    """`_id` of the `thread_refs` document for a key (`message-id`, `provider`, `subject`)."""
+    return stable_id("thread-ref", workspace_id, kind, value)
 
 
 def links_update(links: Links) -> dict[str, Any]:

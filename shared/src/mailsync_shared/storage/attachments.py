@@ -6,6 +6,7 @@ document (16 MiB) and inside what common providers accept (Gmail 25 MB, Microsof
 """
 
 import hashlib
+from collections.abc import Iterable
 
 from bson import Binary
 
@@ -67,3 +68,22 @@ async def load_attachment(store: WorkspaceStore, attachment_id: str) -> bytes | 
         {"_id": _document_id(store, attachment_id)}
     )
     return None if document is None else bytes(document["data"])
+
+
+async def delete_unused_attachments(store: WorkspaceStore, attachment_ids: Iterable[str]) -> int:
+    """Delete the attachments no stored send request names; how many were deleted."""
+    wanted = sorted(set(attachment_ids))
+    if not wanted:
+        return 0
+    used = {
+        ref["attachment_id"]
+        for document in await store.send_requests.find(
+            {"attachments.attachment_id": {"$in": wanted}}, projection={"attachments": 1}
+        )
+        for ref in document.get("attachments") or []
+    }
+    unused = [_document_id(store, a) for a in wanted if a not in used]
+    if not unused:
+        return 0
+    result = await store.collection(ATTACHMENTS).delete_many({"_id": {"$in": unused}})
+    return result.deleted_count

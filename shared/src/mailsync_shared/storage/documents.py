@@ -167,6 +167,9 @@ class MailboxDocument(StoredDocument):
     reconcile_requested_at: datetime | None = Field(
         default=None, description="Set by the api; ingest reconciles and clears it."
     )
+    erased_at: datetime | None = Field(
+        default=None, description="When its synced mail was erased; work still queued is dropped."
+    )
     address_proof: AddressProof | None = Field(
         default=None, description="How the address was proven; None while it awaits approval."
     )

@@ -11,7 +11,7 @@ chunks. Only single-document inserts are used, so this works alike on both serve
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from bson import Binary
 from pymongo.errors import BulkWriteError
@@ -93,3 +93,22 @@ async def load_raw(store: WorkspaceStore, raw_id: str) -> bytes | None:
             return None
         parts.append(bytes(chunk["data"]))
     return b"".join(parts)
+
+
+async def delete_unused_raw(store: WorkspaceStore, raw_ids: Iterable[str]) -> int:
+    """Delete the raw bytes (with their chunks) that no stored message or send request names;
+    how many messages' bytes were deleted."""
+    wanted = sorted(set(raw_ids))
+    if not wanted:
+        return 0
+    used = {
+        document["raw_id"]
+        for collection in (store.messages, store.send_requests)
+        for document in await collection.find({"raw_id": {"$in": wanted}}, projection={"raw_id": 1})
+    }
+    unused = [raw_id for raw_id in wanted if raw_id not in used]
+    if not unused:
+        return 0
+    result = await store.raw_messages.delete_many({"_id": {"$in": unused}})
+    await store.raw_messages.delete_many({"chunk_of": {"$in": unused}})
+    return result.deleted_count
