@@ -478,3 +478,34 @@ async def test_a_verified_alias_records_who_verified_it_and_is_nobody_elses_to_c
     (alias,) = verified.json()["aliases"]
     assert (alias["verified"], alias["verified_by"]) == (True, f"user:{admin['id']}")
     assert claimed.status_code == 409, claimed.text
+
+
+async def test_an_admin_stops_and_erases_a_members_mailbox_and_a_key_needs_the_admin_scope(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra
+) -> None:
+    member = await invite(api, ws, "member")
+    account = await ready_account(infra, "acme.test", "member")
+    created = await api.post(
+        "/v1/mailboxes", json=mailbox_body(infra, account), headers=bearer(member["token"])
+    )
+    assert created.status_code == 201, created.text
+    path = f"/v1/mailboxes/{created.json()['id']}"
+    admin = bearer((await invite(api, ws, "admin"))["token"])
+    write_key = bearer(await system_key(api, ws, ["read", "write"]))
+    admin_key = bearer(await system_key(api, ws, ["admin"]))
+    erase = {"confirm": account.address}
+
+    by_write_key = await api.post(f"{path}/disconnect", headers=write_key)
+    disconnected = await api.post(f"{path}/disconnect", headers=admin)
+    erase_by_write_key = await api.delete(f"{path}/synced-data", params=erase, headers=write_key)
+    erase_by_member = await api.delete(
+        f"{path}/synced-data", params=erase, headers=bearer(member["token"])
+    )
+    erased = await api.delete(f"{path}/synced-data", params=erase, headers=admin_key)
+    widened = await api.patch(path, json={"visibility": "workspace"}, headers=admin)
+
+    assert by_write_key.status_code == 403, "a key's write scope makes it no owner or admin"
+    assert disconnected.status_code == 200, disconnected.text
+    assert (erase_by_write_key.status_code, erase_by_member.status_code) == (403, 403)
+    assert erased.status_code == 200, erased.text
+    assert widened.status_code == 403

@@ -11,20 +11,22 @@ workspace's messages in the order ingest published them. Workspaces run in paral
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.events import contact_captured, message_captured
-from mailsync_shared.association.scope import stopped_mailbox_ids
+from mailsync_shared.association.scope import stopped
 from mailsync_shared.batching import Batcher
 from mailsync_shared.capture_policy.batch import BatchCaptureRepository
 from mailsync_shared.capture_policy.capturing import CaptureResult, capture_contacts
 from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MessageFetched
+from mailsync_shared.event_privacy import event_level, visibility_of
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.storage.client import Document
+from mailsync_shared.storage.documents import Visibility
 from mailsync_shared.storage.raw_messages import delete_unused_raw
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.topology import CAPTURE_MESSAGES
@@ -45,7 +47,11 @@ def register_handlers(
     ) -> list[BaseException | None]:
         """Decide a batch of one workspace's messages in order, write, then announce them."""
         store = WorkspaceStore(db, workspace_id)
-        stopped_mailboxes = await stopped_mailbox_ids(store)
+        mailboxes = await store.mailboxes.find(
+            {}, projection={"status.state": 1, "erased_at": 1, "visibility": 1}
+        )
+        stopped_mailboxes = {str(m["_id"]) for m in mailboxes if stopped(m)}
+        levels = {str(m["_id"]): visibility_of(m) for m in mailboxes}
         dropped = [event for event in events if event.data.mailbox_id in stopped_mailboxes]
         if dropped:
             await drop(store, dropped)
@@ -59,7 +65,7 @@ def register_handlers(
             except Exception as error:
                 results.append(error)
         await repository.write_decisions()
-        outcomes = iter(await announce(wanted, results))
+        outcomes = iter(await announce(wanted, results, levels))
         return [
             None if event.data.mailbox_id in stopped_mailboxes else next(outcomes)
             for event in events
@@ -80,7 +86,9 @@ def register_handlers(
             )
 
     async def announce(
-        events: Sequence[MessageFetched], results: Sequence[CaptureResult | BaseException]
+        events: Sequence[MessageFetched],
+        results: Sequence[CaptureResult | BaseException],
+        levels: Mapping[str, Visibility],
     ) -> list[BaseException | None]:
         """The new contacts' events all at once, then each message's event in order."""
         outcomes: list[BaseException | None] = [
@@ -93,7 +101,11 @@ def register_handlers(
             for new in result.new_contacts
         ]
         published = await asyncio.gather(
-            *(publisher.publish(event) for _, event in contact_events), return_exceptions=True
+            *(
+                publisher.publish(event, level=event_level(levels.get(event.data.mailbox_id)))
+                for _, event in contact_events
+            ),
+            return_exceptions=True,
         )
         for (index, _), failure in zip(contact_events, published, strict=True):
             if isinstance(failure, BaseException) and outcomes[index] is None:

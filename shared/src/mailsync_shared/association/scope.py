@@ -52,12 +52,6 @@ def stopped(mailbox: Mapping[str, Any]) -> bool:
     return state in OUT_OF_SERVICE or mailbox.get("erased_at") is not None
 
 
-async def stopped_mailbox_ids(store: WorkspaceStore) -> set[str]:
-    """The workspace's mailboxes whose mail is no longer wanted (`stopped`)."""
-    found = await store.mailboxes.find({}, projection={"status.state": 1, "erased_at": 1})
-    return {str(document["_id"]) for document in found if stopped(document)}
-
-
 @dataclass(frozen=True)
 class Unlogged:
     """A message associate did not log: seen in `mailbox_id`, its bytes under `raw_id`."""
