@@ -10,15 +10,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.settings import SecretSettings
 from mailsync_shared.storage.client import Document, connect, database
+from mailsync_shared.storage.documents import SECRET_FIELDS
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.structured_logging import configure_logging
 
 # Where a mailbox keeps encrypted values: each server account's password or refresh token,
-# and its OAuth client secret.
+# and its OAuth client secret (every `*_encrypted` field, the ones disconnecting erases).
 ENCRYPTED_FIELDS = tuple(
-    f"{account}.{field}"
-    for account in ("imap", "smtp")
-    for field in ("secret_encrypted", "client_secret_encrypted")
+    f"{account}.{field}" for account in ("imap", "smtp") for field in SECRET_FIELDS
 )
 
 # Where a webhook subscription keeps its signing secrets.
