@@ -140,6 +140,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/v1/mailboxes/{mailbox_id}"): "spare",
     ("POST", "/v1/mailboxes/{mailbox_id}/resync"): "spare",
     ("POST", "/v1/mailboxes/{mailbox_id}/reconcile"): "spare",
+    ("POST", "/v1/mailboxes/{mailbox_id}/approve-address"): "spare",
     ("GET", "/v1/mailboxes/{mailbox_id}/sync-summary"): "read",
     ("GET", "/v1/mailboxes/{mailbox_id}/skipped"): "read",
     ("POST", "/v1/mailboxes/{mailbox_id}/disconnect"): "spare",
