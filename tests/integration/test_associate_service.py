@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mailsync_associate.batch import BatchRepository
-from mailsync_associate.logbook import Logged, log_message
+from mailsync_associate.batch import BatchRepository, MailboxStoppedError
+from mailsync_associate.logbook import Dropped, Logged, log_message
 from mailsync_associate.repository import AssociateRepository
 from mailsync_shared.association.scope import skipped_unmatched
 from mailsync_shared.contracts.outbound import EmailSent, SentEmail
@@ -346,3 +346,29 @@ async def test_a_skipped_client_only_message_leaves_no_bytes_and_no_decisions(
     assert marker is not None
     assert "stranger" not in json.dumps(marker, default=str)
     assert message.message_id not in json.dumps(marker, default=str)
+
+
+async def test_a_batch_whose_mailbox_is_erased_while_it_is_logged_writes_nothing(
+    ws: ServiceWorkspace,
+) -> None:
+    await seed_records(ws.store)
+    email = build_message(sender=ANN, to=[OWNER], subject="In flight 7b4", body="x")
+    message = await stored_mail(ws.store, email)
+    repository = BatchRepository(ws.store)
+    await repository.load([message])
+    logged = await log_message(repository, message)
+    assert isinstance(logged, Logged)
+
+    await ws.store.mailboxes.update_one(
+        {"_id": MAILBOX_ID},
+        {"$set": {"status.state": "disconnected", "erased_at": datetime.now(UTC)}},
+    )
+
+    with pytest.raises(MailboxStoppedError):
+        await repository.flush()
+    assert await ws.store.messages.count({}) == 0
+    assert await ws.store.threads.count({}) == 0
+    assert await ws.store.thread_refs.count({}) == 0
+    again = BatchRepository(ws.store)
+    await again.load([message])
+    assert isinstance(await log_message(again, message), Dropped), "redelivered, it is dropped"

@@ -30,7 +30,12 @@ from mailsync_associate.repository import (
 )
 from mailsync_associate.threading import parent_ids, subject_key
 from mailsync_shared.association.linking import Links
-from mailsync_shared.association.scope import Unlogged, forget_unlogged, stopped
+from mailsync_shared.association.scope import (
+    Unlogged,
+    forget_unlogged,
+    mailbox_flags,
+    stopped,
+)
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.event_privacy import visibility_of
 from mailsync_shared.ids import stable_id
@@ -45,9 +50,6 @@ from mailsync_shared.storage.documents import (
 )
 from mailsync_shared.storage.mailbox_directory import DIRECTORY
 from mailsync_shared.storage.raw_messages import load_raw
-
-# What a batch reads fresh of each mailbox it names.
-FLAGS = {"visibility": 1, "status.state": 1, "erased_at": 1}
 
 
 class MailboxStoppedError(Exception):
@@ -165,18 +167,10 @@ class BatchRepository(AssociateRepository):
         return [self._owners[m] for m in mailbox_ids if self._owners[m]]
 
     async def _read_flags(self, mailbox_ids: Sequence[str]) -> None:
-        """Whether the batch's mailboxes are stopped, and their visibility, read fresh by
-        `_id` (not from the directory): a disconnect or an erase applies to the next batch."""
-        found = await asyncio.gather(
-            *(
-                self._store.mailboxes.find_one({"_id": mailbox_id}, projection=FLAGS)
-                for mailbox_id in mailbox_ids
-            )
-        )
-        for mailbox_id, document in zip(mailbox_ids, found, strict=True):
-            if document is not None:
-                self._visibilities[mailbox_id] = visibility_of(document)
-                self._stopped[mailbox_id] = stopped(document)
+        """The batch's mailboxes' visibility and whether they are stopped, read fresh."""
+        for mailbox_id, document in (await mailbox_flags(self._store, mailbox_ids)).items():
+            self._visibilities[mailbox_id] = visibility_of(document)
+            self._stopped[mailbox_id] = stopped(document)
 
     async def stopped_since_loaded(self) -> list[str]:
         """The batch's mailboxes disconnected or erased since the batch was read."""

@@ -17,7 +17,7 @@ from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.events import contact_captured, message_captured
-from mailsync_shared.association.scope import stopped
+from mailsync_shared.association.scope import mailbox_flags, stopped
 from mailsync_shared.batching import Batcher
 from mailsync_shared.capture_policy.batch import BatchCaptureRepository
 from mailsync_shared.capture_policy.capturing import CaptureResult, capture_contacts
@@ -47,11 +47,9 @@ def register_handlers(
     ) -> list[BaseException | None]:
         """Decide a batch of one workspace's messages in order, write, then announce them."""
         store = WorkspaceStore(db, workspace_id)
-        mailboxes = await store.mailboxes.find(
-            {}, projection={"status.state": 1, "erased_at": 1, "visibility": 1}
-        )
-        stopped_mailboxes = {str(m["_id"]) for m in mailboxes if stopped(m)}
-        levels = {str(m["_id"]): visibility_of(m) for m in mailboxes}
+        flags = await mailbox_flags(store, (event.data.mailbox_id for event in events))
+        stopped_mailboxes = {mailbox_id for mailbox_id, doc in flags.items() if stopped(doc)}
+        levels = {mailbox_id: visibility_of(doc) for mailbox_id, doc in flags.items()}
         dropped = [event for event in events if event.data.mailbox_id in stopped_mailboxes]
         if dropped:
             await drop(store, dropped)

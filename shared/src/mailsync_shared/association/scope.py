@@ -13,7 +13,8 @@ deleted with `forget_unlogged`, as is that of a message dropped because its mail
 disconnected or erased meanwhile.
 """
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.ids import stable_id
+from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import OUT_OF_SERVICE
 from mailsync_shared.storage.raw_messages import delete_unused_raw
 from mailsync_shared.storage.scoped import WorkspaceStore
@@ -50,6 +52,24 @@ def stopped(mailbox: Mapping[str, Any]) -> bool:
     its synced data erased."""
     state = (mailbox.get("status") or {}).get("state")
     return state in OUT_OF_SERVICE or mailbox.get("erased_at") is not None
+
+
+# What capture and associate read fresh of each mailbox a batch names.
+FLAGS = {"visibility": 1, "status.state": 1, "erased_at": 1}
+
+
+async def mailbox_flags(store: WorkspaceStore, mailbox_ids: Iterable[str]) -> dict[str, Document]:
+    """The named mailboxes' visibility and whether they are stopped, read now by `_id` (not
+    from a directory kept for seconds): a disconnect or an erase applies to the next batch."""
+    named = list(dict.fromkeys(mailbox_ids))
+    found = await asyncio.gather(
+        *(store.mailboxes.find_one({"_id": mailbox_id}, projection=FLAGS) for mailbox_id in named)
+    )
+    return {
+        mailbox_id: document
+        for mailbox_id, document in zip(named, found, strict=True)
+        if document is not None
+    }
 
 
 @dataclass(frozen=True)
