@@ -834,3 +834,45 @@ async def test_reply_and_forward_deliver_no_hidden_canary(
     assert leaks == []
     forwarded_in_full = [raw for raw in mails if w.canaries["workspace"]["body"].encode() in raw]
     assert forwarded_in_full, "a forward of mail shared in full carries its body"
+
+
+async def test_published_events_carry_no_canary_the_policy_hides(
+    world: tuple[World, httpx.AsyncClient],
+) -> None:
+    """What subscribers were told, on the public exchange and in webhook deliveries, about the
+    planted mail, the links set and the replies sent: no Bcc ever, a subject only from
+    `workspace` mailboxes, nothing of a `private` one beyond ids. Runs after the sweep and the
+    sends, so their events are in too."""
+    w, api = world
+    assert w.events is not None
+    await w.events.drain()
+    events = w.events.events()
+    logged = [e for e in events if e["type"] == "mailsync.email.logged.v1"]
+    assert len(logged) >= len(w.message_ids), "every planted message was announced"
+    hidden = w.unpublished()
+    told = [(e["type"], json.dumps(e)) for e in events]
+    assert [(kind, leaked(text, hidden)) for kind, text in told if leaked(text, hidden)] == []
+    workspace_subject = w.canaries["workspace"]["subject"]
+    assert any(workspace_subject in text for _, text in told), "a shared subject is told"
+
+    deliveries = w.ws.store.collection("webhook_deliveries")
+    hook = w.values["webhook_id"][0]
+
+    async def recorded() -> list[Document] | None:
+        found = await deliveries.find({"subscription_id": hook}, projection={"_id": 1})
+        return found if len(found) >= len(w.message_ids) else None
+
+    found = await eventually(recorded, timeout=60, interval=0.5, what="webhook deliveries")
+    leaks = []
+    for caller in w.callers:
+        answers = [await api.get(f"/v1/webhooks/{hook}/deliveries", headers=caller.headers)]
+        for delivery in found:
+            url = f"/v1/webhooks/{hook}/deliveries/{delivery['_id']}"
+            answers.append(await api.get(url, headers=caller.headers))
+            answers.append(await api.post(f"{url}/replay", headers=caller.headers))
+        leaks += [
+            (caller.name, str(a.url), leaked(a.text, hidden))
+            for a in answers
+            if leaked(a.text, hidden)
+        ]
+    assert leaks == []
