@@ -1,9 +1,12 @@
 """A backfill through all five services survives capture and associate killed with SIGKILL.
 
-Both are killed mid-stream and started again; every message of the mailbox ends up logged
+capture runs as two replicas and associate as three, sharing the work by leased shards. One
+replica of each is killed mid-stream and started again, and a second associate replica is
+killed for good (its shards move to the others); every message of the mailbox ends up logged
 once, on its own thread, and the mailbox reaches `live`.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,6 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_devtools.stack import (
     RunningService,
+    Service,
+    free_ports,
     start_service,
     stop_services,
     wait_ready,
@@ -26,10 +31,33 @@ pytestmark = pytest.mark.e2e
 MESSAGES = 1_500
 CLIENT = "ann@client.test"
 KILLED = ("capture", "associate")
+# Replicas beside the stack's own: (service, log folder); the first is killed for good.
+EXTRA_REPLICAS = (
+    ("associate", "associate-2"),
+    ("associate", "associate-3"),
+    ("capture", "capture-2"),
+)
+
+
+@pytest.fixture
+def extras(
+    stack: list[RunningService], service_env: dict[str, str], log_dir: Path
+) -> Iterator[list[RunningService]]:
+    """More replicas of capture and associate beside the stack's."""
+    ports = list(free_ports(tuple(Service(folder, 0) for _, folder in EXTRA_REPLICAS)).values())
+    started: list[RunningService] = []
+    try:
+        for (name, folder), port in zip(EXTRA_REPLICAS, ports, strict=True):
+            started.append(start_service(Service(name, port), service_env, log_dir / folder, port))
+        wait_ready(started, timeout=90)
+        yield started
+    finally:
+        stop_services(started)
 
 
 async def test_capture_and_associate_killed_mid_backfill_lose_and_double_nothing(
     stack: list[RunningService],
+    extras: list[RunningService],
     api_url: str,
     log_dir: Path,
     service_env: dict[str, str],
@@ -56,7 +84,7 @@ async def test_capture_and_associate_killed_mid_backfill_lose_and_double_nothing
         await eventually(some_logged, what="the first messages logged", timeout=120)
         restarted: list[RunningService] = []
         try:
-            for item in stack:
+            for item in [*stack, extras[0]]:
                 if item.service.name in KILLED:
                     item.process.kill()
                     item.process.wait()

@@ -129,10 +129,9 @@ async def test_prometheus_scrapes_queue_send_ingest_and_api_figures(
 
     processed = "mailsync_received_processed_messages_total"
     for job, queue in (
-        ("capture", "mailsync.capture.message-fetched"),
-        ("associate", "mailsync.associate.message-captured"),
+        ("capture", "mailsync.capture.shards"),
+        ("associate", "mailsync.associate.shards"),
         ("send", "mailsync.send.requested"),
-        ("associate", "mailsync.associate.email-sent"),
     ):
         labels = f'job="mailsync-{job}", handler="{queue}"'
         await at_least(prometheus, f'sum({processed}{{{labels}, status="acked"}})', 1)

@@ -24,7 +24,12 @@ from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument, ServerAccount
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, exchange_for
+from mailsync_shared.topology import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    WORKSPACE_HEADER,
+    exchange_for,
+)
 from tests.support.captured_mail import MAILBOX_ID, OWNER
 from tests.support.infra import Infra
 from tests.support.polling import eventually
@@ -63,6 +68,8 @@ async def publish_raw(
         exchange=exchange_for(type(like)),
         routing_key=like.routing_key,
         message_id=message_id,
+        message_type=like.type,
+        headers={WORKSPACE_HEADER: like.workspaceid},
         content_type="application/json",
         persist=True,
     )

@@ -16,7 +16,6 @@ from mailsync_shared.messaging import REASON_HEADER
 from mailsync_shared.storage.capture_rules import CaptureDecisionDocument
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.topology import ASSOCIATE_MESSAGES
 from tests.integration.conftest_capture import (  # noqa: F401  (fixtures register by name)
     ServiceWorkspace,
     associate_service_fixture,
@@ -241,7 +240,7 @@ async def test_invalid_message_is_dead_lettered_with_the_reason(ws: ServiceWorks
     letter = ws.dead_letters.received[0]
     assert letter.message_id == like.id
     assert str(letter.headers[REASON_HEADER]).startswith("ValidationError")
-    assert ASSOCIATE_MESSAGES.queue.name in str(letter.headers.get("x-mailsync-queue"))
+    assert "mailsync.associate.shard-" in str(letter.headers.get("x-mailsync-queue"))
     assert await ws.store.messages.count({}) == 0
 
 

@@ -82,8 +82,12 @@ async def processed(
     corpus = build_corpus(workspace_id)
     store = WorkspaceStore(mongo, workspace_id)
     await _seed(mongo, store, corpus)
+    # Two capture and three associate replicas, as a deployment scaled out runs them.
     async with (
         running(create_capture(settings_from(service_env, CaptureSettings))),
+        running(create_capture(settings_from(service_env, CaptureSettings))),
+        running(create_associate(settings_from(service_env, AssociateSettings))),
+        running(create_associate(settings_from(service_env, AssociateSettings))),
         running(create_associate(settings_from(service_env, AssociateSettings))),
         taps(infra.rabbitmq_url) as tap,
     ):

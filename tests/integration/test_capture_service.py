@@ -18,7 +18,7 @@ from mailsync_shared.contracts.mail import MailMessage, MessageFetched
 from mailsync_shared.messaging import REASON_HEADER
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
-from mailsync_shared.topology import CAPTURE_MESSAGES, WORK_EXCHANGE
+from mailsync_shared.topology import WORK_EXCHANGE
 from tests.integration.conftest_capture import (  # noqa: F401  (fixtures register by name)
     ServiceWorkspace,
     Tap,
@@ -166,7 +166,7 @@ async def test_invalid_message_is_dead_lettered_with_the_reason(ws: ServiceWorks
     letter = ws.dead_letters.received[0]
     assert letter.message_id == like.id
     assert str(letter.headers[REASON_HEADER]).startswith("ValidationError")
-    assert CAPTURE_MESSAGES.queue.name in str(letter.headers.get("x-mailsync-queue"))
+    assert "mailsync.capture.shard-" in str(letter.headers.get("x-mailsync-queue"))
     assert await ws.store.capture_decisions.count({}) == 0
 
 

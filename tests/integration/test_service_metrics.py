@@ -12,14 +12,14 @@ from mailsync_capture.settings import Settings as CaptureSettings
 from mailsync_shared.contracts.mail import MailMessage, MessageFetched
 from mailsync_shared.ids import new_id
 from mailsync_shared.storage.client import Document
-from mailsync_shared.topology import CAPTURE_MESSAGES
+from mailsync_shared.topology import CAPTURE_SHARDS
 from tests.integration.conftest_capture import publish_raw, running, settings_from
 from tests.support.metrics import sample
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
-QUEUE = CAPTURE_MESSAGES.queue.name
+QUEUE = CAPTURE_SHARDS.exchange.name  # the label of capture's shard queues
 
 
 async def test_capture_counts_acked_and_dead_lettered_deliveries_by_queue(
@@ -41,8 +41,9 @@ async def test_capture_counts_acked_and_dead_lettered_deliveries_by_queue(
     )
     invalid = valid.model_dump(mode="json", by_alias=True)
     del invalid["data"]["message_id"]
-    # Counts start from an empty queue: earlier suites of the session publish to it too.
-    await (await broker.declare_queue(CAPTURE_MESSAGES.queue)).purge()
+    # Counts start from empty queues: earlier suites of the session publish to them too.
+    for shard in CAPTURE_SHARDS.shards:
+        await (await broker.declare_queue(shard.queue)).purge()
     app = create_capture_app(settings_from(service_env, CaptureSettings))
     async with running(app):
         await publish_raw(broker, valid.model_dump_json(by_alias=True).encode(), valid)
@@ -52,10 +53,16 @@ async def test_capture_counts_acked_and_dead_lettered_deliveries_by_queue(
 
             async def scraped() -> str | None:
                 text = (await client.get("/metrics")).text
-                done = sample(text, "mailsync_dead_lettered_messages_total", queue=QUEUE)
-                return text if done >= 1 else None
+                dead = sample(text, "mailsync_dead_lettered_messages_total", queue=QUEUE)
+                acked = sample(
+                    text,
+                    "mailsync_received_processed_messages_total",
+                    handler=QUEUE,
+                    status="acked",
+                )
+                return text if dead >= 1 and acked >= 2 else None  # handled concurrently
 
-            text = await eventually(scraped, timeout=60, what="the dead letter counted")
+            text = await eventually(scraped, timeout=60, what="both deliveries counted")
 
     assert sample(text, "mailsync_dead_lettered_messages_total", queue=QUEUE) == 1
     assert sample(text, "mailsync_received_messages_total", handler=QUEUE) == 2

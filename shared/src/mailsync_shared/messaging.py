@@ -14,7 +14,7 @@ from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.event_privacy import event_level, public_copy
 from mailsync_shared.ids import new_id
 from mailsync_shared.storage.documents import Visibility
-from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, exchange_for
+from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, WORKSPACE_HEADER, exchange_for
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class EventPublisher:
             message_id=message_id,
             content_type="application/json",
             message_type=event.type,
+            headers={WORKSPACE_HEADER: event.workspaceid},
             persist=True,
         )
 

@@ -27,7 +27,7 @@ from prometheus_client import (
 from pydantic import ValidationError
 
 from mailsync_shared.messaging import PermanentError
-from mailsync_shared.topology import CONSUMERS
+from mailsync_shared.topology import CONSUMERS, SHARDED, exchange_for
 
 PREFIX = "mailsync"
 
@@ -43,11 +43,17 @@ def event_type_of(routing_key: str) -> str:
 
 
 def queue_of(exchange: str, routing_key: str) -> str:
-    """The work queue a delivery came from, known by its exchange and event type."""
+    """The work queue a delivery came from, known by its exchange and event type; for a
+    sharded service's work, its shards' exchange (`mailsync.<service>.shards`), which stands
+    for all of its shard queues (a label per shard would name nothing an operator acts on)."""
     event_type = event_type_of(routing_key)
     for consumer in CONSUMERS:
         if consumer.exchange.name == exchange and consumer.event_type.event_type == event_type:
             return consumer.queue.name
+    for service in SHARDED:
+        for event in service.events:
+            if exchange_for(event).name == exchange and event.event_type == event_type:
+                return service.exchange.name
     return f"{exchange or 'default'}.{event_type}"
 
 

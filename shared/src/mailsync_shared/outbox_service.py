@@ -1,6 +1,7 @@
 """A worker service whose handlers write an outbox: broker, database, handlers and relay."""
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from faststream.asgi import AsgiFastStream
 from faststream.rabbit import RabbitBroker
@@ -15,7 +16,18 @@ from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.worker_wiring import WorkerWiring
 
-RegisterHandlers = Callable[[RabbitBroker, AsyncDatabase[Document], EventPublisher], None]
+
+class Consuming(Protocol):
+    """Subscribers a service starts once its broker runs, and stops before it closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+RegisterHandlers = Callable[
+    [RabbitBroker, AsyncDatabase[Document], EventPublisher], Consuming | None
+]
 
 
 def outbox_worker_app(
@@ -32,7 +44,7 @@ def outbox_worker_app(
     """
     wiring = WorkerWiring.from_settings(settings, prefetch=settings.prefetch)
     publisher = EventPublisher(wiring.broker, events)
-    register_handlers(wiring.broker, wiring.db, publisher)
+    consuming = register_handlers(wiring.broker, wiring.db, publisher)
     relay = outbox_relay(
         SystemCollections(wiring.db),
         lambda workspace_id: WorkspaceStore(wiring.db, workspace_id),
@@ -46,7 +58,8 @@ def outbox_worker_app(
         metrics=wiring.metrics,
         readiness=wiring.readiness(),
         on_startup=[wiring.prepare, relay.start],
-        on_shutdown=[relay.stop],
+        after_startup=[] if consuming is None else [consuming.start],
+        on_shutdown=[relay.stop] if consuming is None else [consuming.stop, relay.stop],
         after_shutdown=[wiring.close_database],
         title=title,
     )

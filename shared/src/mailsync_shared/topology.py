@@ -7,6 +7,12 @@
   one type (`mailsync.email.logged.v1.*`) or one workspace (`#.<workspace id>`).
 - Work queues are quorum queues with an explicit delivery limit (RabbitMQ 3.10 has no default)
   and dead-letter into `mailsync.dead-letter`, where the reason travels with the message.
+- Capture's and associate's work (fetched messages; captured ones from `mailsync.work` and
+  sent ones from `mailsync.events`) goes through `mailsync.<service>.shards`, a consistent-hash
+  exchange on the workspace header every publish carries (`WORKSPACE_HEADER`), into
+  `SHARD_COUNT` shard queues: one workspace's messages always land in one shard. Each shard
+  queue has a single active consumer, the replica that holds the shard's lease
+  (`mailsync_shared.shard_leases`), so one workspace is handled by one replica at a time.
 """
 
 from dataclasses import dataclass
@@ -29,6 +35,8 @@ from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendR
 from mailsync_shared.contracts.records import ContactCaptured, EmailLogged, ThreadAssociated
 
 DELIVERY_LIMIT = 5
+WORKSPACE_HEADER = "x-mailsync-workspace"
+SHARD_COUNT = 16
 
 WORK_EXCHANGE = RabbitExchange("mailsync.work", type=ExchangeType.TOPIC, durable=True)
 EVENTS_EXCHANGE = RabbitExchange("mailsync.events", type=ExchangeType.TOPIC, durable=True)
@@ -104,17 +112,43 @@ def consumer(name: str, event_type: type[Event]) -> Consumer:
     return Consumer(work_queue(name, event_type), exchange_for(event_type), event_type)
 
 
-CAPTURE_MESSAGES = consumer("mailsync.capture.message-fetched", MessageFetched)
-ASSOCIATE_MESSAGES = consumer("mailsync.associate.message-captured", MessageCaptured)
-ASSOCIATE_SENT = consumer("mailsync.associate.email-sent", EmailSent)
 SEND_REQUESTS = consumer("mailsync.send.requested", SendRequested)
 
-CONSUMERS: tuple[Consumer, ...] = (
-    CAPTURE_MESSAGES,
-    ASSOCIATE_MESSAGES,
-    ASSOCIATE_SENT,
-    SEND_REQUESTS,
-)
+CONSUMERS: tuple[Consumer, ...] = (SEND_REQUESTS,)
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """A service's work split by workspace: a consistent-hash exchange on `WORKSPACE_HEADER`
+    fed by `events`, and one single-active-consumer queue per shard."""
+
+    service: str
+    exchange: RabbitExchange
+    events: tuple[type[Event], ...]
+    shards: tuple[Consumer, ...]
+
+
+def sharded(service: str, events: tuple[type[Event], ...], count: int = SHARD_COUNT) -> Sharded:
+    exchange = RabbitExchange(
+        f"mailsync.{service}.shards",
+        type=ExchangeType.X_CONSISTENT_HASH,
+        durable=True,
+        arguments={"hash-header": WORKSPACE_HEADER},
+    )
+    shards = tuple(
+        Consumer(
+            _quorum_queue(f"mailsync.{service}.shard-{shard:02d}", "1", single_consumer=True),
+            exchange,
+            events[0],
+        )
+        for shard in range(count)
+    )
+    return Sharded(service, exchange, events, shards)
+
+
+CAPTURE_SHARDS = sharded("capture", (MessageFetched,))
+ASSOCIATE_SHARDS = sharded("associate", (MessageCaptured, EmailSent))
+SHARDED: tuple[Sharded, ...] = (CAPTURE_SHARDS, ASSOCIATE_SHARDS)
 
 
 async def declare_topology(broker: RabbitBroker) -> None:
@@ -130,6 +164,13 @@ async def declare_topology(broker: RabbitBroker) -> None:
     for item in CONSUMERS:
         queue = await broker.declare_queue(item.queue)
         await queue.bind(item.exchange.name, routing_key=item.queue.routing())
+    for service in SHARDED:
+        shards = await broker.declare_exchange(service.exchange)
+        for event_type in service.events:
+            await shards.bind(exchange_for(event_type).name, routing_key=event_type.binding_key())
+        for item in service.shards:
+            queue = await broker.declare_queue(item.queue)
+            await queue.bind(item.exchange.name, routing_key=item.queue.routing())
     # The declared queue is kept by the broker and reused by the subscriber on it, channel too.
     webhook_events = await broker.config.declarer.declare_queue(
         WEBHOOK_EVENTS_QUEUE, channel=WEBHOOK_EVENTS_CHANNEL

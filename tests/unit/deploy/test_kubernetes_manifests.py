@@ -26,10 +26,10 @@ from mailsync_devtools.stack import SERVICES
 from mailsync_ingest.settings import Settings as IngestSettings
 from mailsync_send.settings import Settings as SendSettings
 from mailsync_shared.topology import (
-    ASSOCIATE_MESSAGES,
-    ASSOCIATE_SENT,
-    CAPTURE_MESSAGES,
+    ASSOCIATE_SHARDS,
+    CAPTURE_SHARDS,
     SEND_REQUESTS,
+    SHARD_COUNT,
 )
 from tests.support.deploy_tools import REPO, configcheck, keda_crds, kubernetes_schemas
 
@@ -263,8 +263,8 @@ def test_keda_scales_capture_associate_and_send_on_their_queues(overlay: list[Ma
         for name, s in scaled.items()
     }
     assert queues == {
-        "capture": [CAPTURE_MESSAGES.queue.name],
-        "associate": sorted([ASSOCIATE_MESSAGES.queue.name, ASSOCIATE_SENT.queue.name]),
+        "capture": sorted(shard.queue.name for shard in CAPTURE_SHARDS.shards),
+        "associate": sorted(shard.queue.name for shard in ASSOCIATE_SHARDS.shards),
         "send": [SEND_REQUESTS.queue.name],
     }
     deployments = of_kind(overlay, "Deployment")
@@ -280,8 +280,9 @@ def test_keda_scales_capture_associate_and_send_on_their_queues(overlay: list[Ma
             authentication = authentications[trigger["authenticationRef"]["name"]]
             for ref in authentication["spec"]["secretTargetRef"]:
                 assert ref["name"] in secrets, f"{name}: {ref['name']} is not rendered"
-    # One associate replica: two could split a conversation into two threads.
-    assert scaled["associate"]["spec"]["maxReplicaCount"] == 1
+    # A replica beyond one per shard would hold no shard.
+    for name in ("capture", "associate"):
+        assert scaled[name]["spec"]["maxReplicaCount"] <= SHARD_COUNT
 
 
 def test_a_tenant_pool_leases_its_workspaces_and_the_shared_pool_leaves_them(

@@ -6,6 +6,10 @@ A delivery of captured messages holds one or a batch of them
 waits for their outcomes, so the broker's ack still follows the messages' writes and events.
 One workspace's batches are logged one at a time, in delivery order, each while the events
 of the one before go out; workspaces run in parallel.
+
+The work arrives in shard queues, one workspace always in the same shard, and this replica
+consumes only the shards it holds a lease on (`mailsync_shared.shard_leases`), so across replicas
+too one workspace is logged by one process at a time.
 """
 
 import asyncio
@@ -15,6 +19,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -27,11 +32,12 @@ from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.mail import MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent
 from mailsync_shared.event_privacy import event_level
-from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.messaging import EventPublisher, PermanentError
+from mailsync_shared.shard_consumers import ShardConsumers
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import WorkspaceStore
-from mailsync_shared.topology import ASSOCIATE_MESSAGES, ASSOCIATE_SENT
-from mailsync_shared.work_batches import events_of, submit_delivery
+from mailsync_shared.topology import ASSOCIATE_SHARDS
+from mailsync_shared.work_batches import events_in, submit_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ def register_handlers(
     publisher: EventPublisher,
     *,
     batch_size: int = 200,
-) -> None:
+) -> ShardConsumers:
     announcing: dict[str, set[str]] = {}
     announced_before: dict[str, asyncio.Future[list[BaseException | None]]] = {}
 
@@ -200,17 +206,12 @@ def register_handlers(
 
     batcher: Batcher[ToLog, None] = Batcher.in_two_stages(log_batch, max_size=batch_size)
 
-    @ASSOCIATE_MESSAGES.subscriber(broker, title="associate.message-captured")
-    async def on_message_captured(delivered: MessageCaptured | list[MessageCaptured]) -> None:
+    async def on_message_captured(events: list[MessageCaptured]) -> None:
         """Log captured messages on their threads and link the threads to records."""
         await submit_delivery(
-            batcher,
-            events_of(delivered),
-            lambda event: ToLog(event.data.message),
-            publisher.publish,
+            batcher, events, lambda event: ToLog(event.data.message), publisher.publish
         )
 
-    @ASSOCIATE_SENT.subscriber(broker, title="associate.email-sent")
     async def on_email_sent(event: EmailSent) -> None:
         """Log a message sent through Mailsync at once, on the thread it replies on."""
         published = event.data.message.model_copy(
@@ -219,3 +220,15 @@ def register_handlers(
         store = WorkspaceStore(db, event.workspaceid)
         message = await sent_message(store, published, event.data.send_request_id)
         await batcher.submit(event.workspaceid, ToLog(message, event.data.thread_id))
+
+    async def on_shard_delivery(message: RabbitMessage) -> None:
+        """Log the captured or sent messages of one delivery from a shard queue."""
+        kind = message.raw_message.type
+        if kind == MessageCaptured.event_type:
+            await on_message_captured(events_in(message.body, MessageCaptured))
+        elif kind == EmailSent.event_type:
+            await on_email_sent(EmailSent.model_validate_json(message.body))
+        else:
+            raise PermanentError(f"associate does not log {kind!r} messages")
+
+    return ShardConsumers(broker, db, ASSOCIATE_SHARDS, on_shard_delivery)

@@ -7,6 +7,10 @@ ack still follows the messages' writes and events. One workspace's batches run o
 time; within a batch the messages are decided in delivery order and their
 `message.captured` events published together in that order, so associate receives one
 workspace's messages in the order ingest published them. Workspaces run in parallel.
+
+The work arrives in shard queues, one workspace always in the same shard, and this replica
+consumes only the shards it holds a lease on (`mailsync_shared.shard_leases`): with several
+replicas too, one workspace's messages are captured by one process at a time, in order.
 """
 
 import asyncio
@@ -14,6 +18,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.events import contact_captured, message_captured
@@ -25,12 +30,13 @@ from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.event_privacy import event_level, visibility_of
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.shard_consumers import ShardConsumers
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import Visibility
 from mailsync_shared.storage.raw_messages import delete_unused_raw
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
-from mailsync_shared.topology import CAPTURE_MESSAGES
-from mailsync_shared.work_batches import events_of, submit_delivery
+from mailsync_shared.topology import CAPTURE_SHARDS
+from mailsync_shared.work_batches import events_in, submit_delivery
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ def register_handlers(
     publisher: EventPublisher,
     *,
     batch_size: int = 200,
-) -> None:
+) -> ShardConsumers:
     async def capture_batch(
         workspace_id: str, events: Sequence[MessageFetched]
     ) -> list[BaseException | None]:
@@ -135,7 +141,9 @@ def register_handlers(
 
     batcher: Batcher[MessageFetched, None] = Batcher(capture_batch, max_size=batch_size)
 
-    @CAPTURE_MESSAGES.subscriber(broker, title="capture.message-fetched")
-    async def on_message_fetched(delivered: MessageFetched | list[MessageFetched]) -> None:
+    async def on_message_fetched(message: RabbitMessage) -> None:
         """Apply the workspace's contact rules to fetched messages and pass them on."""
-        await submit_delivery(batcher, events_of(delivered), lambda event: event, publisher.publish)
+        events = events_in(message.body, MessageFetched)
+        await submit_delivery(batcher, events, lambda event: event, publisher.publish)
+
+    return ShardConsumers(broker, db, CAPTURE_SHARDS, on_message_fetched)
