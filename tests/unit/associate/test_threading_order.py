@@ -14,22 +14,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsync_associate.repository import grown, with_message
+from mailsync_associate.repository import GROWING_LISTS, grown, with_message
 from mailsync_associate.threading import aware, choose_thread, subject_key
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.storage.documents import ThreadDocument
 
 OWNER = "owner@acme.test"
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-_LISTS = (
-    "message_ids",
-    "participants",
-    "mailbox_ids",
-    "provider_thread_ids",
-    "logged_message_ids",
-    "loose_subject_keys",
-    "loose_reply_subject_keys",
-)
 
 
 def mail(
@@ -138,7 +129,7 @@ class MemoryThreads:
         )
         for merged_id in choice.merge:
             merged = self.threads.pop(merged_id)
-            thread = grown(thread, **{name: getattr(merged, name) for name in _LISTS})
+            thread = grown(thread, **{name: getattr(merged, name) for name in GROWING_LISTS})
             thread = thread.model_copy(
                 update={
                     "first_message_at": min(

@@ -103,7 +103,7 @@ def keys_of(thread: ThreadDocument) -> list[tuple[str, str]]:
     return keys
 
 
-_LISTS = (
+GROWING_LISTS = (  # a thread's list fields, which only ever gain values
     "message_ids",
     "participants",
     "mailbox_ids",
@@ -130,7 +130,7 @@ def thread_write(stored: ThreadDocument | None, current: ThreadDocument) -> dict
     update: dict[str, Any] = {}
     additions = {
         name: [v for v in getattr(current, name) if v not in set(getattr(stored, name, []))]
-        for name in _LISTS
+        for name in GROWING_LISTS
     }
     if any(additions.values()):
         update["$addToSet"] = {name: {"$each": v} for name, v in additions.items() if v}
