@@ -9,9 +9,10 @@ import pytest
 from imapclient import IMAPClient
 
 from mailsync_send.compose import compose
-from mailsync_send.sent_folder import ImapAccount, SentFolder
+from mailsync_send.sent_folder import SentFolder
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent
+from mailsync_shared.mail_servers.accounts import Login, ServerLogin
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.raw_messages import load_raw, store_raw
@@ -234,8 +235,11 @@ async def test_copies_saved_at_the_same_time_each_land_in_sent_once(
 ) -> None:
     """Copies queued while one is written go together (one MULTIAPPEND on Dovecot)."""
     folder = SentFolder(
-        ImapAccount(
-            infra.imap_host, infra.imap_port, "none", owner.address, password=owner.password
+        ServerLogin(
+            infra.imap_host,
+            infra.imap_port,
+            "none",
+            Login(owner.address, password=owner.password),
         ),
         guard=HostGuard(allow_private=True),
         timeout=10,

@@ -16,31 +16,14 @@ import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiosmtplib
 
-from mailsync_shared.mail_servers.accounts import Login
+from mailsync_shared.mail_servers.accounts import ServerLogin
 from mailsync_shared.mail_servers.errors import MailServerError, failure_reason
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.mail_servers.smtp import open_smtp
-from mailsync_shared.storage.documents import Security
-
-
-@dataclass(frozen=True)
-class SmtpAccount:
-    """Where to relay and how to log in: a password (PLAIN/LOGIN) or an OAuth access token."""
-
-    host: str
-    port: int
-    security: Security
-    username: str
-    password: str | None = field(default=None, repr=False)
-    access_token: str | None = field(default=None, repr=False)
-
-    @property
-    def login(self) -> Login:
-        return Login(self.username, password=self.password, access_token=self.access_token)
 
 
 @dataclass(frozen=True)
@@ -154,12 +137,12 @@ class SmtpPool:
         self._guard = guard
         self._timeout = timeout
         self._idle_seconds = idle_seconds
-        self._idle: dict[SmtpAccount, list[_Idle]] = {}
-        self._slots: dict[SmtpAccount, asyncio.Semaphore] = {}
+        self._idle: dict[ServerLogin, list[_Idle]] = {}
+        self._slots: dict[ServerLogin, asyncio.Semaphore] = {}
 
     async def relay(
         self,
-        account: SmtpAccount,
+        account: ServerLogin,
         *,
         envelope_from: str,
         recipients: tuple[str, ...],
@@ -202,7 +185,7 @@ class SmtpPool:
         )
 
     @contextlib.asynccontextmanager
-    async def _session(self, account: SmtpAccount) -> AsyncIterator[aiosmtplib.SMTP]:
+    async def _session(self, account: ServerLogin) -> AsyncIterator[aiosmtplib.SMTP]:
         slots = self._slots.setdefault(account, asyncio.Semaphore(self._size))
         async with slots:
             client = await self._reused(account) or await self._connect(account)
@@ -210,7 +193,7 @@ class SmtpPool:
             if client.is_connected:
                 self._idle.setdefault(account, []).append(_Idle(client, time.monotonic()))
 
-    async def _reused(self, account: SmtpAccount) -> aiosmtplib.SMTP | None:
+    async def _reused(self, account: ServerLogin) -> aiosmtplib.SMTP | None:
         self._close_expired()
         idle = self._idle.get(account, [])
         while idle:
@@ -223,7 +206,7 @@ class SmtpPool:
             return client
         return None
 
-    async def _connect(self, account: SmtpAccount) -> aiosmtplib.SMTP:
+    async def _connect(self, account: ServerLogin) -> aiosmtplib.SMTP:
         """A logged-in session on the address the host guard checked (TLS verifies the name)."""
         try:
             return await open_smtp(

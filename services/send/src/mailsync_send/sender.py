@@ -35,9 +35,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_send.compose import Attachment, ComposedMessage, ComposeError, compose
 from mailsync_send.rate_limit import SendSlots
-from mailsync_send.relay import RelayError, RelayResult, SmtpAccount, SmtpPool
+from mailsync_send.relay import RelayError, RelayResult, SmtpPool
 from mailsync_send.send_metrics import SendMetrics
-from mailsync_send.sent_folder import ImapAccount, SentFolder, SentFolderError, SentFolders
+from mailsync_send.sent_folder import SentFolder, SentFolderError, SentFolders
 from mailsync_send.settings import Settings
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import MailMessage
@@ -46,6 +46,7 @@ from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.event_privacy import event_level
 from mailsync_shared.ids import stable_id
 from mailsync_shared.insert_batches import InsertBatches
+from mailsync_shared.mail_servers.accounts import Login, ServerLogin
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.messaging import EventPublisher, PermanentError
 from mailsync_shared.oauth import OAuthError, TokenCache, grant_of
@@ -91,12 +92,6 @@ class Delivery:
     raw_id: str
     sent_at: datetime
     note: str | None = None
-
-
-@dataclass(frozen=True)
-class Credentials:
-    password: str | None = None
-    access_token: str | None = None
 
 
 def password_of(account: ServerAccount, cipher: CredentialCipher) -> str:
@@ -325,34 +320,27 @@ class Sender:
         except ComposeError as error:
             return str(error)
 
-    async def _credentials(self, account: ServerAccount, *, fresh: bool = False) -> Credentials:
+    async def _server_login(self, account: ServerAccount, *, fresh: bool = False) -> ServerLogin:
+        """The account's server and login: its password, or a (`fresh`: refreshed) token."""
         if account.auth == "password":
-            return Credentials(password=password_of(account, self._cipher))
-        try:
-            grant = grant_of(account, self._cipher)
-            if fresh:
-                self._tokens.invalidate(grant)
-            return Credentials(access_token=await self._tokens.access_token(grant))
-        except OAuthError as error:
-            raise AccountError(error.reason, permanent=error.permanent) from error
+            login = Login(account.username, password=password_of(account, self._cipher))
+        else:
+            try:
+                grant = grant_of(account, self._cipher)
+                if fresh:
+                    self._tokens.invalidate(grant)
+                token = await self._tokens.access_token(grant)
+            except OAuthError as error:
+                raise AccountError(error.reason, permanent=error.permanent) from error
+            login = Login(account.username, access_token=token)
+        return ServerLogin(account.host, account.port, account.security, login)
 
     async def _in_sent_folder(self, mailbox: MailboxDocument, message_id: str) -> bool:
         folder = await self._sent_folder(mailbox)
         return await folder.contains_message_id(message_id)
 
     async def _sent_folder(self, mailbox: MailboxDocument) -> SentFolder:
-        account = mailbox.imap
-        credentials = await self._credentials(account)
-        return self._sent_folders.of(
-            ImapAccount(
-                account.host,
-                account.port,
-                account.security,
-                account.username,
-                password=credentials.password,
-                access_token=credentials.access_token,
-            )
-        )
+        return self._sent_folders.of(await self._server_login(mailbox.imap))
 
     async def _relay(
         self,
@@ -365,7 +353,7 @@ class Sender:
         # An access token may be refused before it expires (revoked, rotated): refresh once.
         for fresh in (False, True):
             try:
-                credentials = await self._credentials(account, fresh=fresh)
+                server = await self._server_login(account, fresh=fresh)
             except AccountError as error:
                 raise RelayError(str(error), permanent=error.permanent) from error
             try:
@@ -375,14 +363,7 @@ class Sender:
                 ) as span:
                     async with self._metrics.smtp_timer():
                         result = await self._smtp.relay(
-                            SmtpAccount(
-                                account.host,
-                                account.port,
-                                account.security,
-                                account.username,
-                                password=credentials.password,
-                                access_token=credentials.access_token,
-                            ),
+                            server,
                             envelope_from=composed.envelope_from,
                             recipients=composed.recipients,
                             data=composed.data,

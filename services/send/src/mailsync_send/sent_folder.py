@@ -18,16 +18,15 @@ import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from mailsync_shared.batching import Batcher
-from mailsync_shared.mail_servers.accounts import Login
+from mailsync_shared.mail_servers.accounts import ServerLogin
 from mailsync_shared.mail_servers.errors import MailServerError, failure_reason
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.mail_servers.imap import CommandRefusedError, ImapSession, open_imap, quoted
-from mailsync_shared.storage.documents import Security
 
 T = TypeVar("T")
 
@@ -42,22 +41,6 @@ Operation = Callable[[ImapSession, str], Awaitable[T]]
 
 class SentFolderError(Exception):
     """The Sent folder could not be reached, found or written."""
-
-
-@dataclass(frozen=True)
-class ImapAccount:
-    """Where the Sent folder is and how to log in: a password or an OAuth access token."""
-
-    host: str
-    port: int
-    security: Security
-    username: str
-    password: str | None = field(default=None, repr=False)
-    access_token: str | None = field(default=None, repr=False)
-
-    @property
-    def login(self) -> Login:
-        return Login(self.username, password=self.password, access_token=self.access_token)
 
 
 async def find_sent_folder(session: ImapSession) -> str:
@@ -101,7 +84,7 @@ class SentFolder:
 
     def __init__(
         self,
-        account: ImapAccount,
+        account: ServerLogin,
         *,
         guard: HostGuard,
         timeout: float,
@@ -203,9 +186,9 @@ class SentFolders:
     def __init__(self, *, guard: HostGuard, timeout: float) -> None:
         self._guard = guard
         self._timeout = timeout
-        self._folders: dict[ImapAccount, SentFolder] = {}
+        self._folders: dict[ServerLogin, SentFolder] = {}
 
-    def of(self, account: ImapAccount) -> SentFolder:
+    def of(self, account: ServerLogin) -> SentFolder:
         folder = self._folders.get(account)
         if folder is None:
             if len(self._folders) > 1000:

@@ -8,7 +8,7 @@ from typing import TypeVar
 from mailsync_shared.crypto import CredentialCipher, CredentialError
 from mailsync_shared.mail_servers.errors import AuthRefusedError
 from mailsync_shared.oauth import TokenCache, grant_of
-from mailsync_shared.storage.documents import ServerAccount
+from mailsync_shared.storage.documents import Security, ServerAccount
 
 T = TypeVar("T")
 
@@ -20,6 +20,17 @@ class Login:
     username: str
     password: str | None = field(default=None, repr=False)
     access_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ServerLogin:
+    """A mail server (IMAP or SMTP) and how to log in to it. Hashable: sessions are kept per
+    server login, so a changed password or token gets sessions of its own."""
+
+    host: str
+    port: int
+    security: Security
+    login: Login
 
 
 class Credentials:
