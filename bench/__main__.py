@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
-from bench import backfill, live, parse, scale, send
+from bench import associate_scaling, backfill, live, parse, scale, send
 from bench.context import REPO, BenchContext
 from bench.report import Figure, table, write
 
@@ -19,6 +19,7 @@ SUITES: dict[str, Suite] = {
     "send": send.run,
     "live": live.run,
     "scale": scale.run,
+    "associate_scaling": associate_scaling.run,
     "parse": parse.run,
 }
 

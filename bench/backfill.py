@@ -27,11 +27,12 @@ from pymongo import AsyncMongoClient
 from bench.context import DATABASE, BenchContext
 from bench.cpu import CpuMeter, peak_rss_mib
 from bench.mailbox import (
-    CLIENTS,
     IsolatedStack,
     create_filled_mailbox,
+    create_workspace_with_clients,
     free_port,
     isolated_stack,
+    mailbox_connection,
     own_vhost,
     raw_fetch_rate,
 )
@@ -185,12 +186,6 @@ async def _end_to_end_rate(
     thread; at the end, the store is checked to hold every one of them.
     """
     meter = CpuMeter(stack.pids)
-    server = {
-        "host": context.imap_host,
-        "security": "none",
-        "username": owner,
-        "password": password,
-    }
     client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
     messages = client[stack.database]["messages"]
     mailboxes = client[stack.database]["mailboxes"]
@@ -201,23 +196,13 @@ async def _end_to_end_rate(
             stack.rabbitmq_url, EVENTS_EXCHANGE, EmailLogged, lambda event: event.data.message_id
         ) as logged,
     ):
-        workspace = (await api.post("/v1/workspaces", json={"name": "Bench"})).json()
-        api.headers["Authorization"] = f"Bearer {workspace['api_key']}"
-        for index, address in enumerate(CLIENTS):
-            response = await api.post(
-                "/v1/contacts", json={"name": f"Client {index}", "emails": [address]}
-            )
-            response.raise_for_status()
+        workspace = await create_workspace_with_clients(api, "Bench")
         meter.start()
         started = time.perf_counter()
         response = await api.post(
             "/v1/mailboxes",
-            json={
-                "address": owner,
-                "imap": {**server, "port": context.imap_port},
-                "smtp": {**server, "host": context.smtp_host, "port": context.smtp_port},
-                "sync": {"backfill_days": 30},
-            },
+            json=mailbox_connection(context, owner, password),
+            headers=workspace.headers,
         )
         response.raise_for_status()
         last_report = started
@@ -225,7 +210,7 @@ async def _end_to_end_rate(
             await asyncio.sleep(0.05)
             now = time.perf_counter()
             if now - last_report > 5:
-                ingested = await _ingested(mailboxes, workspace["id"])
+                ingested = await _ingested(mailboxes, workspace.id)
                 print(f"  backfill: {ingested}/{count} ingested, {len(logged)} logged", flush=True)
                 last_report = now
             if now - started > limit:
@@ -233,7 +218,7 @@ async def _end_to_end_rate(
                 break
         used = meter.stop()
         elapsed = (max(logged.values()) if logged else time.perf_counter()) - started
-    stored = await messages.count_documents({"workspace_id": workspace["id"]})
+    stored = await messages.count_documents({"workspace_id": workspace.id})
     await client.close()
     if stored < len(logged):
         raise RuntimeError(f"{len(logged)} messages announced as logged but {stored} stored")

@@ -44,6 +44,47 @@ def message(owner: str, index: int, now: datetime) -> EmailMessage:
     return mail
 
 
+@dataclass(frozen=True)
+class BenchWorkspace:
+    id: str
+    api_key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def create_workspace_with_clients(api: httpx.AsyncClient, name: str) -> BenchWorkspace:
+    """A new workspace, through the api, whose contacts are the senders of `message`'s mail."""
+    response = await api.post("/v1/workspaces", json={"name": name})
+    response.raise_for_status()
+    workspace = BenchWorkspace(response.json()["id"], response.json()["api_key"])
+    for index, address in enumerate(CLIENTS):
+        response = await api.post(
+            "/v1/contacts",
+            json={"name": f"Client {index}", "emails": [address]},
+            headers=workspace.headers,
+        )
+        response.raise_for_status()
+    return workspace
+
+
+def mailbox_connection(context: BenchContext, owner: str, password: str) -> dict[str, object]:
+    """The body of `POST /v1/mailboxes` for a benchmark account: backfill of the last 30 days."""
+    server = {
+        "host": context.imap_host,
+        "security": "none",
+        "username": owner,
+        "password": password,
+    }
+    return {
+        "address": owner,
+        "imap": {**server, "port": context.imap_port},
+        "smtp": {**server, "host": context.smtp_host, "port": context.smtp_port},
+        "sync": {"backfill_days": 30},
+    }
+
+
 def create_filled_mailbox(
     users_file: Path, host: str, lmtp_port: int, count: int
 ) -> tuple[str, str]:
