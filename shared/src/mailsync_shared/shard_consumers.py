@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitRouter
 from faststream.rabbit.subscriber import RabbitSubscriber
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -23,11 +23,14 @@ DELIVERY_HOPS = 5  # loop turns for a delivery already received to enter its han
 
 
 class ShardConsumers:
-    """Starts a subscriber on each shard this replica gains and stops it on each it loses."""
+    """Starts a subscriber on each shard this replica gains and stops it on each it loses.
+
+    The subscribers are declared on `broker`, or on a router the service includes in its broker.
+    """
 
     def __init__(
         self,
-        broker: RabbitBroker,
+        broker: RabbitBroker | RabbitRouter,
         db: AsyncDatabase[Document],
         sharded: Sharded,
         handler: Handler,

@@ -19,6 +19,9 @@ from collections.abc import Iterable, Sequence, Set
 from datetime import datetime
 from typing import Any
 
+from pymongo.asynchronous.database import AsyncDatabase
+
+from mailsync_associate.logbook import Dropped, Logged, Skipped, log_message
 from mailsync_associate.repository import (
     AssociateRepository,
     grown,
@@ -50,6 +53,7 @@ from mailsync_shared.storage.documents import (
 )
 from mailsync_shared.storage.mailbox_directory import DIRECTORY
 from mailsync_shared.storage.raw_messages import load_raw
+from mailsync_shared.storage.scoped import WorkspaceStore
 
 
 class MailboxStoppedError(Exception):
@@ -204,6 +208,15 @@ class BatchRepository(AssociateRepository):
             self._records = await super().records_for(sorted(self._records_for | missing))
             self._records_for |= missing
         return self._records
+
+    async def log(
+        self, message: MailMessage, *, replied_thread_id: str | None = None
+    ) -> Logged | Skipped | Dropped:
+        """Log one message of the batch (`logbook.log_message`) against its working set."""
+        logged = await log_message(self, message, replied_thread_id=replied_thread_id)
+        if isinstance(logged, Logged) and logged.publish:
+            self.will_publish(logged.stored)
+        return logged
 
     # -- writes, held until `flush` -------------------------------------------------------------
 
@@ -367,3 +380,13 @@ class BatchRepository(AssociateRepository):
     async def _insert_messages(self, messages: list[MessageDocument]) -> set[str]:
         taken = await self._store.messages.insert_new([m.to_document() for m in messages])
         return {messages[i].message_id for i in taken}
+
+
+class StoreBatches:
+    """Batches over the workspaces of one database (`batch_logbook.Batches`)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
+
+    def open(self, workspace_id: str, announcing: Set[str]) -> BatchRepository:
+        return BatchRepository(WorkspaceStore(self._db, workspace_id), announcing=announcing)

@@ -4,8 +4,11 @@ mail); the rest is read back from the stored send request."""
 
 from datetime import UTC
 
+from pymongo.asynchronous.database import AsyncDatabase
+
 from mailsync_shared.contracts.mail import Address, MailMessage
 from mailsync_shared.mail.headers import single_line
+from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import SendRequestDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
 
@@ -41,3 +44,15 @@ async def sent_message(store: WorkspaceStore, message: MailMessage, request_id: 
     if document is None:
         return message
     return completed(message, SendRequestDocument.from_document(document))
+
+
+class SentRequests:
+    """Sent messages completed from the send requests of a database's workspaces."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._db = db
+
+    async def complete(
+        self, workspace_id: str, message: MailMessage, request_id: str
+    ) -> MailMessage:
+        return await sent_message(WorkspaceStore(self._db, workspace_id), message, request_id)
