@@ -9,11 +9,18 @@ from typing import Any
 import httpx
 import pytest
 from faststream.rabbit import RabbitBroker
+from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_shared.contracts.mail import Address
-from mailsync_shared.contracts.records import EmailLogged, LoggedEmail
+from mailsync_shared.contracts.records import (
+    AssociatedThread,
+    EmailLogged,
+    LoggedEmail,
+    ThreadAssociated,
+)
 from mailsync_shared.messaging import EventPublisher
-from mailsync_shared.topology import WEBHOOK_EVENTS_QUEUE
+from mailsync_shared.storage.client import Document
+from mailsync_shared.topology import EVENTS_EXCHANGE, WEBHOOK_EVENTS_QUEUE
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     API_DATABASE,
     ApiWorkspace,
@@ -61,6 +68,8 @@ def webhook_sender(
         webhook_give_up_after_seconds=str(GIVE_UP_AFTER),
         webhook_poll_seconds="0.2",
         webhook_timeout_seconds="20",
+        # Subscriptions read afresh for every event: a change applies at once.
+        webhook_subscriptions_cache_seconds="0",
     )
     try:
         yield service
@@ -166,6 +175,63 @@ async def test_events_arrive_signed_in_order_and_the_log_shows_each_answer(
     log = await all_delivered(api, ws, subscription["id"], len(published))
     assert [item["event_id"] for item in log] == list(reversed(published))
     assert all(item["attempts"][-1]["status_code"] == 200 for item in log)
+
+
+async def events_read(sender: SendProcess) -> float:
+    """How many email.logged and thread.associated events the send service took off its
+    webhook queue so far (counted by exchange and type)."""
+    text = await scrape(sender.url)
+    return sum(
+        sample(text, "mailsync_received_messages_total", handler=f"{EVENTS_EXCHANGE.name}.{kind}")
+        for kind in (EmailLogged.event_type, ThreadAssociated.event_type)
+    )
+
+
+async def test_only_the_events_an_enabled_subscription_wants_reach_the_send_service(
+    api: httpx.AsyncClient,
+    api_db: AsyncDatabase[Document],
+    ws: ApiWorkspace,
+    receiver: WebhookReceiver,
+    events: EventPublisher,
+    broker: RabbitBroker,
+    webhook_sender: SendProcess,
+) -> None:
+    read_before = await events_read(webhook_sender)
+    await publish_logged(events, ws, 3)  # no subscription yet: the broker drops them
+    subscription = await subscribe(api, ws, receiver.url, event_types=[EmailLogged.event_type])
+    receiver.secrets = [subscription["secret"]]
+    wanted = await publish_logged(events, ws, 2)
+    await eventually(lambda: _at_least(receiver.delivered_ids(), 2), what="2 deliveries")
+
+    changed = await api.patch(
+        f"/v1/webhooks/{subscription['id']}",
+        json={"event_types": [ThreadAssociated.event_type]},
+        headers=ws.auth,
+    )
+    assert changed.status_code == 200, changed.text
+    logged_key = f"{EmailLogged.event_type}.{ws.id}"
+
+    async def logged_unbound() -> bool:
+        return await api_db["webhook_bindings"].find_one({"_id": logged_key}) is None
+
+    await eventually(logged_unbound, what="the email.logged binding removed")
+    assert await api_db["webhook_bindings"].find_one(
+        {"_id": f"{ThreadAssociated.event_type}.{ws.id}"}
+    )
+    await publish_logged(events, ws, 2)  # no longer wanted
+    # Published after them: once it is delivered, they would have been read before it.
+    marker = ThreadAssociated.create(
+        source="/mailsync/test",
+        workspace_id=ws.id,
+        data=AssociatedThread(
+            thread_id="t1", contact_ids=[], company_ids=[], deal_ids=[], reasons=[]
+        ),
+    )
+    await EventPublisher(broker, [ThreadAssociated]).publish(marker)
+    wanted.append(marker.id)
+    await eventually(lambda: _at_least(receiver.delivered_ids(), 3), what="the marker delivered")
+    assert receiver.delivered_ids() == wanted
+    assert await events_read(webhook_sender) - read_before == len(wanted)
 
 
 async def test_an_outage_loses_and_reorders_nothing_and_retries_keep_the_event_id(

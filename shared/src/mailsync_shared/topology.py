@@ -5,6 +5,8 @@
 - `mailsync.events` (topic): public events. Other systems bind their own queues here.
 - Routing keys are `<event type>.<workspace id>` on both exchanges, so a binding can select
   one type (`mailsync.email.logged.v1.*`) or one workspace (`#.<workspace id>`).
+- `mailsync.send.webhook-events` receives only the public events some webhook subscription
+  wants: its bindings follow the subscriptions (`mailsync_shared.webhooks.bindings`).
 - Work queues are quorum queues with an explicit delivery limit (RabbitMQ 3.10 has no default)
   and dead-letter into `mailsync.dead-letter`, where the reason travels with the message.
 - Capture's and associate's work (fetched messages; captured ones from `mailsync.work` and
@@ -17,6 +19,7 @@
 
 from dataclasses import dataclass
 
+from aio_pika import RobustQueue
 from faststream import AckPolicy
 from faststream.rabbit import (
     Channel,
@@ -83,12 +86,25 @@ def _quorum_queue(name: str, routing_key: str, *, single_consumer: bool = False)
     )
 
 
-# Every public event, for HTTP webhooks (the send service). One consumer at a time, one
-# delivery at a time (its own channel with prefetch 1, whichever service declares the queue
-# first in a process): the events are recorded in the order they were published, also with
-# several send replicas.
-WEBHOOK_EVENTS_QUEUE = _quorum_queue("mailsync.send.webhook-events", "#", single_consumer=True)
+# The public events some webhook subscription wants, for HTTP webhooks (the send service):
+# bound to `EVENTS_EXCHANGE` by one key per workspace and wanted event type, as subscriptions
+# come and go (`mailsync_shared.webhooks.bindings`), never by this declaration. One consumer at
+# a time, one delivery at a time (its own channel with prefetch 1, whichever service declares
+# the queue first in a process): the events are recorded in the order they were published,
+# also with several send replicas.
+WEBHOOK_EVENTS_QUEUE = _quorum_queue(
+    "mailsync.send.webhook-events", "mailsync.send.webhook-events", single_consumer=True
+)
 WEBHOOK_EVENTS_CHANNEL = Channel(prefetch_count=1)
+
+
+async def webhook_events_queue(broker: RabbitBroker) -> RobustQueue:
+    """The webhook events queue as the broker declared it, on its own channel; the subscriber
+    on it reuses both."""
+    queue: RobustQueue = await broker.config.declarer.declare_queue(
+        WEBHOOK_EVENTS_QUEUE, channel=WEBHOOK_EVENTS_CHANNEL
+    )
+    return queue
 
 
 @dataclass(frozen=True)
@@ -171,8 +187,4 @@ async def declare_topology(broker: RabbitBroker) -> None:
         for item in service.shards:
             queue = await broker.declare_queue(item.queue)
             await queue.bind(item.exchange.name, routing_key=item.queue.routing())
-    # The declared queue is kept by the broker and reused by the subscriber on it, channel too.
-    webhook_events = await broker.config.declarer.declare_queue(
-        WEBHOOK_EVENTS_QUEUE, channel=WEBHOOK_EVENTS_CHANNEL
-    )
-    await webhook_events.bind(EVENTS_EXCHANGE.name, routing_key=WEBHOOK_EVENTS_QUEUE.routing())
+    await webhook_events_queue(broker)

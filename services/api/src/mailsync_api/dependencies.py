@@ -25,6 +25,7 @@ from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.storage.workspaces import ApiKeyDocument
 from mailsync_shared.visibility import Viewer
+from mailsync_shared.webhooks.bindings import WebhookBindings
 
 _bearer = HTTPBearer(
     auto_error=False, description="An API key or personal token of the workspace (`msk_...`)."
@@ -68,7 +69,12 @@ async def get_inserts(request: Request) -> InsertBatches:
     return inserts
 
 
+async def get_webhook_bindings(context: ContextDep) -> WebhookBindings:
+    return WebhookBindings(context.broker, context.db)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WebhookBindingsDep = Annotated[WebhookBindings, Depends(get_webhook_bindings)]
 InsertsDep = Annotated[InsertBatches, Depends(get_inserts)]
 DbDep = Annotated[AsyncDatabase[Document], Depends(get_db)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]

@@ -19,6 +19,7 @@ from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.service import worker_app
+from mailsync_shared.webhooks.bindings import WebhookBindings
 from mailsync_shared.worker_wiring import WorkerWiring
 
 
@@ -32,7 +33,12 @@ def create_app(settings: Settings) -> AsgiFastStream:
         timeout=settings.webhook_timeout_seconds,
     )
     dispatcher = WebhookDispatcher(
-        wiring.db, cipher, poster, settings, WebhookMetrics(wiring.metrics.registry)
+        wiring.db,
+        cipher,
+        poster,
+        settings,
+        WebhookMetrics(wiring.metrics.registry),
+        WebhookBindings(wiring.broker, wiring.db),
     )
     recorder = WebhookRecorder(
         wiring.db,

@@ -9,12 +9,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from mailsync_send.sender import Sender
 from mailsync_send.webhooks.recorder import WebhookRecorder
 from mailsync_shared.contracts.outbound import SendRequested
-from mailsync_shared.topology import (
-    EVENTS_EXCHANGE,
-    SEND_REQUESTS,
-    WEBHOOK_EVENTS_CHANNEL,
-    WEBHOOK_EVENTS_QUEUE,
-)
+from mailsync_shared.topology import SEND_REQUESTS, WEBHOOK_EVENTS_CHANNEL, WEBHOOK_EVENTS_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +29,13 @@ def register_handlers(broker: RabbitBroker, sender: Sender, webhooks: WebhookRec
         )
 
     # One event at a time: the deliveries are recorded in the order the events were published.
+    # The queue's bindings follow the subscriptions (`mailsync_shared.webhooks.bindings`).
     @broker.subscriber(
         WEBHOOK_EVENTS_QUEUE,
-        EVENTS_EXCHANGE,
         channel=WEBHOOK_EVENTS_CHANNEL,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="webhook events",
-        description="Every public event, recorded for the workspace's webhook subscriptions.",
+        description="The public events a webhook subscription wants, recorded for it.",
     )
     async def on_public_event(message: RabbitMessage) -> None:
         """Record a public event for each webhook subscription of its workspace that wants it."""

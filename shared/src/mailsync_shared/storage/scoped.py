@@ -382,6 +382,8 @@ class SystemCollections:
         self.api_keys = db["api_keys"]
         self.mailboxes = db["mailboxes"]
         self.mailbox_lease_terms = db["mailbox_lease_terms"]
+        # The webhook queue's bindings to the public exchange (`mailsync_shared.webhooks.bindings`).
+        self.webhook_bindings = db["webhook_bindings"]
         self._db = db
 
     async def holders_of_pending_events(
@@ -446,11 +448,18 @@ class SystemCollections:
         return await cursor.to_list()
 
     async def enabled_webhook_subscriptions(self, limit: int = 10_000) -> list[Document]:
-        """Every workspace's enabled webhook subscriptions, each with `_id` and `workspace_id`."""
+        """Every workspace's enabled webhook subscriptions, each with `_id`, `workspace_id` and
+        `event_types`."""
         cursor = self._db["webhook_subscriptions"].find(
-            {"enabled": True}, projection={"_id": 1, "workspace_id": 1}, limit=limit
+            {"enabled": True},
+            projection={"_id": 1, "workspace_id": 1, "event_types": 1},
+            limit=limit,
         )
         return await cursor.to_list()
+
+    async def webhook_binding_keys(self) -> set[str]:
+        """The routing keys the webhook queue is recorded as bound with."""
+        return {str(item["_id"]) for item in await self.webhook_bindings.find({}).to_list()}
 
     async def prune_webhook_deliveries(self, finished_before: datetime) -> int:
         """Remove delivered and failed webhook deliveries of every workspace that finished

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pymongo import DESCENDING
 
 from mailsync_api import webhooks
-from mailsync_api.dependencies import CipherDep, PageDep, SettingsDep, WorkspaceDep
+from mailsync_api.dependencies import (
+    CipherDep,
+    PageDep,
+    SettingsDep,
+    WebhookBindingsDep,
+    WorkspaceDep,
+)
 from mailsync_api.pagination import Page, paginate
 from mailsync_api.problems import not_found, problem_responses
 from mailsync_api.schemas.common import RecordId
@@ -41,7 +47,11 @@ DeliveryId = Annotated[RecordId, Path(description="Id of the delivery.")]
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_webhook(
-    body: WebhookIn, store: WorkspaceDep, cipher: CipherDep, settings: SettingsDep
+    body: WebhookIn,
+    store: WorkspaceDep,
+    cipher: CipherDep,
+    settings: SettingsDep,
+    bindings: WebhookBindingsDep,
 ) -> CreatedWebhook:
     """Subscribe a URL to public events; the signing secret is shown only in this answer."""
     await webhooks.check_receiver(body.url, allow_private=settings.allow_private_hosts)
@@ -53,6 +63,8 @@ async def create_webhook(
         enabled=body.enabled,
         description=body.description,
     )
+    if subscription.enabled:
+        await bindings.bind(store.workspace_id, subscription.event_types)
     logger.info(
         "webhook subscription created",
         extra={"workspace_id": store.workspace_id, "subscription_id": subscription.id},
@@ -77,7 +89,11 @@ async def get_webhook(webhook_id: WebhookId, store: WorkspaceDep) -> WebhookOut:
 
 @router.patch("/{webhook_id}")
 async def change_webhook(
-    webhook_id: WebhookId, body: WebhookPatch, store: WorkspaceDep, settings: SettingsDep
+    webhook_id: WebhookId,
+    body: WebhookPatch,
+    store: WorkspaceDep,
+    settings: SettingsDep,
+    bindings: WebhookBindingsDep,
 ) -> WebhookOut:
     """Change the URL, the event types, the description, or pause and resume deliveries."""
     current = await webhooks.load_subscription(store, webhook_id)
@@ -87,7 +103,10 @@ async def change_webhook(
     if changes:
         changes["updated_at"] = utcnow()
         await store.collection(SUBSCRIPTIONS).update_one({"_id": webhook_id}, {"$set": changes})
-    return WebhookOut.of(current.model_copy(update=changes))
+    changed = current.model_copy(update=changes)
+    if changed.enabled and changes.keys() & {"enabled", "event_types"}:
+        await bindings.bind(store.workspace_id, changed.event_types)
+    return WebhookOut.of(changed)
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -30,6 +30,7 @@ from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.ids import new_id
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
+from mailsync_shared.webhooks.bindings import WebhookBindings
 from mailsync_shared.webhooks.documents import (
     DELIVERIES,
     LEASES,
@@ -68,8 +69,10 @@ class WebhookDispatcher:
         poster: WebhookPoster,
         settings: Settings,
         metrics: WebhookMetrics,
+        bindings: WebhookBindings,
     ) -> None:
         self._db = db
+        self._bindings = bindings
         self._metrics = metrics
         self._cipher = cipher
         self._poster = poster
@@ -103,7 +106,7 @@ class WebhookDispatcher:
         pruned_at = 0.0
         while True:
             try:
-                for item in await system.enabled_webhook_subscriptions():
+                for item in await self._bindings.reconcile():
                     self._ensure_worker(str(item["_id"]), str(item["workspace_id"]))
                 if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
                     pruned_at = time.monotonic()
