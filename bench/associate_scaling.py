@@ -9,9 +9,10 @@ capture, api and send started once, associate started anew for each case):
 - `w1_r1` / `w1_r2`: one workspace's mailbox backfilled with one, then two associate replicas;
 - `w4_r1` / `w4_r2`: four workspaces' mailboxes backfilled at once (`BENCH_ASSOCIATE_WORKSPACES`).
 
-Every mailbox is a fresh Dovecot account holding the same `BENCH_ASSOCIATE_MESSAGES` messages
-(delivered once over LMTP to all accounts), and each case runs until every message of its
-workspaces has its `email.logged` event; the store is then checked to hold every one.
+Each case creates its workspaces and connects in them the first one or four of the same fresh
+Dovecot accounts, each holding the same `BENCH_ASSOCIATE_MESSAGES` messages (delivered once
+over LMTP to all accounts); it runs until every message of its workspaces has its
+`email.logged` event, and the store is then checked to hold every one.
 
 On a machine with a core or two, every part shares the same cores, so the wall-clock rate
 can hardly grow with replicas. What shows the design's scaling is CPU: from `/proc`, the
@@ -21,8 +22,10 @@ with two replicas as with one), and `associate_scaling_cpu_bound_msgs_per_s_<cas
 messages per CPU-second of the busiest replica: the rate associate sustains when each replica
 has a core of its own. With one workspace the second replica idles (its ratio stays near 1);
 with several, the ratio approaches the number of replicas as far as the workspaces' shards
-happen to fall evenly on the replicas' leases. Baselines are the one-replica figure of the
-same workspaces in the same run; `w4_r1`'s is `w1_r1`'s.
+happen to fall evenly on the replicas' leases: `associate_scaling_busiest_replica_share_<case>`
+is the busiest replica's part of the associate CPU, against the even share (1 / replicas).
+Baselines are the one-replica figure of the same workspaces in the same run; `w4_r1`'s is
+`w1_r1`'s.
 """
 
 import asyncio
@@ -97,26 +100,31 @@ class Outcome:
     def cpu_bound_rate(self) -> float:
         return self.messages / max(*self.replica_cpu, 0.01)
 
+    @property
+    def busiest_share(self) -> float:
+        """The busiest replica's part of all associate CPU: 1 / replicas when spread evenly."""
+        return max(self.replica_cpu) / max(sum(self.replica_cpu), 0.01)
+
 
 async def run(context: BenchContext) -> list[Figure]:
     count = int(os.environ.get("BENCH_ASSOCIATE_MESSAGES", "600"))
     many = int(os.environ.get("BENCH_ASSOCIATE_WORKSPACES", "4"))
     cases = [Case(1, 1), Case(1, 2), Case(many, 1), Case(many, 2)]
-    accounts = {case: [_account() for _ in range(case.workspaces)] for case in cases}
-    every = [address for addresses in accounts.values() for address in addresses]
+    # Each case connects its mailboxes in workspaces of its own, so it can use the same accounts.
+    accounts = [_account() for _ in range(many)]
     print(
-        f"associate scaling: {len(every)} mailboxes of {count} messages each, "
+        f"associate scaling: {many} mailboxes of {count} messages each, "
         f"cases {', '.join(case.name for case in cases)}",
         flush=True,
     )
-    await asyncio.to_thread(_fill, context, every, count)
+    await asyncio.to_thread(_fill, context, accounts, count)
     outcomes: dict[Case, Outcome] = {}
     with isolated_stack(context, "associate-scaling", without=("associate",)) as stack:
         store: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
         try:
             for case in cases:
                 outcome = await _measure(
-                    context, stack, store[stack.database], case, accounts[case], count
+                    context, stack, store[stack.database], case, accounts[: case.workspaces], count
                 )
                 split = ", ".join(f"{seconds:.1f}" for seconds in outcome.replica_cpu)
                 print(
@@ -131,7 +139,8 @@ async def run(context: BenchContext) -> list[Figure]:
 
 
 def case_figures(cases: list[Case], outcomes: dict[Case, Outcome]) -> list[Figure]:
-    """Three figures per case; baseline: one replica on the same workspaces (`w1_r1` first)."""
+    """The rates of each case against one replica on the same workspaces (`w1_r1` first), and
+    how evenly several replicas shared the work."""
     one = cases[0]
     figures: list[Figure] = []
     for case in cases:
@@ -152,6 +161,15 @@ def case_figures(cases: list[Case], outcomes: dict[Case, Outcome]) -> list[Figur
                 base.cpu_bound_rate,
             ),
         ]
+        if case.replicas > 1:
+            figures.append(
+                Figure(
+                    f"associate_scaling_busiest_replica_share_{case.name}",
+                    outcome.busiest_share,
+                    "share",
+                    1 / case.replicas,
+                )
+            )
     return figures
 
 

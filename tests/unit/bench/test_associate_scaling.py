@@ -21,3 +21,6 @@ def test_each_case_is_set_against_the_one_replica_case_of_its_workspaces() -> No
     assert (bound.value, bound.baseline) == (480.0, 300.0)
     assert figures["associate_scaling_msgs_per_cpu_s_w1_r2"].value == 600 / 2.1
     assert figures["associate_scaling_cpu_bound_msgs_per_s_w1_r2"].ratio == 1.0
+    share = figures["associate_scaling_busiest_replica_share_w4_r2"]
+    assert (share.value, share.baseline) == (5.0 / 8.0, 0.5)
+    assert "associate_scaling_busiest_replica_share_w4_r1" not in figures
