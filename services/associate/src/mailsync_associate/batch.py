@@ -1,11 +1,14 @@
 """Associate over a batch of one workspace's messages: reads made together, writes together.
 
-`BatchRepository` answers the logbook's look-ups from what `load` read for the whole batch at
-once (stored messages, thread refs, threads, raw bytes, mailboxes, records), kept current with
-what the batch itself changes, so each message is threaded and linked exactly as if the
-batch's messages had been logged one after another. Its writes are held in memory and `flush`
-writes them together: one write per thread touched and the refs, then the new messages. A
-thread merge, which is rare, writes what is held first and then merges in the store.
+`BatchRepository` is what the logbook logs a batch's messages against
+(`logbook.LogbookRepository`), wrapped around the repository that reads and writes the store
+directly (`repository.AssociateRepository`). It answers the logbook's look-ups from what `load`
+read for the whole batch at once (stored messages, thread refs, threads, raw bytes, mailboxes,
+records), kept current with what the batch itself changes, so each message is threaded and
+linked exactly as if the batch's messages had been logged one after another; what `load` did
+not read is asked of the store. Its writes are held in memory and `flush` writes them
+together: one write per thread touched and the refs, then the new messages. A thread merge,
+which is rare, writes what is held first and then merges in the store.
 
 A crash before or during `flush` leaves what a crash in the middle of logging one message
 leaves, and redelivery finishes it the same way (see `logbook`): threads and refs are written
@@ -16,7 +19,7 @@ before the messages that need them, and every write is an idempotent `$addToSet`
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence, Set
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from mailsync_associate.logbook import Dropped, Logged, Skipped, log_message
 from mailsync_associate.repository import (
     AssociateRepository,
+    RefLookup,
     grown,
     lookup_keys,
     ref_id,
@@ -37,6 +41,7 @@ from mailsync_shared.association.scope import (
     Unlogged,
     forget_unlogged,
     mailbox_flags,
+    record_skipped,
     stopped,
 )
 from mailsync_shared.contracts.mail import MailMessage
@@ -65,10 +70,12 @@ Records = tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]
 _LINKS = ("contact_ids", "company_ids", "deal_ids", "link_reasons")
 
 
-class BatchRepository(AssociateRepository):
-    def __init__(self, *args: Any, announcing: Set[str] = frozenset(), **kwargs: Any) -> None:
+class BatchRepository:
+    def __init__(self, store: WorkspaceStore, *, announcing: Set[str] = frozenset()) -> None:
         """`announcing`: the `Message-ID`s whose events an earlier batch is publishing."""
-        super().__init__(*args, **kwargs)
+        self._store = store
+        self._direct = AssociateRepository(store)
+        self._lookup = RefLookup(self)
         self._announcing = announcing
         self._messages: dict[str, MessageDocument | None] = {}
         self._threads: dict[str, ThreadDocument | None] = {}
@@ -86,7 +93,10 @@ class BatchRepository(AssociateRepository):
         self._relinked: dict[str, Links] = {}
         self._new_refs: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         self._inserts: dict[str, MessageDocument] = {}
-        self._write_through = False
+
+    @property
+    def workspace_id(self) -> str:
+        return self._store.workspace_id
 
     # -- reading the batch's working set --------------------------------------------------------
 
@@ -96,7 +106,7 @@ class BatchRepository(AssociateRepository):
         keys = list(dict.fromkeys(key for message in messages for key in lookup_keys(message)))
         raw_ids = sorted({message.raw_id for message in messages if message.raw_id})
         refs, raws, mailboxes = await asyncio.gather(
-            asyncio.gather(*(super(BatchRepository, self).thread_ids_for([k]) for k in keys)),
+            asyncio.gather(*(self._direct.thread_ids_for([k]) for k in keys)),
             asyncio.gather(*(load_raw(self._store, raw_id) for raw_id in raw_ids)),
             DIRECTORY.entries(self._store, including=[m.mailbox_id for m in messages]),
         )
@@ -128,7 +138,7 @@ class BatchRepository(AssociateRepository):
 
     async def _load_threads(self, thread_ids: Iterable[str]) -> None:
         wanted = sorted(set(thread_ids) - set(self._threads))
-        found = await asyncio.gather(*(super(BatchRepository, self).thread(t) for t in wanted))
+        found = await asyncio.gather(*(self._direct.thread(t) for t in wanted))
         for thread_id, thread in zip(wanted, found, strict=True):
             self._threads[thread_id] = thread
             self._stored_threads[thread_id] = thread
@@ -138,13 +148,24 @@ class BatchRepository(AssociateRepository):
             await self._load_threads([thread_id])
         return self._threads[thread_id]
 
+    async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
+        return await self._lookup.threads_listing(message_ids)
+
+    async def thread_with_provider_key(self, key: str) -> ThreadDocument | None:
+        return await self._lookup.thread_with_provider_key(key)
+
+    async def threads_with_subject(
+        self, key: str, around: datetime, window: timedelta
+    ) -> list[ThreadDocument]:
+        return await self._lookup.threads_with_subject(key, around, window)
+
     async def message(self, message_id: str) -> MessageDocument | None:
         if message_id not in self._messages:
             self._messages[message_id] = await self._stored_message(message_id)
         return self._messages[message_id]
 
     async def _stored_message(self, message_id: str) -> MessageDocument | None:
-        stored = await super().message(message_id)
+        stored = await self._direct.message(message_id)
         if stored is not None and message_id in self._announcing:
             # Its events are on their way: a copy in this batch only adds its mailbox. Should
             # they fail, the message's own delivery is retried and announces it.
@@ -155,19 +176,19 @@ class BatchRepository(AssociateRepository):
         keys = list(keys)
         missing = [key for key in keys if key not in self._refs]
         if missing:
-            found = await asyncio.gather(*(super().thread_ids_for([key]) for key in missing))
+            found = await asyncio.gather(*(self._direct.thread_ids_for([key]) for key in missing))
             for key, ids in zip(missing, found, strict=True):
                 self._refs[key] = set(ids) | self._new_refs.get(key, set())
         return {thread_id for key in keys for thread_id in self._refs[key]}
 
     async def raw(self, raw_id: str) -> bytes | None:
         if raw_id not in self._raw:
-            return await super().raw(raw_id)
+            return await self._direct.raw(raw_id)
         return self._raw.pop(raw_id)
 
     async def mailbox_addresses(self, mailbox_ids: Sequence[str]) -> list[str]:
         if not set(mailbox_ids) <= set(self._owners):
-            return await super().mailbox_addresses(mailbox_ids)
+            return await self._direct.mailbox_addresses(mailbox_ids)
         return [self._owners[m] for m in mailbox_ids if self._owners[m]]
 
     async def _read_flags(self, mailbox_ids: Sequence[str]) -> None:
@@ -185,27 +206,32 @@ class BatchRepository(AssociateRepository):
     async def mailbox_stopped(self, mailbox_id: str) -> bool:
         if mailbox_id in self._stopped:
             return self._stopped[mailbox_id]
-        return await super().mailbox_stopped(mailbox_id)
+        return await self._direct.mailbox_stopped(mailbox_id)
 
     async def forget(self, message: MailMessage) -> None:
         """Deferred to `flush`: a message of this batch may still come to name the bytes."""
         self._unlogged.append(Unlogged(message.mailbox_id, message.message_id, message.raw_id))
 
+    async def record_skipped(self, message: MailMessage) -> None:
+        """Counted at once; what was kept of the message is forgotten at `flush`."""
+        await record_skipped(self._store, message.mailbox_id, message.message_id)
+        await self.forget(message)
+
     async def mailbox_visibility(self, mailbox_id: str) -> Visibility | None:
         if mailbox_id in self._visibilities:
             return self._visibilities[mailbox_id]
-        return await super().mailbox_visibility(mailbox_id)
+        return await self._direct.mailbox_visibility(mailbox_id)
 
     async def mailbox_scope(self, mailbox_id: str) -> str:
         if mailbox_id not in self._scopes:
-            self._scopes[mailbox_id] = await super().mailbox_scope(mailbox_id)
+            self._scopes[mailbox_id] = await self._direct.mailbox_scope(mailbox_id)
         return self._scopes[mailbox_id]
 
     async def records_for(self, addresses: Sequence[str]) -> Records:
         """A superset of the records matching `addresses`; linking picks the matching ones."""
         missing = set(addresses) - self._records_for
         if missing:
-            self._records = await super().records_for(sorted(self._records_for | missing))
+            self._records = await self._direct.records_for(sorted(self._records_for | missing))
             self._records_for |= missing
         return self._records
 
@@ -226,9 +252,6 @@ class BatchRepository(AssociateRepository):
         return thread
 
     async def add_refs(self, thread_id: str, keys: Iterable[tuple[str, str]]) -> None:
-        if self._write_through:
-            await super().add_refs(thread_id, keys)
-            return
         for key in keys:
             if key in self._refs:  # a key never read is read with the batch's additions
                 self._refs[key].add(thread_id)
@@ -256,7 +279,7 @@ class BatchRepository(AssociateRepository):
     async def add_copy(self, stored: MessageDocument, message: MailMessage) -> None:
         pending = self._inserts.get(stored.message_id)
         if pending is None:
-            await super().add_copy(stored, message)
+            await self._direct.add_copy(stored, message)
             return
         sources = list(pending.sources)
         if message.source is not None and message.source not in sources:
@@ -310,11 +333,9 @@ class BatchRepository(AssociateRepository):
 
     async def merge_thread(self, source_id: str, into: str) -> None:
         await self.flush()
-        self._write_through = True
-        try:
-            await super().merge_thread(source_id, into)
-        finally:
-            self._write_through = False
+        source = await self.thread(source_id)
+        if source is not None:
+            await self._direct.merge_threads(source, into, await self.thread(into))
         for thread_ids in self._refs.values():
             if source_id in thread_ids:
                 thread_ids.add(into)
@@ -365,7 +386,7 @@ class BatchRepository(AssociateRepository):
         await self._store.threads.update_each(changed)
         await self._store.thread_refs.insert_or_update(refs)
         for thread_id, links in self._relinked.items():
-            await super().set_links(thread_id, links)
+            await self._direct.set_links(thread_id, links)
         lost = await self._insert_messages(list(self._inserts.values()))
         await forget_unlogged(self._store, self._unlogged)
         self._unlogged.clear()
@@ -376,6 +397,9 @@ class BatchRepository(AssociateRepository):
         self._new_refs.clear()
         self._inserts.clear()
         return lost
+
+    async def mark_all_published(self, message_ids: Sequence[str]) -> None:
+        await self._direct.mark_all_published(message_ids)
 
     async def _insert_messages(self, messages: list[MessageDocument]) -> set[str]:
         taken = await self._store.messages.insert_new([m.to_document() for m in messages])

@@ -15,19 +15,74 @@ A new message seen in a client-only mailbox whose thread and participants match 
 is not stored at all, only counted (`mailsync_shared.association.scope`).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from mailsync_associate.body import body_text
-from mailsync_associate.repository import AssociateRepository
-from mailsync_associate.threading import ThreadChoice, ThreadRule, aware, choose_thread
+from mailsync_associate.threading import (
+    ThreadChoice,
+    ThreadLookup,
+    ThreadRule,
+    aware,
+    choose_thread,
+)
 from mailsync_shared.association.automated import automated_reason
-from mailsync_shared.association.linking import counterpart_addresses, link_records
+from mailsync_shared.association.linking import Links, counterpart_addresses, link_records
 from mailsync_shared.association.records import thread_links
 from mailsync_shared.clock import utcnow
 from mailsync_shared.contracts.mail import MailMessage
 from mailsync_shared.ids import stable_id
-from mailsync_shared.storage.documents import MessageDocument, ThreadDocument
+from mailsync_shared.storage.documents import (
+    CompanyDocument,
+    ContactDocument,
+    DealDocument,
+    MessageDocument,
+    ThreadDocument,
+)
+
+
+class LogbookRepository(ThreadLookup, Protocol):
+    """The reads and writes of one workspace that logging a message makes: straight to the
+    store (`repository.AssociateRepository`) or through a batch (`batch.BatchRepository`)."""
+
+    @property
+    def workspace_id(self) -> str: ...
+
+    async def mailbox_stopped(self, mailbox_id: str) -> bool: ...
+
+    async def mailbox_scope(self, mailbox_id: str) -> str: ...
+
+    async def mailbox_addresses(self, mailbox_ids: Sequence[str]) -> list[str]: ...
+
+    async def records_for(
+        self, addresses: Sequence[str]
+    ) -> tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]: ...
+
+    async def forget(self, message: MailMessage) -> None: ...
+
+    async def record_skipped(self, message: MailMessage) -> None: ...
+
+    async def message(self, message_id: str) -> MessageDocument | None: ...
+
+    async def raw(self, raw_id: str) -> bytes | None: ...
+
+    async def insert_message(self, message: MessageDocument) -> bool: ...
+
+    async def add_copy(self, stored: MessageDocument, message: MailMessage) -> None: ...
+
+    async def open_thread(self, thread_id: str, message: MailMessage) -> None: ...
+
+    async def merge_thread(self, source_id: str, into: str) -> None: ...
+
+    async def add_message_to_thread(
+        self, thread_id: str, message: MailMessage, at: datetime
+    ) -> ThreadDocument: ...
+
+    async def add_mailbox_to_thread(self, thread_id: str, mailbox_id: str) -> None: ...
+
+    async def set_links(self, thread_id: str, links: Links) -> ThreadDocument: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +118,7 @@ def message_moment(message: MailMessage) -> datetime:
 
 
 async def log_message(
-    repository: AssociateRepository,
+    repository: LogbookRepository,
     message: MailMessage,
     *,
     replied_thread_id: str | None = None,
@@ -103,7 +158,7 @@ async def log_message(
 
 
 async def _outside_scope(
-    repository: AssociateRepository, message: MailMessage, choice: ThreadChoice
+    repository: LogbookRepository, message: MailMessage, choice: ThreadChoice
 ) -> bool:
     """True for a client-only mailbox's message that no record matches."""
     if message.send_request_id is not None:
@@ -127,7 +182,7 @@ async def _outside_scope(
 
 
 async def _new_document(
-    repository: AssociateRepository, message: MailMessage, thread_id: str
+    repository: LogbookRepository, message: MailMessage, thread_id: str
 ) -> MessageDocument:
     raw = await repository.raw(message.raw_id)
     return MessageDocument(
@@ -157,7 +212,7 @@ async def _new_document(
 
 
 async def _finish(
-    repository: AssociateRepository,
+    repository: LogbookRepository,
     message: MailMessage,
     stored: MessageDocument,
     before: ThreadDocument | None,

@@ -15,7 +15,7 @@ merged away stays in the refs that named it; look-ups skip threads that no longe
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo.errors import DuplicateKeyError
 
@@ -187,9 +187,53 @@ def with_message(thread: ThreadDocument, message: MailMessage, at: datetime) -> 
     return after.model_copy(update=fields)
 
 
+class ThreadRefs(Protocol):
+    """Threads by `_id` and the thread ids that refs name: what threading's look-ups read."""
+
+    async def thread(self, thread_id: str) -> ThreadDocument | None: ...
+
+    async def thread_ids_for(self, keys: Iterable[tuple[str, str]]) -> set[str]: ...
+
+
+class RefLookup:
+    """Threading's look-ups (`threading.ThreadLookup`) answered from thread refs."""
+
+    def __init__(self, refs: ThreadRefs) -> None:
+        self._refs = refs
+
+    async def referenced(self, keys: Iterable[tuple[str, str]]) -> list[ThreadDocument]:
+        """The existing threads the refs with these keys name."""
+        thread_ids = sorted(await self._refs.thread_ids_for(keys))
+        found = await asyncio.gather(*(self._refs.thread(i) for i in thread_ids))
+        return [thread for thread in found if thread is not None]
+
+    async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
+        return await self.referenced(("message-id", m) for m in message_ids)
+
+    async def thread_with_provider_key(self, key: str) -> ThreadDocument | None:
+        found = [
+            t for t in await self.referenced([("provider", key)]) if key in t.provider_thread_ids
+        ]
+        return max(found, key=lambda t: (t.last_message_at is not None, t.id), default=None)
+
+    async def threads_with_subject(
+        self, key: str, around: datetime, window: timedelta
+    ) -> list[ThreadDocument]:
+        return [
+            thread
+            for thread in await self.referenced([("subject", key)])
+            if (thread.subject_key == key or key in thread.loose_subject_keys)
+            and thread.first_message_at is not None
+            and thread.last_message_at is not None
+            and aware(thread.first_message_at) <= around + window
+            and aware(thread.last_message_at) >= around - window
+        ]
+
+
 class AssociateRepository:
     def __init__(self, store: WorkspaceStore) -> None:
         self._store = store
+        self._lookup = RefLookup(self)
 
     @property
     def workspace_id(self) -> str:
@@ -200,10 +244,6 @@ class AssociateRepository:
     async def thread(self, thread_id: str) -> ThreadDocument | None:
         document = await self._store.threads.find_one({"_id": thread_id})
         return None if document is None else ThreadDocument.from_document(document)
-
-    async def _threads_by_ids(self, thread_ids: Iterable[str]) -> list[ThreadDocument]:
-        found = await asyncio.gather(*(self.thread(i) for i in sorted(set(thread_ids))))
-        return [thread for thread in found if thread is not None]
 
     async def thread_ids_for(self, keys: Iterable[tuple[str, str]]) -> set[str]:
         """The ids of the threads the refs with these keys name (some may be merged away)."""
@@ -216,10 +256,6 @@ class AssociateRepository:
             )
         )
         return {thread_id for ref in refs if ref is not None for thread_id in ref["thread_ids"]}
-
-    async def _referenced(self, keys: Iterable[tuple[str, str]]) -> list[ThreadDocument]:
-        """The existing threads the refs with these keys name."""
-        return await self._threads_by_ids(await self.thread_ids_for(keys))
 
     async def add_refs(self, thread_id: str, keys: Iterable[tuple[str, str]]) -> None:
         """Make the thread findable by each key (idempotent)."""
@@ -238,26 +274,15 @@ class AssociateRepository:
         )
 
     async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
-        return await self._referenced(("message-id", m) for m in message_ids)
+        return await self._lookup.threads_listing(message_ids)
 
     async def thread_with_provider_key(self, key: str) -> ThreadDocument | None:
-        found = [
-            t for t in await self._referenced([("provider", key)]) if key in t.provider_thread_ids
-        ]
-        return max(found, key=lambda t: (t.last_message_at is not None, t.id), default=None)
+        return await self._lookup.thread_with_provider_key(key)
 
     async def threads_with_subject(
         self, key: str, around: datetime, window: timedelta
     ) -> list[ThreadDocument]:
-        return [
-            thread
-            for thread in await self._referenced([("subject", key)])
-            if (thread.subject_key == key or key in thread.loose_subject_keys)
-            and thread.first_message_at is not None
-            and thread.last_message_at is not None
-            and aware(thread.first_message_at) <= around + window
-            and aware(thread.last_message_at) >= around - window
-        ]
+        return await self._lookup.threads_with_subject(key, around, window)
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -329,9 +354,15 @@ class AssociateRepository:
     async def merge_thread(self, source_id: str, into: str) -> None:
         """Fold thread `source_id` into thread `into`: messages move, lists and links join."""
         source = await self.thread(source_id)
-        target = await self.thread(into)
         if source is None:
             return
+        await self.merge_threads(source, into, await self.thread(into))
+
+    async def merge_threads(
+        self, source: ThreadDocument, into: str, target: ThreadDocument | None
+    ) -> None:
+        """`merge_thread` of threads already read: `source` and `target` (None: not stored)."""
+        source_id = source.id
         # A person's links are kept as they set them: automatic links do not join them.
         keep_links = target is not None and target.manually_linked and not source.manually_linked
         await self.add_refs(into, keys_of(source))
