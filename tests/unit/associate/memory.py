@@ -1,20 +1,47 @@
-"""In-memory stand-ins for what associate's domain classes are given: the workspace batches
-over the store, the event publisher, the send requests."""
+"""In-memory stand-ins for what associate's domain classes are given: a workspace's
+repository, the batches over the store, the event publisher, the send requests."""
 
 import asyncio
-from collections.abc import Sequence, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from mailsync_associate.logbook import Dropped, Logged, Skipped
+from mailsync_associate.repository import (
+    GROWING_LISTS,
+    RefLookup,
+    grown,
+    keys_of,
+    thread_keys,
+    with_message,
+)
+from mailsync_associate.threading import parent_ids, subject_key
+from mailsync_shared.association.linking import Links
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.mail import Address, MailMessage
 from mailsync_shared.ids import stable_id
-from mailsync_shared.storage.documents import MessageDocument, ThreadDocument, Visibility
+from mailsync_shared.storage.documents import (
+    CompanyDocument,
+    ContactDocument,
+    DealDocument,
+    MessageDocument,
+    ThreadDocument,
+    Visibility,
+)
 
 OWNER = "owner@acme.test"
 
 
-def mail(message_id: str, *, mailbox_id: str = "mb1", subject: str = "Hello") -> MailMessage:
+def mail(
+    message_id: str,
+    *,
+    mailbox_id: str = "mb1",
+    subject: str = "Hello",
+    sender: str = "ann@client.test",
+    parents: Sequence[str] = (),
+) -> MailMessage:
+    """A received message `<message_id@client.test>` replying to `parents` (same form)."""
+    parent_ids = [f"<{parent}@client.test>" for parent in parents]
     return MailMessage(
         mailbox_id=mailbox_id,
         owner_address=OWNER,
@@ -22,8 +49,11 @@ def mail(message_id: str, *, mailbox_id: str = "mb1", subject: str = "Hello") ->
         raw_id=f"raw-{message_id}",
         size=10,
         message_id=f"<{message_id}@client.test>",
+        in_reply_to=parent_ids[-1:],
+        references=parent_ids,
         subject=subject,
-        from_=Address(address="ann@client.test"),
+        date=datetime(2025, 3, 3, 9, tzinfo=UTC),
+        from_=Address(address=sender),
         to=[Address(address=OWNER)],
     )
 
@@ -164,3 +194,160 @@ class SendRequests:
     ) -> MailMessage:
         self.asked.append((workspace_id, message.message_id, request_id))
         return message.model_copy(update={"bcc": [Address(address="boss@acme.test")]})
+
+
+class MemoryRepository:
+    """One workspace's messages, threads, refs and records in memory, written the way
+    `repository.AssociateRepository` writes them to the store (`logbook.LogbookRepository`)."""
+
+    def __init__(self, workspace_id: str = "w1") -> None:
+        self.workspace_id = workspace_id
+        self.threads: dict[str, ThreadDocument] = {}
+        self.refs: dict[tuple[str, str], set[str]] = {}
+        self.messages: dict[str, MessageDocument] = {}
+        self.announced: set[str] = set()
+        self.raw_bytes: dict[str, bytes] = {}
+        self.contacts: list[ContactDocument] = []
+        self.companies: list[CompanyDocument] = []
+        self.deals: list[DealDocument] = []
+        self.owners: dict[str, str] = {"mb1": OWNER, "mb2": OWNER}
+        self.scopes: dict[str, str] = {}
+        self.stopped: set[str] = set()
+        self.forgotten: list[str] = []
+        self.skipped: list[str] = []
+        self._lookup = RefLookup(self)
+
+    def contact(self, name: str, address: str) -> ContactDocument:
+        contact = ContactDocument(workspace_id=self.workspace_id, name=name, emails=[address])
+        self.contacts.append(contact)
+        return contact
+
+    # -- threading's look-ups
+
+    async def thread(self, thread_id: str) -> ThreadDocument | None:
+        return self.threads.get(thread_id)
+
+    async def thread_ids_for(self, keys: Iterable[tuple[str, str]]) -> set[str]:
+        return {thread_id for key in keys for thread_id in self.refs.get(key, set())}
+
+    async def threads_listing(self, message_ids: Sequence[str]) -> list[ThreadDocument]:
+        return await self._lookup.threads_listing(message_ids)
+
+    async def thread_with_provider_key(self, key: str) -> ThreadDocument | None:
+        return await self._lookup.thread_with_provider_key(key)
+
+    async def threads_with_subject(
+        self, key: str, around: datetime, window: timedelta
+    ) -> list[ThreadDocument]:
+        return await self._lookup.threads_with_subject(key, around, window)
+
+    # -- mailboxes and records
+
+    async def mailbox_stopped(self, mailbox_id: str) -> bool:
+        return mailbox_id in self.stopped
+
+    async def mailbox_scope(self, mailbox_id: str) -> str:
+        return self.scopes.get(mailbox_id, "all")
+
+    async def mailbox_addresses(self, mailbox_ids: Sequence[str]) -> list[str]:
+        return [self.owners[m] for m in mailbox_ids if m in self.owners]
+
+    async def records_for(
+        self, addresses: Sequence[str]
+    ) -> tuple[list[ContactDocument], list[CompanyDocument], list[DealDocument]]:
+        return self.contacts, self.companies, self.deals
+
+    async def forget(self, message: MailMessage) -> None:
+        self.forgotten.append(message.message_id)
+        self.raw_bytes.pop(message.raw_id, None)
+
+    async def record_skipped(self, message: MailMessage) -> None:
+        self.skipped.append(message.message_id)
+        await self.forget(message)
+
+    # -- messages
+
+    async def message(self, message_id: str) -> MessageDocument | None:
+        stored = self.messages.get(message_id)
+        if stored is None:
+            return None
+        return stored.model_copy(update={"events_published": message_id in self.announced})
+
+    async def raw(self, raw_id: str) -> bytes | None:
+        return self.raw_bytes.get(raw_id)
+
+    async def insert_message(self, message: MessageDocument) -> bool:
+        if message.message_id in self.messages:
+            return False
+        self.messages[message.message_id] = message
+        return True
+
+    async def add_copy(self, stored: MessageDocument, message: MailMessage) -> None:
+        current = self.messages[stored.message_id]
+        sources = [*current.sources, *([message.source] if message.source else [])]
+        self.messages[stored.message_id] = current.model_copy(
+            update={
+                "mailbox_ids": list(dict.fromkeys([*current.mailbox_ids, message.mailbox_id])),
+                "sources": sources,
+            }
+        )
+
+    # -- threads
+
+    async def add_refs(self, thread_id: str, keys: Iterable[tuple[str, str]]) -> None:
+        for key in keys:
+            self.refs.setdefault(key, set()).add(thread_id)
+
+    async def open_thread(self, thread_id: str, message: MailMessage) -> None:
+        thread = self.threads.get(thread_id) or ThreadDocument(
+            id=thread_id,
+            workspace_id=self.workspace_id,
+            subject=message.subject,
+            subject_key=subject_key(message.subject),
+        )
+        self.threads[thread_id] = grown(
+            thread, message_ids=[message.message_id, *parent_ids(message)]
+        )
+        await self.add_refs(thread_id, thread_keys(message))
+
+    async def merge_thread(self, source_id: str, into: str) -> None:
+        source = self.threads.pop(source_id, None)
+        if source is None:
+            return
+        target = self.threads[into]
+        joined = grown(target, **{name: getattr(source, name) for name in GROWING_LISTS})
+        if not target.manually_linked:
+            joined = joined.model_copy(
+                update={
+                    name: list(dict.fromkeys([*getattr(target, name), *getattr(source, name)]))
+                    for name in ("contact_ids", "company_ids", "deal_ids")
+                }
+            )
+        self.threads[into] = joined
+        for message_id, stored in self.messages.items():
+            if stored.thread_id == source_id:
+                self.messages[message_id] = stored.model_copy(update={"thread_id": into})
+        await self.add_refs(into, keys_of(source))
+
+    async def add_message_to_thread(
+        self, thread_id: str, message: MailMessage, at: datetime
+    ) -> ThreadDocument:
+        self.threads[thread_id] = with_message(self.threads[thread_id], message, at)
+        return self.threads[thread_id]
+
+    async def add_mailbox_to_thread(self, thread_id: str, mailbox_id: str) -> None:
+        self.threads[thread_id] = grown(self.threads[thread_id], mailbox_ids=[mailbox_id])
+
+    async def set_links(self, thread_id: str, links: Links) -> ThreadDocument:
+        thread = self.threads[thread_id]
+        if not thread.manually_linked:
+            thread = thread.model_copy(
+                update={
+                    "contact_ids": list(links.contact_ids),
+                    "company_ids": list(links.company_ids),
+                    "deal_ids": list(links.deal_ids),
+                    "link_reasons": list(links.reasons),
+                }
+            )
+            self.threads[thread_id] = thread
+        return thread
