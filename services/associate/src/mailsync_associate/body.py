@@ -6,19 +6,28 @@ convenience, and decoding a huge or hostile message must not stall the pipeline.
 
 The body part is chosen as `EmailMessage.get_body` chooses it, over a `compat32` parse:
 that parse leaves headers undecoded, which makes it about ten times faster than
-`policy.default` for the two headers a body needs (content type and disposition).
+`policy.default` for the two headers a body needs (content type and disposition). Most mail
+is a single part, whose body is everything after the header block: for such a message only
+the header block goes through the parser (`_parse`), which is several times faster again.
 """
 
 import logging
+import re
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import Message
+from email.parser import BytesParser
 from html.parser import HTMLParser
 
 MAX_BODY_CHARS = 100_000
 MAX_PARSED_BYTES = 10 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
+
+# Two line ends in a row: the header block has ended by then (the parser ends it at its first
+# empty line, or earlier at a line that is not a header), and a line starts right after them.
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_HEADERS = BytesParser(policy=policy.compat32)
 
 
 class _TextOfHtml(HTMLParser):
@@ -58,7 +67,7 @@ def body_text(raw: bytes) -> str:
     if len(raw) > MAX_PARSED_BYTES:
         return ""
     try:
-        message = message_from_bytes(raw, policy=policy.compat32)
+        message = _parse(raw)
         plain = _body(message, "plain")
         if plain is not None:
             text = _text(plain)
@@ -69,6 +78,26 @@ def body_text(raw: bytes) -> str:
         logger.warning("message body not decodable", extra={"error": type(error).__name__})
         return ""
     return text[:MAX_BODY_CHARS]
+
+
+def _parse(raw: bytes) -> Message:
+    """The message as `message_from_bytes(raw, policy=compat32)` parses it.
+
+    The parser reads a message that is neither multipart nor `message/*` as its headers and
+    then every further line as the payload, unchanged; so the header block alone is parsed
+    and the rest of the bytes appended to its payload, decoded as the parser decodes them.
+    Messages of those two kinds hold parts, and are parsed whole.
+    """
+    found = _BLANK_LINE.search(raw)
+    if found is None:
+        return message_from_bytes(raw, policy=policy.compat32)
+    message = _HEADERS.parsebytes(raw[: found.end()], headersonly=True)
+    if message.get_content_maintype() in {"multipart", "message"}:
+        return message_from_bytes(raw, policy=policy.compat32)
+    head = message.get_payload()
+    rest = raw[found.end() :].decode("ascii", "surrogateescape")
+    message.set_payload((head if isinstance(head, str) else "") + rest)
+    return message
 
 
 def _body(message: Message, subtype: str) -> Message | None:
