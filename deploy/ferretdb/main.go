@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with -pprof
@@ -49,6 +50,7 @@ func main() {
 	}
 
 	config := &ferretdb.Config{
+		Logger:    slog.New(lazyAttrs{base: slog.Default().Handler()}),
 		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + *dataDir + "/",
