@@ -251,7 +251,7 @@ async def _measure(
     with _associate_replicas(context, stack, case) as replicas:
         await _until_shards_spread(db, case.replicas)
         parts = {f"associate_{index}": item.process.pid for index, item in enumerate(replicas)}
-        meter = CpuMeter(parts)
+        meter = CpuMeter(parts, store_url=context.mongodb_url)
         async with (
             httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api,
             first_seen(

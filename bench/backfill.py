@@ -185,7 +185,7 @@ async def _end_to_end_rate(
     Progress is the `email.logged` events, published once each message is stored on its
     thread; at the end, the store is checked to hold every one of them.
     """
-    meter = CpuMeter(stack.pids)
+    meter = CpuMeter(stack.pids, store_url=context.mongodb_url)
     client: AsyncMongoClient[Document] = AsyncMongoClient(context.mongodb_url)
     messages = client[stack.database]["messages"]
     mailboxes = client[stack.database]["mailboxes"]

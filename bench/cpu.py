@@ -3,8 +3,10 @@
 A rate says how fast; CPU milliseconds per message say what each message costs, and so what
 any number of cores could reach: `cores * 1000 / ms per message` when every core works on it.
 The parts are the services under measurement (by process id) and the local infrastructure (by
-executable name). A process that ends before the measurement does is not counted, so the
-figures are a floor; Dovecot's per-connection processes live as long as ingest's connections.
+executable name). Given the store's URL, the store is only the process listening on its port:
+other MongoDB-wire servers on the machine (a test's own, say) are not counted. A process that
+ends before the measurement does is not counted, so the figures are a floor; Dovecot's
+per-connection processes live as long as ingest's connections.
 """
 
 import os
@@ -12,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 _PROC = Path("/proc")
@@ -37,7 +40,7 @@ def _cpu_seconds(pid: int) -> float | None:
     return (utime + stime + cutime + cstime) / _TICKS_PER_SECOND
 
 
-def _infra_processes() -> dict[int, str]:
+def _infra_processes(store_port: int | None) -> dict[int, str]:
     found: dict[int, str] = {}
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
@@ -49,7 +52,35 @@ def _infra_processes() -> dict[int, str]:
         for part, names in INFRA.items():
             if name in names:
                 found[int(entry.name)] = part
+    if store_port is not None:
+        serving = _listening_on(store_port)
+        found = {pid: part for pid, part in found.items() if part != "store" or pid in serving}
     return found
+
+
+def _listening_on(port: int) -> set[int]:
+    """The processes holding a listening TCP socket on `port`."""
+    sockets: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = (_PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                sockets.add(f"socket:[{inode}]")
+    holders: set[int] = set()
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in sockets for fd in (entry / "fd").iterdir()):
+                holders.add(int(entry.name))
+        except OSError:
+            continue
+    return holders
 
 
 def peak_rss_mib(pid: int) -> float | None:
@@ -80,15 +111,18 @@ class CpuUse:
 
 
 class CpuMeter:
-    """Measures the CPU of `services` (part name -> process id) and of the infrastructure."""
+    """Measures the CPU of `services` (part name -> process id) and of the infrastructure;
+    with `store_url`, of the store serving that URL only."""
 
-    def __init__(self, services: Mapping[str, int]) -> None:
+    def __init__(self, services: Mapping[str, int], *, store_url: str | None = None) -> None:
         self._services = dict(services)
+        self._store_port = None if store_url is None else urlsplit(store_url).port or 27017
         self._started: dict[int, float] = {}
         self._started_at = 0.0
 
     def _processes(self) -> dict[int, str]:
-        return {**_infra_processes(), **{pid: part for part, pid in self._services.items()}}
+        infra = _infra_processes(self._store_port)
+        return {**infra, **{pid: part for part, pid in self._services.items()}}
 
     def start(self) -> None:
         self._started_at = time.perf_counter()

@@ -28,7 +28,7 @@ async def raw_write_rate(
     db = client[database]
     raw_collection = db[f"bench_raw_{uuid.uuid4().hex[:6]}"]
     message_collection = db[f"bench_messages_{uuid.uuid4().hex[:6]}"]
-    meter = CpuMeter({"client": os.getpid()})
+    meter = CpuMeter({"client": os.getpid()}, store_url=mongodb_url)
     meter.start()
     started = time.perf_counter()
     for offset in range(0, count, batch):
