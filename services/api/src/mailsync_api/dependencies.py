@@ -20,6 +20,7 @@ from mailsync_api.settings import Settings
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.insert_batches import InsertBatches
 from mailsync_shared.messaging import EventPublisher
+from mailsync_shared.shared_reads import SharedReads
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
@@ -32,9 +33,13 @@ _bearer = HTTPBearer(
 )
 
 
-async def get_context(request: Request) -> ApiContext:
+def get_context_of(request: Request) -> ApiContext:
     context: ApiContext = request.app.state.context
     return context
+
+
+async def get_context(request: Request) -> ApiContext:
+    return get_context_of(request)
 
 
 ContextDep = Annotated[ApiContext, Depends(get_context)]
@@ -104,12 +109,17 @@ _key_ids: dict[str, str] = {}
 remember, while revocation is read afresh on every request."""
 
 
-async def _valid_key(system: SystemCollections, key_hash: str) -> ApiKeyDocument | None:
+async def _valid_key(
+    system: SystemCollections, key_hash: str, reads: SharedReads[Document | None]
+) -> ApiKeyDocument | None:
     """The unrevoked key with this digest: read by `_id` once its id is known (the store reads
-    the whole collection for any other filter)."""
+    the whole collection for any other filter), in a read that began after the request came
+    (shared by the requests that came meanwhile)."""
     known = _key_ids.get(key_hash)
     if known is not None:
-        document = await system.api_keys.find_one({"_id": known})
+        document = await reads.read(
+            f"api_keys:{known}", lambda: system.api_keys.find_one({"_id": known})
+        )
         if document is None or document.get("key_hash") != key_hash:
             _key_ids.pop(key_hash, None)
             return None
@@ -142,10 +152,11 @@ async def authenticate(
     rule = route_rule(request)
     if not token:
         raise _unauthorized("send an API key or personal token as `Authorization: Bearer <key>`")
-    key = await _valid_key(SystemCollections(db), hash_api_key(token))
+    reads = get_context_of(request).credential_reads
+    key = await _valid_key(SystemCollections(db), hash_api_key(token), reads)
     if key is None:
         raise _unauthorized("the API key is not valid")
-    principal = await principal_of(db, key)
+    principal = await principal_of(db, key, reads)
     if principal is None:
         raise _unauthorized("the API key is not valid")
     request.state.workspace_id = principal.workspace_id

@@ -6,6 +6,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_api.permissions import ROLE_RANK, ROLE_SCOPES, SCOPES, Role, Rule, Scope
 from mailsync_api.users import USERS, UserDocument
+from mailsync_shared.shared_reads import SharedReads
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
@@ -70,14 +71,22 @@ class Principal:
         return Viewer(user_id=self.user_id, role="admin" if self.is_admin else "member")
 
 
-async def principal_of(db: AsyncDatabase[Document], key: ApiKeyDocument) -> Principal | None:
-    """The principal a stored key stands for; None when its person is no longer there."""
+async def principal_of(
+    db: AsyncDatabase[Document],
+    key: ApiKeyDocument,
+    reads: SharedReads[Document | None] | None = None,
+) -> Principal | None:
+    """The principal a stored key stands for; None when its person is no longer there. The
+    person is read afresh (`reads`: in a read shared with callers that asked meanwhile)."""
     granted = frozenset(key.scopes) if key.scopes is not None else frozenset(SCOPES)
     scopes = frozenset(scope for scope in SCOPES if scope in granted)
-    if key.user_id is None:
+    user_id = key.user_id
+    if user_id is None:
         return Principal(key.workspace_id, key.id, None, None, scopes)
-    user = (
-        await WorkspaceStore(db, key.workspace_id).collection(USERS).find_one({"_id": key.user_id})
+    users = WorkspaceStore(db, key.workspace_id).collection(USERS)
+    reads = reads or SharedReads()
+    user = await reads.read(
+        f"users:{key.workspace_id}:{user_id}", lambda: users.find_one({"_id": user_id})
     )
     if user is None:
         return None

@@ -7,8 +7,8 @@ the message data was being transferred is also *ambiguous*: the server may have 
 Sessions are opened through the shared mail-server layer (the host guard resolves the name
 once, refuses non-public addresses unless allowed, and the connection goes to the checked
 address with TLS verifying the name). Logged-in sessions are kept per account (`SmtpPool`) and
-reused for the next message after a RSET, so a message costs one MAIL/RCPT/DATA exchange
-rather than a connect, a TLS handshake and a login.
+reused for the next message, so a message costs one MAIL/RCPT/DATA exchange rather than a
+connect, a TLS handshake and a login.
 """
 
 import asyncio
@@ -122,12 +122,19 @@ class _Idle:
     since: float
 
 
+@dataclass
+class _Session:
+    client: aiosmtplib.SMTP
+    reused: bool
+
+
 class SmtpPool:
     """Up to `size` logged-in sessions per account, reused between messages.
 
     A session is handed back only after the server accepted a message; any error closes it.
-    A reused session is checked with RSET first, and replaced by a fresh one if the server
-    closed it meanwhile. Sessions idle longer than `idle_seconds` are closed.
+    A reused session starts the next transaction at once; if the server closed it meanwhile,
+    MAIL FROM fails before anything was sent and the message goes over a fresh session.
+    Sessions idle longer than `idle_seconds` are closed.
     """
 
     def __init__(
@@ -154,12 +161,12 @@ class SmtpPool:
         `before_data` runs after the recipients were accepted and before DATA: from then on the
         server may hold the message even if no reply comes back.
         """
-        async with self._session(account) as client:
+        async with self._session(account) as session:
             accepted: list[str] = []
             refused: dict[str, str] = {}
             during_data = False
             try:
-                await client.mail(envelope_from)
+                client = await self._mail_from(account, session, envelope_from)
                 refusals: list[aiosmtplib.SMTPRecipientRefused] = []
                 for recipient in recipients:
                     try:
@@ -175,8 +182,10 @@ class SmtpPool:
                     await before_data()
                 during_data = True
                 response = await client.data(data)
+            except RelayError:
+                raise  # a new session could not be had: nothing to close
             except Exception as error:
-                client.close()
+                session.client.close()
                 raise classify(error, during_data=during_data) from error
         return RelayResult(
             accepted=tuple(accepted),
@@ -184,26 +193,42 @@ class SmtpPool:
             reply=reply_text(response.code, response.message),
         )
 
+    async def _mail_from(
+        self, account: ServerLogin, session: "_Session", envelope_from: str
+    ) -> aiosmtplib.SMTP:
+        """Start the transaction; on a kept session that fails (the server may have closed it
+        while it was idle: nothing was sent yet), once more on a new one. The session used."""
+        if session.reused:
+            try:
+                await session.client.mail(envelope_from)
+            except (aiosmtplib.SMTPException, OSError):
+                session.client.close()
+                session.client = await self._connect(account)
+            else:
+                return session.client
+        await session.client.mail(envelope_from)
+        return session.client
+
     @contextlib.asynccontextmanager
-    async def _session(self, account: ServerLogin) -> AsyncIterator[aiosmtplib.SMTP]:
+    async def _session(self, account: ServerLogin) -> AsyncIterator["_Session"]:
         slots = self._slots.setdefault(account, asyncio.Semaphore(self._size))
         async with slots:
-            client = await self._reused(account) or await self._connect(account)
-            yield client
-            if client.is_connected:
-                self._idle.setdefault(account, []).append(_Idle(client, time.monotonic()))
+            kept = self._reused(account)
+            session = _Session(kept or await self._connect(account), reused=kept is not None)
+            yield session
+            if session.client.is_connected:
+                self._idle.setdefault(account, []).append(_Idle(session.client, time.monotonic()))
 
-    async def _reused(self, account: ServerLogin) -> aiosmtplib.SMTP | None:
+    def _reused(self, account: ServerLogin) -> aiosmtplib.SMTP | None:
+        """A kept session, as the server left it after its last message: that reply to the
+        data ended the transaction, so no RSET is needed before the next."""
         self._close_expired()
         idle = self._idle.get(account, [])
         while idle:
             client = idle.pop().client
-            try:
-                await client.rset()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
-                continue
-            return client
+            if client.is_connected:
+                return client
+            client.close()
         return None
 
     async def _connect(self, account: ServerLogin) -> aiosmtplib.SMTP:

@@ -4,11 +4,14 @@ A mailbox is read for every send request the api accepts and every send the send
 and it is one of the larger documents the store decodes; a burst of sends names the same
 mailbox each time. So a mailbox is reused for `mailbox_cache_seconds` (0: read every time). A
 change made through the same process drops its copy at once (`forget`); any other change
-takes effect within that time.
+takes effect within that time. Callers that miss at the same moment share one read
+(`SharedReads`), so a copy running out under a burst costs one read, not one per caller.
 """
 
 import time
 
+from mailsync_shared.shared_reads import SharedReads
+from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument
 from mailsync_shared.storage.scoped import WorkspaceStore
 
@@ -21,6 +24,7 @@ class KeptMailboxes:
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
         self._kept: dict[tuple[str, str], tuple[float, MailboxDocument]] = {}
+        self._reads: SharedReads[Document | None] = SharedReads()
 
     async def get(self, store: WorkspaceStore, mailbox_id: str) -> MailboxDocument | None:
         key = (store.workspace_id, mailbox_id)
@@ -28,7 +32,10 @@ class KeptMailboxes:
         kept = self._kept.get(key)
         if kept is not None and kept[0] > now:
             return kept[1]
-        document = await store.mailboxes.find_one({"_id": mailbox_id})
+        document = await self._reads.read(
+            f"{store.workspace_id}:{mailbox_id}",
+            lambda: store.mailboxes.find_one({"_id": mailbox_id}),
+        )
         if document is None:
             return None
         mailbox = MailboxDocument.from_document(document)
