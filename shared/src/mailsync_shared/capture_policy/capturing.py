@@ -6,15 +6,11 @@ gets a company of its own (named after the domain; never a free-mail domain). A 
 contact whose address is captured again is reinstated rather than created twice.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from mailsync_shared.capture_policy.repository import (
-    CaptureRepository,
-    captured_contact_id,
-    decision_id,
-)
+from mailsync_shared.capture_policy.repository import captured_contact_id, decision_id
 from mailsync_shared.capture_policy.rules import (
     CaptureContext,
     Decision,
@@ -27,6 +23,40 @@ from mailsync_shared.contracts.mail import Address, MailMessage
 from mailsync_shared.mail.addresses import domain_of, within_domains
 from mailsync_shared.storage.capture_rules import CaptureDecisionDocument, CaptureRulesDocument
 from mailsync_shared.storage.documents import CompanyDocument, ContactDocument
+
+
+class CaptureSource(Protocol):
+    """What capturing a message reads and writes of one workspace's data: `CaptureRepository`
+    in the store, `BatchCaptureRepository` over a batch, or an in-memory stand-in."""
+
+    @property
+    def workspace_id(self) -> str: ...
+
+    async def rules(self) -> CaptureRulesDocument: ...
+
+    async def workspace_domains(self) -> frozenset[str]: ...
+
+    async def mailbox_addresses(self, including: Iterable[str] = ()) -> dict[str, str]: ...
+
+    async def contacts_with(self, addresses: Iterable[str]) -> dict[str, ContactDocument]: ...
+
+    async def companies_by_domain(self, domains: Iterable[str]) -> dict[str, CompanyDocument]: ...
+
+    async def create_company(self, domain: str) -> CompanyDocument: ...
+
+    async def create_contact(
+        self, contact: ContactDocument, outbox: list[dict[str, Any]] | None = None
+    ) -> ContactDocument: ...
+
+    async def reinstate_contact(
+        self,
+        contact_id: str,
+        message_id: str,
+        company_id: str | None,
+        push: Mapping[str, Any] | None = None,
+    ) -> ContactDocument | None: ...
+
+    async def record_decisions(self, decisions: Iterable[CaptureDecisionDocument]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +73,7 @@ class CaptureResult:
 
 
 async def company_for(
-    repository: CaptureRepository,
+    repository: CaptureSource,
     address: str,
     companies: dict[str, CompanyDocument],
     rules: CaptureRulesDocument,
@@ -62,7 +92,7 @@ async def company_for(
 
 
 async def capture_address(
-    repository: CaptureRepository,
+    repository: CaptureSource,
     participant: Address,
     message_id: str,
     company: CompanyDocument | None,
@@ -92,7 +122,7 @@ async def capture_address(
 
 
 async def capture_contacts(
-    repository: CaptureRepository, message: MailMessage, free_mail_domains: frozenset[str]
+    repository: CaptureSource, message: MailMessage, free_mail_domains: frozenset[str]
 ) -> CaptureResult:
     """Decide for every participant, create the captured contacts, store every decision.
 
