@@ -28,6 +28,7 @@ from faststream.rabbit import (
     RabbitBroker,
     RabbitExchange,
     RabbitQueue,
+    RabbitRouter,
 )
 from faststream.rabbit.schemas.queue import QuorumQueueArgs
 from faststream.rabbit.subscriber import RabbitSubscriber
@@ -115,10 +116,10 @@ class Consumer:
     exchange: RabbitExchange
     event_type: type[Event]
 
-    def subscriber(self, broker: RabbitBroker, *, title: str) -> RabbitSubscriber:
-        """The broker's subscriber on this queue, holding as many deliveries as the broker's
-        channel allows (`WorkerWiring`'s prefetch); a handler that raises nacks its delivery
-        (requeued, dead-lettered after the limit)."""
+    def subscriber(self, broker: RabbitBroker | RabbitRouter, *, title: str) -> RabbitSubscriber:
+        """The subscriber on this queue, of a broker or of a router it includes, holding as
+        many deliveries as the broker's channel allows (`WorkerWiring`'s prefetch); a handler
+        that raises nacks its delivery (requeued, dead-lettered after the limit)."""
         return broker.subscriber(
             self.queue, self.exchange, ack_policy=AckPolicy.NACK_ON_ERROR, title=title
         )

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from faststream.asgi import AsgiFastStream
 
-from mailsync_send.handlers import register_handlers
+from mailsync_send.handlers import SendHandlers, send_router
 from mailsync_send.scheduler import Scheduler
 from mailsync_send.send_metrics import SendMetrics
 from mailsync_send.sender import Sender
@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         cache_seconds=settings.webhook_subscriptions_cache_seconds,
         recorded=dispatcher.wake,
     )
-    register_handlers(wiring.broker, sender, recorder)
+    wiring.broker.include_router(send_router(SendHandlers(sender, recorder)))
     scheduler = Scheduler(
         wiring.db,
         publisher,
