@@ -353,16 +353,16 @@ rabbit_stop() {
 # ---------------------------------------------------------------------------------------------
 # FerretDB (embedded, SQLite, behind the atomic-updates relay) built from deploy/ferretdb
 
-go_sources_newer() { # go_sources_newer SRC BIN: a Go source, go.mod or go.sum changed since BIN was built
+go_sources_newer() { # go_sources_newer SRC BIN: a Go source, go.mod, go.sum or patch changed since BIN was built
   local source
-  for source in "$1"/*.go "$1/go.mod" "$1/go.sum"; do
+  for source in "$1"/*.go "$1/go.mod" "$1/go.sum" "$1"/patches/*.patch; do
     [[ "$source" -nt "$2" ]] && return 0
   done
   return 1
 }
 
-go_build() { # go_build NAME SRC BIN: build once; status 1 when BIN was already up to date
-  local name=$1 src=$2 bin=$3 go
+go_build() { # go_build NAME SRC BIN [PATCHED_MODULE]: build once; status 1 when BIN was up to date
+  local name=$1 src=$2 bin=$3 patched_module=${4:-} go modfile
   if [[ -x "$bin" ]] && ! go_sources_newer "$src" "$bin"; then
     return 1
   fi
@@ -370,8 +370,12 @@ go_build() { # go_build NAME SRC BIN: build once; status 1 when BIN was already 
   [[ -n "$go" ]] || die "$name: Go >= 1.26 is needed to build $src"
   say "building $name from ${src#"$REPO/"} (first build downloads modules and compiles: a few minutes)"
   mkdir -p "$(dirname "$bin")" "$LOGS"
+  modfile="$src/go.mod"
+  if [[ -n "$patched_module" ]]; then
+    modfile="$(go_patched_modfile "$go" "$name" "$src" "$patched_module")" || exit 1
+  fi
   if ! (cd "$src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-    "$go" build -trimpath -o "$bin.tmp" .) >"$LOGS/$name-build.log" 2>&1; then
+    "$go" build -trimpath -modfile="$modfile" -o "$bin.tmp" .) >"$LOGS/$name-build.log" 2>&1; then
     rm -f "$bin.tmp"
     tail_log "$name-build" "$LOGS/$name-build.log"
     die "$name: go build failed"
@@ -380,7 +384,33 @@ go_build() { # go_build NAME SRC BIN: build once; status 1 when BIN was already 
   return 0
 }
 
-ferret_build() { go_build ferretdb "$FERRET_SRC" "$FERRET_BIN"; }
+# go_patched_modfile GO NAME SRC MODULE: copies MODULE (at the version SRC's go.mod requires),
+# applies SRC/patches/*.patch to the copy and prints a go.mod that builds SRC against it
+go_patched_modfile() {
+  local go=$1 name=$2 src=$3 module=$4 version dir patch
+  local build="$INFRA/build/$name"
+  version="$(cd "$src" && "$go" list -m -f '{{.Version}}' "$module")" ||
+    die "$name: $module is not required by ${src#"$REPO/"}/go.mod"
+  dir="$(cd "$src" && "$go" mod download -json "$module@$version" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$dir" ]] || die "$name: could not download $module@$version"
+  rm -rf "$build"
+  mkdir -p "$build"
+  cp -r "$dir" "$build/module"
+  chmod -R u+w "$build/module"
+  for patch in "$src"/patches/*.patch; do
+    # The ceiling keeps git from treating the copy as part of this repository.
+    GIT_CEILING_DIRECTORIES="$build" git -C "$build/module" apply -p1 "$patch" ||
+      die "$name: ${patch#"$REPO/"} does not apply to $module@$version"
+  done
+  cp "$src/go.mod" "$build/go.mod"
+  cp "$src/go.sum" "$build/go.sum"
+  (cd "$src" && "$go" mod edit -modfile="$build/go.mod" -replace "$module=$build/module") ||
+    die "$name: could not point $module at its patched copy"
+  echo "$build/go.mod"
+}
+
+ferret_build() { go_build ferretdb "$FERRET_SRC" "$FERRET_BIN" github.com/FerretDB/FerretDB; }
 
 ferret_up() {
   pid_alive "$FERRET_PID" && probe --quiet "mongo=$DEFAULT_MONGO_URL"

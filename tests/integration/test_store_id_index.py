@@ -48,3 +48,23 @@ async def test_a_new_collection_is_looked_up_by_id_through_an_index(
             break
         await asyncio.sleep(0.1)
     assert "USING INDEX" in plan, plan
+
+
+async def test_a_guarded_write_finds_its_document_by_id_alone(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    """`{_id: x, owner: w}` is narrowed by `_id` (deploy/ferretdb/patches/id-pushdown.patch)."""
+    collection = mongo["guarded_write_probe"]
+    await collection.insert_many([{"_id": f"m{i}", "owner": "w"} for i in range(3)])
+    guarded = {"_id": "m1", "owner": "w", "stopped": {"$ne": True}}
+
+    plan = await mongo.command("explain", {"find": collection.name, "filter": guarded})
+
+    if "filterPushdown" in plan:
+        assert plan["filterPushdown"] is True, plan
+    else:
+        assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), plan
+    assert (await collection.update_one(guarded, {"$set": {"seen": True}})).modified_count == 1
+    refused = {**guarded, "owner": "someone else"}
+    assert (await collection.update_one(refused, {"$set": {"seen": False}})).matched_count == 0
+    assert await collection.count_documents({"seen": True}) == 1

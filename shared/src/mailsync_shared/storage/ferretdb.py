@@ -12,9 +12,6 @@ what goes over the wire are switched by `MAILSYNC_STORE` (`ferretdb`, the defaul
 - `retry_when_locked` (`retry_locked`: send outbox, scheduler, rate limits, insert batches):
   SQLite refuses a write while another holds its lock (`database is locked`); nothing was
   applied, so the write is tried again.
-- `id_alone_filters` (`storage.scoped.WorkspaceCollection`): FerretDB uses its `_id` index only
-  for a filter of `_id` alone and reads the whole collection for `{_id, workspace_id}`; such
-  filters go out as `{_id}` and the workspace is checked on the document instead.
 - `bulk_statements` (20 per command, `WorkspaceCollection.update_each`): FerretDB keeps each
   statement's read open until the command ends, so a hundred statements exhaust its pool.
 - `one_index_per_command` (`storage.indexes.ensure_indexes`): FerretDB drops the connection
@@ -25,7 +22,10 @@ MongoDB (so they are not switched):
 
 - `deploy/ferretdb/atomic_updates.go`: the local program makes each update of a document
   atomic (FerretDB rewrites whole documents from a stale read); MongoDB does that itself.
-- `deploy/ferretdb/idindex.go`: the SQLite index FerretDB's look-ups by `_id` need.
+- `deploy/ferretdb/idindex.go`: the SQLite index FerretDB's look-ups by `_id` need, and
+  `deploy/ferretdb/patches/id-pushdown.patch`: FerretDB narrows a query by its `_id` condition
+  when the filter has other conditions too (`{_id, workspace_id}`, guarded writes), not only
+  when `_id` is its one condition.
 - `thread_refs` (associate): one document per reference instead of a multikey index on an
   array of references, which FerretDB v1 cannot use.
 - Dotted paths instead of `$elemMatch` (ingest reconciliation), which FerretDB v1 lacks.
@@ -52,7 +52,6 @@ class StoreMeasures:
     max_connections: int | None  # None: the driver's default pool (100)
     bulk_statements: int
     retry_when_locked: bool
-    id_alone_filters: bool
     one_index_per_command: bool
 
 
@@ -62,7 +61,6 @@ MEASURES: dict[StoreKind, StoreMeasures] = {
         max_connections=32,
         bulk_statements=20,
         retry_when_locked=True,
-        id_alone_filters=True,
         one_index_per_command=True,
     ),
     "mongodb": StoreMeasures(
@@ -70,7 +68,6 @@ MEASURES: dict[StoreKind, StoreMeasures] = {
         max_connections=None,
         bulk_statements=1000,
         retry_when_locked=False,
-        id_alone_filters=False,
         one_index_per_command=False,
     ),
 }

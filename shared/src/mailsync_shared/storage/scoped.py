@@ -5,25 +5,15 @@ refuses filters that try to name another workspace. Code outside this module nev
 collection of workspace data, except `SystemCollections`, whose few cross-workspace operations
 (mailbox leases, API key look-up) are named for what they do.
 
-Reaching one document by `_id` is the common case, and the one FerretDB answers from its `_id`
-index only when the filter names `_id` alone (it reads the whole collection for `{"_id": x,
-"workspace_id": w}`). So on FerretDB (`storage.ferretdb.id_alone_filters`) a filter that is
-exactly `{"_id": x}` goes to the server as such: a read checks the workspace of what it found,
-and a write first reads whose document `x` is (one indexed look-up) and goes ahead by `_id`
-alone only for this workspace's own or a missing document. Document ids are unique across
-workspaces (random, or derived from the workspace id), so a missing document cannot be another
-workspace's by the time of the write; an upsert stamps the workspace on the document it creates.
-The owner found for an `_id` (by that look-up, or by a read of the document) is remembered (a
-bounded cache), as a document never changes workspace.
+Filters keep their `_id` next to the workspace (`{"_id": x, "workspace_id": w}`): MongoDB
+answers them from its `_id` index, and so does the local FerretDB with its `_id` patch
+(deploy/ferretdb/patches/id-pushdown.patch).
 """
 
-import asyncio
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -40,65 +30,6 @@ from mailsync_shared.storage.ferretdb import measures
 
 WORKSPACE_FIELD = "workspace_id"
 DUPLICATE_KEY = 11000
-
-_NO_ID = object()
-
-
-class _Owners:
-    """Which workspace a document belongs to, for the most recently written `_id`s.
-
-    A document never changes workspace, and ids are unique across workspaces, so a workspace
-    once read for an `_id` stays true: later writes by that `_id` skip the look-up.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._owners: OrderedDict[tuple[str, Any], str] = OrderedDict()
-
-    def get(self, key: tuple[str, Any]) -> str | None:
-        owner = self._owners.get(key)
-        if owner is not None:
-            self._owners.move_to_end(key)
-        return owner
-
-    def remember(self, key: tuple[str, Any], owner: str) -> None:
-        self._owners[key] = owner
-        self._owners.move_to_end(key)
-        if len(self._owners) > self._capacity:
-            self._owners.popitem(last=False)
-
-
-_OWNERS = _Owners(capacity=100_000)
-
-
-def _single_id(filter_: Mapping[str, Any] | None) -> Any:
-    """The `_id` a filter names when it names one document by `_id` and nothing else, where
-    the store needs such a filter to go out as `{"_id": x}` (`ferretdb.id_alone_filters`)."""
-    if (
-        not measures().id_alone_filters
-        or not filter_
-        or "_id" not in filter_
-        or set(filter_) - {"_id", WORKSPACE_FIELD}
-    ):
-        return _NO_ID
-    value = filter_["_id"]
-    return value if isinstance(value, str | ObjectId) else _NO_ID
-
-
-def _with_workspace(projection: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
-    """A projection that also returns the workspace id, and whether the caller asked for it."""
-    if projection is None:
-        return None, True
-    wanted = dict(projection)
-    if WORKSPACE_FIELD in wanted:
-        if wanted[WORKSPACE_FIELD]:
-            return wanted, True
-        del wanted[WORKSPACE_FIELD]
-        return wanted, False
-    inclusive = any(wanted.values())  # `{"_id": 1}` includes `_id` only; `{"_id": 0}` excludes
-    if inclusive:
-        wanted[WORKSPACE_FIELD] = 1
-    return wanted, not inclusive
 
 
 class IsolationError(ValueError):
@@ -134,45 +65,9 @@ class WorkspaceCollection:
         projection: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Document | None:
-        scoped = self._scope(filter_)
-        document_id = _single_id(scoped)
-        if document_id is _NO_ID:
-            return await self._collection.find_one(scoped, projection=projection, **kwargs)
-        asked, keep_workspace = _with_workspace(projection)
-        document = await self._collection.find_one({"_id": document_id}, projection=asked, **kwargs)
-        if document is None or document.get(WORKSPACE_FIELD) != self.workspace_id:
-            return None
-        _OWNERS.remember((self._collection.full_name, document_id), self.workspace_id)
-        if not keep_workspace:
-            del document[WORKSPACE_FIELD]
-        return document
-
-    async def _write_filter(
-        self, filter_: Mapping[str, Any], update: Mapping[str, Any] | None = None
-    ) -> tuple[Document, dict[str, Any] | None]:
-        """The filter a write goes out with, and its update (stamped for an upsert by `_id`)."""
-        scoped = self._scope(filter_)
-        document_id = _single_id(scoped)
-        if document_id is _NO_ID:
-            return scoped, None if update is None else dict(update)
-        owner = _OWNERS.get((self._collection.full_name, document_id))
-        if owner is None:
-            found = await self._collection.find_one(
-                {"_id": document_id}, projection={WORKSPACE_FIELD: 1}
-            )
-            owner = None if found is None else found.get(WORKSPACE_FIELD)
-            if isinstance(owner, str):
-                _OWNERS.remember((self._collection.full_name, document_id), owner)
-        if owner is not None and owner != self.workspace_id:
-            return scoped, None if update is None else dict(update)  # matches nothing
-        if update is None:
-            return {"_id": document_id}, None
-        stamped = dict(update)
-        if WORKSPACE_FIELD not in stamped.get("$set", {}):
-            on_insert = dict(stamped.get("$setOnInsert", {}))
-            on_insert[WORKSPACE_FIELD] = self.workspace_id
-            stamped["$setOnInsert"] = on_insert
-        return {"_id": document_id}, stamped
+        return await self._collection.find_one(
+            self._scope(filter_), projection=projection, **kwargs
+        )
 
     async def find(
         self,
@@ -206,31 +101,16 @@ class WorkspaceCollection:
     async def count(self, filter_: Mapping[str, Any] | None = None) -> int:
         return await self._collection.count_documents(self._scope(filter_))
 
-    def _remember(self, documents: Sequence[Mapping[str, Any]]) -> None:
-        for document in documents:
-            if "_id" in document:
-                _OWNERS.remember((self._collection.full_name, document["_id"]), self.workspace_id)
-
     async def insert_one(self, document: Mapping[str, Any]) -> InsertOneResult:
-        result = await self._collection.insert_one(self._stamp(document))
-        self._remember([document])
-        return result
+        return await self._collection.insert_one(self._stamp(document))
 
     async def insert_many(
         self, documents: Sequence[Mapping[str, Any]], *, ordered: bool = True
     ) -> InsertManyResult:
         """Insert the documents; on a BulkWriteError those without an error were inserted."""
-        try:
-            result = await self._collection.insert_many(
-                [self._stamp(document) for document in documents], ordered=ordered
-            )
-        except BulkWriteError as error:
-            failed = {e["index"] for e in error.details.get("writeErrors", [])}
-            if not ordered:
-                self._remember([d for i, d in enumerate(documents) if i not in failed])
-            raise
-        self._remember(documents)
-        return result
+        return await self._collection.insert_many(
+            [self._stamp(document) for document in documents], ordered=ordered
+        )
 
     async def insert_or_update(
         self, items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
@@ -262,11 +142,7 @@ class WorkspaceCollection:
     async def update_one(
         self, filter_: Mapping[str, Any], update: Mapping[str, Any], *, upsert: bool = False
     ) -> UpdateResult:
-        target, stamped = await self._write_filter(filter_, update)
-        result = await self._collection.update_one(target, stamped or {}, upsert=upsert)
-        if result.upserted_id is not None and "_id" in target:
-            _OWNERS.remember((self._collection.full_name, result.upserted_id), self.workspace_id)
-        return result
+        return await self._collection.update_one(self._scope(filter_), dict(update), upsert=upsert)
 
     async def update_each(
         self,
@@ -282,11 +158,9 @@ class WorkspaceCollection:
         every later command on that database. Hence commands of `bulk_statements`
         (`storage.ferretdb`), one at a time.
         """
-        targets = await asyncio.gather(
-            *(self._write_filter(filter_, update) for filter_, update in updates)
-        )
         operations = [
-            UpdateOne(target, stamped or {}, upsert=upsert) for target, stamped in targets
+            UpdateOne(self._scope(filter_), dict(update), upsert=upsert)
+            for filter_, update in updates
         ]
         size = measures().bulk_statements
         for start in range(0, len(operations), size):
@@ -305,17 +179,15 @@ class WorkspaceCollection:
         upsert: bool = False,
         return_new: bool = True,
     ) -> Document | None:
-        target, stamped = await self._write_filter(filter_, update)
         return await self._collection.find_one_and_update(
-            target,
-            stamped or {},
+            self._scope(filter_),
+            dict(update),
             upsert=upsert,
             return_document=ReturnDocument.AFTER if return_new else ReturnDocument.BEFORE,
         )
 
     async def delete_many(self, filter_: Mapping[str, Any]) -> DeleteResult:
-        target, _ = await self._write_filter(filter_)
-        return await self._collection.delete_many(target)
+        return await self._collection.delete_many(self._scope(filter_))
 
 
 class WorkspaceStore:
