@@ -1,6 +1,7 @@
 """Leases on the real MongoDB-wire server: one holder per mailbox, even under contention."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -60,7 +61,7 @@ async def test_concurrent_claims_give_a_mailbox_to_exactly_one_worker(
         winners = [b.worker_id for b, claim in zip(books, claims, strict=True) if claim]
         assert len(winners) == 1, winners
         renewed = await asyncio.gather(*(b.renew([mailbox_id]) for b in books))
-        assert sum(1 for kept in renewed if kept == {mailbox_id}) == 1
+        assert sum(1 for kept in renewed if kept.keys() == {mailbox_id}) == 1
         await books[int(winners[0].split("-")[1])].release(mailbox_id)
         await mongo["mailboxes"].delete_one({"_id": mailbox_id})
 
@@ -78,8 +79,29 @@ async def test_an_expired_lease_is_taken_over_and_the_old_holder_learns_it(
     assert taken is not None
     assert taken.lease is not None
     assert taken.lease.owner == "healthy"
-    assert await first.renew([mailbox_id]) == set()
-    assert await second.renew([mailbox_id]) == {mailbox_id}
+    assert await first.renew([mailbox_id]) == {}
+    assert await second.renew([mailbox_id]) == {mailbox_id: None}
+
+
+async def test_renewal_reports_a_reconciliation_the_api_asked_for(
+    mongo: AsyncDatabase[Document], workspace_id: str
+) -> None:
+    asked_at = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+    quiet = await insert_mailbox(mongo, workspace_id)
+    asked = await insert_mailbox(mongo, workspace_id)
+    holder = book(mongo, "holder", workspace_id, 30)
+    assert len(await holder.claim_many(held=(), limit=2)) == 2
+
+    assert await holder.renew([quiet, asked]) == {quiet: None, asked: None}
+    await mongo["mailboxes"].update_one(
+        {"_id": asked}, {"$set": {"reconcile_requested_at": asked_at}}
+    )
+    renewed = await holder.renew([quiet, asked])
+
+    requested = renewed[asked]
+    assert renewed[quiet] is None
+    assert requested is not None
+    assert requested.replace(tzinfo=UTC) == asked_at
 
 
 async def test_a_resync_of_one_mailbox_leaves_the_leases_and_live_state_of_fifty_others(

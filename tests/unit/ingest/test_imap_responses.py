@@ -2,8 +2,11 @@
 
 from imapclient.response_parser import parse_fetch_response
 
+from mailsync_ingest.folders import Folder
 from mailsync_ingest.imap_connection import fetch_items, fetched_message, folder_state
-from mailsync_ingest.sync_loop import unchanged
+from mailsync_ingest.sync_loop import FolderSync, idle_folder_last, unchanged
+from mailsync_shared.contracts.mail import FolderRole
+from mailsync_shared.mail_servers.imap import Reply, status_answer
 from mailsync_shared.storage.documents import FolderCheckpoint
 
 BODY = b"From: Ann <ann@client.test>\r\nSubject: Pilot\r\nMessage-ID: <a@client.test>\r\n\r\nHi\r\n"
@@ -84,3 +87,42 @@ def test_a_folder_is_skipped_only_when_nothing_changed() -> None:
     assert not unchanged(checkpoint, new_mail)
     assert not unchanged(checkpoint, without_condstore)
     assert not unchanged(checkpoint.model_copy(update={"backfill_floor": 5}), same)
+
+
+def test_status_answer_names_its_numbers_as_an_examine_answer_does() -> None:
+    reply = Reply(
+        untagged=[
+            [
+                b'STATUS "Sent (old)" '
+                b"(UIDVALIDITY 1732600000 UIDNEXT 13 MESSAGES 12 HIGHESTMODSEQ 40)"
+            ],
+            [b"3 EXISTS"],  # news of the open folder may come with any answer
+        ],
+        text=b"Status completed.",
+    )
+    state = folder_state(status_answer(reply))
+
+    assert (state.uidvalidity, state.uidnext, state.exists) == (1732600000, 13, 12)
+    assert state.highest_modseq == 40
+
+
+def test_a_status_answer_for_a_folder_sent_as_a_literal() -> None:
+    reply = Reply(
+        untagged=[[(b"STATUS {6}", b"Offers"), b" (UIDVALIDITY 7 UIDNEXT 2 MESSAGES 1)"]],
+        text=b"OK",
+    )
+    state = folder_state(status_answer(reply))
+
+    assert (state.uidvalidity, state.uidnext, state.exists, state.highest_modseq) == (7, 2, 1, None)
+
+
+def test_a_live_round_ends_with_the_folder_idle_watches() -> None:
+    def sync(name: str, role: FolderRole) -> FolderSync:
+        checkpoint = FolderCheckpoint(name=name, role=role, uidvalidity=1, last_uid=0)
+        return FolderSync(Folder(name=name, role=role), checkpoint)
+
+    inbox, sent, gmail_all = sync("INBOX", "inbox"), sync("Sent", "sent"), sync("All", "all")
+
+    assert idle_folder_last([inbox, sent]) == [sent, inbox]
+    assert idle_folder_last([sent, inbox]) == [sent, inbox]
+    assert idle_folder_last([gmail_all]) == [gmail_all]

@@ -3,8 +3,9 @@
 The connection is an `ImapSession` of the shared mail-server layer: it runs on the event loop,
 so a mailbox costs a socket and a coroutine, and an IDLE waits without holding a thread. The
 mailbox's sync task is the only user of its connection, so commands never overlap. The class
-offers no method that could change the mailbox: folders are opened with EXAMINE, bodies read
-with BODY.PEEK[], and there is no STORE, EXPUNGE, MOVE, COPY or APPEND here.
+offers no method that could change the mailbox: folders are opened with EXAMINE (or looked at
+with STATUS), bodies read with BODY.PEEK[], and there is no STORE, EXPUNGE, MOVE, COPY or APPEND
+here.
 """
 
 import asyncio
@@ -42,6 +43,10 @@ class ImapConnection:
     def __init__(self, session: ImapSession, *, keepalive_seconds: float) -> None:
         self._session = session
         self._keepalive = keepalive_seconds
+        self._selected: str | None = None
+        # The folder opened by the connection's last command and what that EXAMINE answered;
+        # None once any other command ran since.
+        self._just_examined: tuple[str, FolderState] | None = None
 
     @classmethod
     async def open(
@@ -86,31 +91,56 @@ class ImapConnection:
         return self._session.has(b"IDLE")
 
     async def list_folders(self) -> list[ListEntry]:
+        self._just_examined = None
         return list(await self._session.list_folders(timeout=self._keepalive))
 
     async def examine(self, folder: str) -> FolderState:
         """Open the folder read-only (EXAMINE), answered within the keepalive."""
-        return folder_state(await self._session.examine(folder, timeout=self._keepalive))
+        self._just_examined = self._selected = None  # a refused EXAMINE leaves none open
+        state = folder_state(await self._session.examine(folder, timeout=self._keepalive))
+        self._selected, self._just_examined = folder, (folder, state)
+        return state
+
+    def just_examined(self, folder: str) -> FolderState | None:
+        """What EXAMINE answered for `folder`, when that was this connection's last command."""
+        if self._just_examined is None or self._just_examined[0] != folder:
+            return None
+        return self._just_examined[1]
+
+    async def peek(self, folder: str) -> FolderState:
+        """The folder's state without opening it (STATUS, answered within the keepalive), where
+        the server has CONDSTORE, so that a folder that did not change costs one short answer
+        and the open folder stays open. EXAMINE for the open folder itself (STATUS is not meant
+        for it), and without CONDSTORE, where every round looks inside every folder anyway."""
+        if not self.condstore or folder == self._selected:
+            return await self.examine(folder)
+        self._just_examined = None
+        return folder_state(await self._session.status(folder, timeout=self._keepalive))
 
     async def search(self, criteria: Sequence[str]) -> list[int]:
+        self._just_examined = None
         return await self._session.uid_search(criteria)
 
     async def internal_dates(self, uids: Sequence[int]) -> dict[int, datetime]:
-        answer = await self._session.uid_fetch(uids, ["INTERNALDATE"])
+        answer = await self._uid_fetch(uids, ["INTERNALDATE"])
         return {int(uid): data[b"INTERNALDATE"] for uid, data in answer.items()}
 
     async def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """RFC822.SIZE of each message (bytes a FETCH of it will bring)."""
-        return _sizes(await self._session.uid_fetch(uids, ["UID", "RFC822.SIZE"]))
+        return _sizes(await self._uid_fetch(uids, ["UID", "RFC822.SIZE"]))
 
     async def sizes_from(self, first_uid: int) -> dict[int, int]:
         """RFC822.SIZE of every message from `first_uid` on (`n:*` also answers with the last
         message when no UID reaches n: callers filter)."""
-        return _sizes(await self._session.uid_fetch(f"{first_uid}:*", ["UID", "RFC822.SIZE"]))
+        return _sizes(await self._uid_fetch(f"{first_uid}:*", ["UID", "RFC822.SIZE"]))
+
+    async def _uid_fetch(self, uids: Sequence[int] | str, items: Sequence[str]) -> dict[int, Any]:
+        self._just_examined = None
+        return await self._session.uid_fetch(uids, items)
 
     async def fetch(self, uids: Sequence[int]) -> list[FetchedMessage]:
         """UID FETCH (UID RFC822.SIZE INTERNALDATE BODY.PEEK[]): bytes without setting \\Seen."""
-        answer = await self._session.uid_fetch(uids, fetch_items(self.gmail))
+        answer = await self._uid_fetch(uids, fetch_items(self.gmail))
         return [
             fetched_message(int(uid), data) for uid, data in answer.items() if b"BODY[]" in data
         ]
@@ -118,10 +148,12 @@ class ImapConnection:
     async def wait_for_new_mail(self, seconds: float, stop: asyncio.Event | None = None) -> bool:
         """IDLE on the open folder until it reports new messages (True), `seconds` pass or
         `stop` is set; the end of the IDLE must be answered within the keepalive."""
+        self._just_examined = None
         return await self._session.idle(seconds, stop=stop, answer_within=self._keepalive)
 
     async def noop(self) -> None:
         """NOOP, answered within the keepalive or the connection counts as dead."""
+        self._just_examined = None
         await self._session.noop(timeout=self._keepalive)
 
     async def close(self) -> None:

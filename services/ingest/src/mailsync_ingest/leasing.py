@@ -239,25 +239,30 @@ class LeaseBook:
             ours.update(won)
         return ours
 
-    async def renew(self, mailbox_ids: Collection[str]) -> set[str]:
-        """Extend our leases; returns the mailboxes still ours and still connected.
+    async def renew(self, mailbox_ids: Collection[str]) -> dict[str, datetime | None]:
+        """Extend our leases; returns the mailboxes still ours and still connected, each with
+        the time the api asked for its reconciliation (`reconcile_requested_at`), if it did.
 
         One heartbeat write extends them all. A mailbox is kept while no later term exists
         and its document still names this worker (a resync or disconnect clears that).
         """
         await self._beat()
         if not mailbox_ids:
-            return set()
+            return {}
         held = {m: self._held_terms[m] for m in mailbox_ids if m in self._held_terms}
         later: list[Any] = await self._terms.distinct(
             "mailbox_id", {"_id": {"$in": [f"{m}:{t + 1}" for m, t in held.items()]}}
         )
         won = sorted(set(held) - {str(mailbox_id) for mailbox_id in later})
-        still: list[Any] = await self._mailboxes.distinct(
-            "_id", {"_id": {"$in": won}, "lease.owner": self.worker_id, **CONNECTED}
+        still = self._mailboxes.find(
+            {"_id": {"$in": won}, "lease.owner": self.worker_id, **CONNECTED},
+            projection={"reconcile_requested_at": 1},
         )
-        kept = {str(mailbox_id) for mailbox_id in still}
-        for lost in set(mailbox_ids) - kept:
+        kept = {
+            str(document["_id"]): _moment(document.get("reconcile_requested_at"))
+            async for document in still
+        }
+        for lost in set(mailbox_ids) - set(kept):
             self._held_terms.pop(lost, None)
         return kept
 
@@ -271,3 +276,7 @@ class LeaseBook:
         await self._mailboxes.update_one(
             {"_id": mailbox_id, "lease.owner": self.worker_id}, {"$set": {"lease": None}}
         )
+
+
+def _moment(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None

@@ -71,26 +71,9 @@ class MailboxRecord:
         self._staged.update(fields)
 
     async def check_still_ours(self) -> None:
-        """Raise `LeaseLostError` unless the mailbox is still leased here and connected.
-
-        Read by `_id` alone and checked here: the store's index serves that look-up, where
-        FerretDB reads the whole collection for the guard's filter (a read needs no
-        atomicity; the writes keep the guard in their filter)."""
-        found = await self._mailboxes.find_one(
-            {"_id": self._guard["_id"]},
-            projection={"workspace_id": 1, "lease.owner": 1, "status.state": 1},
-        )
-        if found is None or not self._matches(found):
+        """Raise `LeaseLostError` unless the mailbox is still leased here and connected."""
+        if await self._mailboxes.find_one(self._guard, projection={"_id": 1}) is None:
             raise LeaseLostError(str(self._guard["_id"]))
-
-    def _matches(self, document: Document) -> bool:
-        lease = document.get("lease") or {}
-        state = (document.get("status") or {}).get("state")
-        return (
-            document.get("workspace_id") == self._guard["workspace_id"]
-            and lease.get("owner") == self._guard["lease.owner"]
-            and state != "disconnected"
-        )
 
     async def set_status(
         self, state: MailboxState, reason: str | None = None, *, staged: bool = False
@@ -131,22 +114,6 @@ class MailboxRecord:
                 "status.reconciled_at": utcnow(),
             }
         )
-
-    async def reconcile_requested(self) -> datetime | None:
-        """When the api asked for a reconciliation not yet done; None when nobody asked."""
-        found = await self._mailboxes.find_one(
-            {"_id": self._guard["_id"]},
-            projection={
-                "workspace_id": 1,
-                "lease.owner": 1,
-                "status.state": 1,
-                "reconcile_requested_at": 1,
-            },
-        )
-        if found is None or not self._matches(found):
-            raise LeaseLostError(str(self._guard["_id"]))
-        requested = found.get("reconcile_requested_at")
-        return requested if isinstance(requested, datetime) else None
 
     async def clear_reconcile_request(self, requested: datetime) -> None:
         """Mark the request answered, unless a newer one came in meanwhile."""

@@ -55,15 +55,17 @@ skipped without a SEARCH. Flag changes and expunges are not mirrored: ingest log
 does not track mailbox state (so QRESYNC's VANISHED answers are not asked for).
 
 IDLE watches one folder per connection, so the loop IDLEs on INBOX for at most
-`idle_refresh_seconds` (the keepalive, far under the 29 minutes after which servers may drop
-an IDLE), then checks every folder and IDLEs again. Ending an IDLE must be answered within the
-keepalive too, so a connection that died silently (no FIN, no RST) is found within twice the
-keepalive and replaced; a failing command does the same. Mail that arrived after a round
-looked at INBOX but before IDLE started is seen from UIDNEXT, not waited for. A server
+`idle_refresh_seconds` (the keepalive, far under the 29 minutes after which servers may drop an
+IDLE), then checks every folder and IDLEs again. With CONDSTORE the other folders are checked
+with STATUS (INBOX stays open) and INBOX with EXAMINE last, whose answer is the one the IDLE
+starts from: a quiet round is DONE, STATUS, EXAMINE, IDLE. Ending an IDLE must be answered
+within the keepalive too, so a connection that died silently (no FIN, no RST) is found within
+twice the keepalive and replaced; a failing command does the same. Mail that arrived after a
+round looked at INBOX but before IDLE started is seen from UIDNEXT, not waited for. A server
 without IDLE is polled every `poll_interval_seconds`. Reconnects back off with jitter.
 
 A live mailbox is reconciled (see `reconciliation`) as soon as its backfill is done, when the
-api asks (`reconcile_requested_at`, checked every round), and every
+api asks (`reconcile_requested_at`, read with every lease renewal), and every
 `reconcile_interval_seconds`: the server's messages per folder against what was logged; gaps
 land in `status.gaps` and the log. While gaps remain the next comparison comes sooner (30 s,
 doubling up to the interval), since mail just published may not be logged yet.
@@ -125,6 +127,8 @@ CLOCK_SKEW = timedelta(seconds=60)
 # After a reconciliation that found gaps, the next comes after 30 s, then 60 s, ... up to
 # `reconcile_interval_seconds`: right after a backfill associate may still be logging.
 RECHECK_FIRST_SECONDS = 30.0
+# The folder IDLE watches: INBOX, or Gmail's All Mail where that is what the mailbox syncs.
+IDLE_ROLES = ("inbox", "all")
 
 
 class BatchIncompleteError(Exception):
@@ -186,11 +190,19 @@ class MailboxSync:
         self._credentials = credentials
         self._guard = guard
         self._stopping = asyncio.Event()
+        self._reconcile_request: datetime | None = None
+        self._reconciled_request: datetime | None = None
         self._checkpoints = dict(mailbox.folders)
         self._ids = {"workspace_id": mailbox.workspace_id, "mailbox_id": mailbox.id}
 
     def _running(self) -> bool:
         return not self._stopping.is_set()
+
+    def ask_to_reconcile(self, requested: datetime) -> None:
+        """The api asked for a reconciliation at `requested` (seen when leases are renewed);
+        it runs at the end of the next live round, once per request."""
+        if self._reconciled_request is None or requested > self._reconciled_request:
+            self._reconcile_request = requested
 
     def request_stop(self) -> None:
         """Finish the batch in flight, then return from `run`."""
@@ -322,7 +334,7 @@ class MailboxSync:
                 await self._record.set_status("backfilling" if backfilling else "live")
                 started()
                 changed = False
-                for sync in syncs:
+                for sync in syncs if backfilling else idle_folder_last(syncs):
                     if self._stopping.is_set():
                         await self._record.flush()
                         return
@@ -332,7 +344,7 @@ class MailboxSync:
                     continue
                 await self._record.set_status("live")
                 await self._record.mark_synced(changed=changed)
-                requested = await self._record.reconcile_requested()
+                requested = self._reconcile_request
                 if requested is not None or loop.time() >= reconcile_at:
                     interval = self._settings.reconcile_interval_seconds
                     if await self._reconcile(connection, syncs):
@@ -344,6 +356,9 @@ class MailboxSync:
                         recheck = RECHECK_FIRST_SECONDS
                     if requested is not None:
                         await self._record.clear_reconcile_request(requested)
+                        self._reconciled_request = requested
+                        if self._reconcile_request == requested:
+                            self._reconcile_request = None
                 await self._wait_for_mail(connection, syncs)
             await self._record.flush()
         finally:
@@ -450,7 +465,12 @@ class MailboxSync:
 
     async def _sync_folder(self, connection: ImapConnection, sync: FolderSync) -> bool:
         """One round for one folder: all new mail, then older mail for up to a round's time."""
-        state = await connection.examine(sync.folder.name)
+        name = sync.folder.name
+        state = await connection.peek(name)
+        if state.uidvalidity == sync.checkpoint.uidvalidity and unchanged(sync.checkpoint, state):
+            return False
+        if connection.just_examined(name) is None:
+            state = await connection.examine(name)
         if state.uidvalidity != sync.checkpoint.uidvalidity:
             self._checkpoints.pop(folder_key(sync.folder.name), None)
             fresh = await self._prepare(connection, sync.folder)
@@ -678,11 +698,14 @@ class MailboxSync:
         self._checkpoints[folder_key(sync.folder.name)] = sync.checkpoint
 
     async def _wait_for_mail(self, connection: ImapConnection, syncs: list[FolderSync]) -> None:
-        inbox = next((s for s in syncs if s.folder.role in ("inbox", "all")), None)
+        inbox = next((s for s in syncs if s.folder.role in IDLE_ROLES), None)
         if not (self._settings.use_idle and connection.supports_idle and inbox):
             await self._pause(self._settings.poll_interval_seconds)
             return
-        state = await connection.examine(inbox.folder.name)
+        # The round looked at INBOX last: when nothing was fetched since, that answer is fresh.
+        state = connection.just_examined(inbox.folder.name) or await connection.examine(
+            inbox.folder.name
+        )
         if state.uidnext is not None and state.uidnext - 1 > inbox.checkpoint.last_uid:
             # Arrived after this round looked: IDLE reports only later changes, so go now.
             return
@@ -692,6 +715,12 @@ class MailboxSync:
         """Sleep, but wake at once when asked to stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+
+def idle_folder_last(syncs: list[FolderSync]) -> list[FolderSync]:
+    """The folders of a live round, the one IDLE watches last, so that the round ends with it
+    open and its state fresh for the IDLE that follows."""
+    return sorted(syncs, key=lambda sync: sync.folder.role in IDLE_ROLES)
 
 
 def unchanged(checkpoint: FolderCheckpoint, state: FolderState) -> bool:

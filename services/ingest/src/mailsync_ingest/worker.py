@@ -167,7 +167,10 @@ class IngestWorker:
         await self._rebalance()
         held = self.mailbox_ids
         still_ours = await self._leases.renew(held)
-        for mailbox_id in held - still_ours:
+        for mailbox_id, requested in still_ours.items():
+            if requested is not None and mailbox_id in self._running:
+                self._running[mailbox_id].sync.ask_to_reconcile(requested)
+        for mailbox_id in held - set(still_ours):
             running = self._running.pop(mailbox_id)
             running.task.cancel()
             logger.warning(

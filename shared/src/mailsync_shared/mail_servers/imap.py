@@ -206,6 +206,22 @@ class ImapSession:
         reply = await self.command("EXAMINE", folder_argument(folder), timeout=timeout)
         return select_answer(reply)
 
+    async def status(
+        self,
+        folder: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> dict[bytes, int]:
+        """STATUS of a folder, leaving the selected one selected: UIDVALIDITY, UIDNEXT, EXISTS
+        (its MESSAGES) and, where CONDSTORE is offered, HIGHESTMODSEQ."""
+        items = ["UIDVALIDITY", "UIDNEXT", "MESSAGES"]
+        if self.has(b"CONDSTORE") or self.has(b"QRESYNC"):
+            items.append("HIGHESTMODSEQ")
+        reply = await self.command(
+            "STATUS", folder_argument(folder), "(" + " ".join(items) + ")", timeout=timeout
+        )
+        return status_answer(reply)
+
     async def uid_search(self, criteria: Sequence[Argument]) -> list[int]:
         reply = await self.command("UID", "SEARCH", *criteria)
         found: list[int] = []
@@ -499,6 +515,21 @@ def select_answer(reply: Reply) -> dict[bytes, int]:
         words = line.split()
         if len(words) == 2 and words[0].isdigit() and words[1].upper() in (b"EXISTS", b"RECENT"):
             answer[words[1].upper()] = int(words[0])
+    return answer
+
+
+def status_answer(reply: Reply) -> dict[bytes, int]:
+    """The numbers of a STATUS answer (RFC 3501 7.2.4), named as in a SELECT answer."""
+    answer: dict[bytes, int] = {}
+    for response in reply.untagged:
+        if not first_line(response).upper().startswith(b"STATUS "):
+            continue
+        last = response[-1]
+        text = last[0] if isinstance(last, tuple) else last
+        words = text[text.rfind(b"(") + 1 : text.rfind(b")")].split()
+        for name, value in zip(words[::2], words[1::2], strict=False):
+            if value.isdigit():
+                answer[b"EXISTS" if name.upper() == b"MESSAGES" else name.upper()] = int(value)
     return answer
 
 
