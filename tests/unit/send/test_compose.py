@@ -2,9 +2,11 @@
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.headerregistry import HeaderRegistry
 
 import pytest
 
+import mailsync_send.compose as composing
 from mailsync_send.compose import ComposeError, compose
 from mailsync_shared.contracts.mail import Address
 from mailsync_shared.storage.documents import SendRequestDocument
@@ -218,3 +220,18 @@ def test_every_line_break_python_knows_is_removed_from_header_text(brk: str) -> 
 def test_an_error_inside_the_email_package_is_a_compose_error() -> None:
     with pytest.raises(ComposeError, match="UnicodeEncodeError"):
         compose(request(body_text="lone surrogate \ud800"), mailbox_address=OWNER)
+
+
+def test_the_kept_header_classes_compose_the_same_bytes_as_the_stock_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    item = request(
+        cc=[Address(address="carl@client.test", name="Carl, Client")],
+        body_html="<p>Hello <b>there</b></p>",
+        in_reply_to=["<prior@client.test>"],
+        references=["<first@client.test>", "<prior@client.test>"],
+    )
+    kept = compose(item, mailbox_address=OWNER).data
+    stock = composing.OUTBOUND_POLICY.clone(header_factory=HeaderRegistry())
+    monkeypatch.setattr(composing, "OUTBOUND_POLICY", stock)
+    assert compose(item, mailbox_address=OWNER).data == kept

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address as HeaderAddress
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import format_datetime
@@ -34,9 +35,33 @@ from mailsync_shared.mail.html import sanitize_html
 from mailsync_shared.storage.attachments import MAX_ATTACHMENTS_BYTES
 from mailsync_shared.storage.documents import AttachmentRef, SendRequestDocument
 
+
+class KeptHeaderClasses(HeaderRegistry):
+    """The `email` package's header registry, keeping the class it builds for each header name:
+    the stock registry builds a new class (`type(...)`) for every header set, about a third
+    of the time composing a message took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept: dict[str, type[BaseHeader]] = {}
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        self._kept.clear()
+        super().map_to_type(name, cls)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = super().__getitem__(name)
+        return kept
+
+
 # Lines may reach 998 octets (RFC 5322 2.1.1); folding at 78 would RFC 2047-encode long
 # message ids in In-Reply-To/References and break threading at the recipient.
-OUTBOUND_POLICY = policy.SMTP.clone(max_line_length=998, cte_type="7bit")
+OUTBOUND_POLICY = policy.SMTP.clone(
+    max_line_length=998, cte_type="7bit", header_factory=KeptHeaderClasses()
+)
 
 _ADDR_SPEC = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 _MESSAGE_ID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>$")
