@@ -67,6 +67,8 @@ CLAIMS = "send_claims"
 # When a waiting request is due (`_id` = the request's): what the scheduler reads every pass.
 TIMERS = "send_timers"
 Insert = Callable[[WorkspaceCollection, Document], Awaitable[bool]]
+# Sets fields on the document with an `_id`, perhaps together with other writers' updates.
+SetFields = Callable[[WorkspaceCollection, str, dict[str, Any]], Awaitable[None]]
 
 
 async def insert_one(collection: WorkspaceCollection, document: Document) -> bool:
@@ -183,15 +185,23 @@ def _as_stored(value: Any) -> Any:
 
 
 async def _write(
-    store: WorkspaceStore, request: SendRequestDocument, changes: dict[str, Any]
+    store: WorkspaceStore,
+    request: SendRequestDocument,
+    changes: dict[str, Any],
+    set_fields: SetFields | None = None,
 ) -> SendRequestDocument | None:
     """Apply `changes` to the request, by `_id` alone; the request as written, or None if it is
-    not there. The written request is worked out here rather than read back: its writer is the
-    only one."""
-    update: dict[str, Any] = {"$set": changes}
-    result = await retry_locked(lambda: store.send_requests.update_one({"_id": request.id}, update))
-    if result.matched_count == 0:
-        return None
+    not there (not known when written through `set_fields`). The written request is worked out
+    here rather than read back: its writer is the only one."""
+    if set_fields is not None:
+        await set_fields(store.send_requests, request.id, changes)
+    else:
+        update: dict[str, Any] = {"$set": changes}
+        result = await retry_locked(
+            lambda: store.send_requests.update_one({"_id": request.id}, update)
+        )
+        if result.matched_count == 0:
+            return None
     written = {name: _as_stored(value) for name, value in changes.items()}
     return request.model_copy(update=written)
 
@@ -211,12 +221,18 @@ class SendOutbox:
     """The send requests of one workspace and their state transitions."""
 
     def __init__(
-        self, store: WorkspaceStore, *, claim_timeout: timedelta, insert: Insert = insert_one
+        self,
+        store: WorkspaceStore,
+        *,
+        claim_timeout: timedelta,
+        insert: Insert = insert_one,
+        set_fields: SetFields | None = None,
     ) -> None:
         self._store = store
         self._requests = store.send_requests
         self._claim_timeout = claim_timeout
         self._insert = insert
+        self._set_fields = set_fields
 
     async def get(self, request_id: str) -> SendRequestDocument | None:
         document = await self._requests.find_one({"_id": request_id})
@@ -277,7 +293,9 @@ class SendOutbox:
         note: str | None = None,
     ) -> SendRequestDocument | None:
         """`sending` -> `sent`, accepted by the server at `sent_at`, with `email.sent` out
-        already: this one write also sets `reported_at`."""
+        already: this one write also sets `reported_at`. Written with other sends' records
+        when the outbox was given `set_fields` (the claim's holder is the request's only
+        writer, and the request was just read)."""
         now = utcnow()
         changes: dict[str, Any] = {
             "state": "sent",
@@ -288,7 +306,7 @@ class SendOutbox:
             "reported_at": now,
             "updated_at": now,
         }
-        return await self._move(request, "sending", changes)
+        return await self._move(request, "sending", changes, set_fields=self._set_fields)
 
     async def mark_reported(self, request: SendRequestDocument, note: str | None = None) -> None:
         """`email.sent` is out for a `sent` request; `note` keeps a problem that did not stop
@@ -362,7 +380,12 @@ class SendOutbox:
         )
 
     async def _move(
-        self, request: SendRequestDocument, from_state: str, changes: dict[str, Any]
+        self,
+        request: SendRequestDocument,
+        from_state: str,
+        changes: dict[str, Any],
+        *,
+        set_fields: SetFields | None = None,
     ) -> SendRequestDocument | None:
         """Apply `changes` if `request`, as the caller holds it, is in `from_state`.
 
@@ -379,4 +402,4 @@ class SendOutbox:
             "data_started_at": request.data_started_at,
             "next_attempt_at": request.next_attempt_at,
         }
-        return await _write(self._store, request, {**held, **changes})
+        return await _write(self._store, request, {**held, **changes}, set_fields)

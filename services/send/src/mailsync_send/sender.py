@@ -63,6 +63,7 @@ from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.storage.raw_messages import load_raw, raw_id_for
 from mailsync_shared.storage.scoped import WorkspaceStore
 from mailsync_shared.tracing import tracer
+from mailsync_shared.update_batches import UpdateBatches
 
 SOURCE = "/mailsync/send"
 
@@ -181,6 +182,7 @@ class Sender:
         self._sent_folders = SentFolders(guard=guard, timeout=settings.imap_timeout_seconds)
         self._mailboxes = KeptMailboxes(settings.mailbox_cache_seconds)
         self._inserts = InsertBatches()
+        self._updates = UpdateBatches()
 
     async def close(self) -> None:
         """End the kept SMTP and IMAP sessions."""
@@ -192,6 +194,7 @@ class Sender:
             store,
             claim_timeout=timedelta(seconds=self._settings.claim_timeout_seconds),
             insert=self._inserts.insert,
+            set_fields=self._updates.set_fields,
         )
 
     async def handle(self, workspace_id: str, request_id: str) -> Done:
