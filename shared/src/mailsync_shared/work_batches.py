@@ -16,9 +16,11 @@ outcome keeps what per-event deliveries gave:
   already done, are not repeated.
 """
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from functools import cache
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
 
 from mailsync_shared.batching import Batcher
 from mailsync_shared.contracts.envelope import Event
@@ -33,10 +35,19 @@ def events_of(delivered: EventT | Sequence[EventT]) -> list[EventT]:
 
 
 def events_in(body: bytes, event_type: type[EventT]) -> list[EventT]:
-    """The events of a work message's body, whether it holds one event or a list."""
-    payload = json.loads(body)
-    items = payload if isinstance(payload, list) else [payload]
-    return [event_type.model_validate(item) for item in items]
+    """The events of a work message's body, whether it holds one event or a list.
+
+    Validated from the JSON text in one pass; a body that is not JSON, or not such events,
+    raises pydantic's `ValidationError` (dead-lettered with its reason by the consumer)."""
+    if body.lstrip()[:1] == b"[":
+        events: list[EventT] = _list_of(event_type).validate_json(body)
+        return events
+    return [event_type.model_validate_json(body)]
+
+
+@cache
+def _list_of(event_type: type[Event]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[event_type])  # type: ignore[valid-type]
 
 
 async def submit_delivery(

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import pytest
+from pydantic import ValidationError
 
 from mailsync_shared.batching import Batcher
 from mailsync_shared.contracts.envelope import Event
@@ -41,6 +42,12 @@ def test_a_body_holds_one_event_or_a_list() -> None:
     assert events_in(both, Numbered) == [one, two]
     assert events_of(one) == [one]
     assert events_of([one, two]) == [one, two]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"5", b'[{"type": "other.v1"}]'])
+def test_a_body_that_is_not_such_events_is_refused_as_invalid(body: bytes) -> None:
+    with pytest.raises(ValidationError):
+        events_in(body, Numbered)
 
 
 async def test_a_delivery_whose_events_all_succeed_retries_nothing() -> None:
