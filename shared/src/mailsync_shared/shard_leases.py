@@ -7,8 +7,8 @@ a single replica. Each replica, every `every` seconds:
 
 1. records that it is alive (`<service>_replicas`, until now + `term`);
 2. counts the live replicas and takes its fair share, ceil(shards / live);
-3. renews the leases it holds (`<service>_shard_leases`, `{_id: shard, owner, until}`); one
-   it finds taken from it (its renewal came too late) is lost at once;
+3. renews the leases it holds (`<service>_shard_leases`, `{_id: shard, owner, until}`) in one
+   write; one it finds taken from it (its renewal came too late) is lost at once;
 4. gives up leases above its share (scaling out: another replica takes them), and
 5. takes free or expired leases up to its share: an insert for a shard never leased (a
    unique `_id` decides a race), else a conditional update naming the owner and term it read.
@@ -73,19 +73,28 @@ class ShardLeases:
         live = await self._replicas.count_documents({"until": {"$gt": now}})
         share = math.ceil(self._shard_count / max(live, 1))
         changes = Changes()
-        for shard in sorted(self.held):
-            renewed = await self._leases.update_one(
-                {"_id": shard, "owner": self.replica_id}, {"$set": {"until": until}}
-            )
-            if renewed.matched_count == 0:
-                self.held.discard(shard)
-                changes.lost.append(shard)
+        for shard in await self._renew(until):
+            self.held.discard(shard)
+            changes.lost.append(shard)
         for shard in sorted(self.held, reverse=True)[: max(len(self.held) - share, 0)]:
             changes.lost.append(shard)
             self.held.discard(shard)
         if len(self.held) < share:
             changes.gained.extend(await self._take(share - len(self.held), now, until))
         return changes
+
+    async def _renew(self, until: datetime) -> list[int]:
+        """Renew every lease held, in one write; the shards found taken from this replica."""
+        held = sorted(self.held)
+        if not held:
+            return []
+        mine = {"_id": {"$in": held}, "owner": self.replica_id}
+        renewed = await self._leases.update_many(mine, {"$set": {"until": until}})
+        if renewed.matched_count == len(held):
+            return []
+        # Those still ours were just renewed, so no other replica can have taken them since.
+        still = {lease["_id"] async for lease in self._leases.find(mine, projection={"_id": 1})}
+        return [shard for shard in held if shard not in still]
 
     async def release(self, shard: int) -> None:
         """Give up a lease at once (after its consumer stopped)."""
