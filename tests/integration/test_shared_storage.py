@@ -7,9 +7,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
+from mailsync_shared.storage import ferretdb, scoped
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.indexes import ensure_indexes
-from mailsync_shared.storage.raw_messages import load_raw, store_raw, store_raw_many
+from mailsync_shared.storage.raw_messages import (
+    load_raw,
+    load_raw_many,
+    store_raw,
+    store_raw_many,
+)
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 from mailsync_shared.webhooks.documents import DELIVERIES, WebhookDeliveryDocument
 
@@ -190,3 +196,43 @@ async def test_the_webhook_delivery_log_keeps_pending_and_recent_deliveries(
     assert removed >= 2
     kept = {document["event_id"] for document in await log.find({})}
     assert kept == {"recent", "pending"}
+
+
+@pytest.mark.parametrize("kind", ["ferretdb", "mongodb"])
+async def test_documents_named_by_a_list_of_ids_are_read_from_the_workspace_only(
+    mongo: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch, kind: ferretdb.StoreKind
+) -> None:
+    """Both ways of reading by ids (one read per id, or lists of ids) answer the same."""
+    monkeypatch.setattr(ferretdb, "_active", [ferretdb.MEASURES[kind]])
+    monkeypatch.setattr(scoped, "IDS_PER_READ", 2)
+    alpha = WorkspaceStore(mongo, f"ws-alpha-ids-{kind}")
+    beta = WorkspaceStore(mongo, f"ws-beta-ids-{kind}")
+    await alpha.thread_refs.insert_many(
+        [{"_id": f"r{n}-{kind}", "thread_ids": [f"t{n}"]} for n in range(5)]
+    )
+    await beta.thread_refs.insert_one({"_id": f"r9-{kind}", "thread_ids": ["t9"]})
+    wanted = [f"r{n}-{kind}" for n in (4, 0, 2, 9, 3)] + [f"missing-{kind}", f"r0-{kind}"]
+
+    found = await alpha.thread_refs.find_by_ids(wanted, projection={"thread_ids": 1})
+
+    assert found == {
+        f"r{n}-{kind}": {"_id": f"r{n}-{kind}", "thread_ids": [f"t{n}"]} for n in (4, 0, 2, 3)
+    }
+    assert await beta.thread_refs.find_by_ids([f"r0-{kind}", f"r9-{kind}"]) == {
+        f"r9-{kind}": {"_id": f"r9-{kind}", "workspace_id": beta.workspace_id, "thread_ids": ["t9"]}
+    }
+
+
+async def test_raw_messages_chunked_or_not_are_loaded_together(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    store = WorkspaceStore(mongo, "ws-raw-many")
+    large = bytes(range(256)) * (20 * 1024 * 1024 // 256) + b"tail"
+    small = b"Subject: one\r\n\r\nhi\r\n"
+    small_id, large_id = await store_raw_many(store, [small, large])
+    await store.raw_messages.delete_many({"_id": f"{large_id}:3"})
+    whole = await store_raw(store, large + b"!")
+
+    loaded = await load_raw_many(store, [large_id, "missing", small_id, whole])
+
+    assert loaded == {large_id: None, "missing": None, small_id: small, whole: large + b"!"}

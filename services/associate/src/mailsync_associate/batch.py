@@ -57,7 +57,7 @@ from mailsync_shared.storage.documents import (
     Visibility,
 )
 from mailsync_shared.storage.mailbox_directory import DIRECTORY
-from mailsync_shared.storage.raw_messages import load_raw
+from mailsync_shared.storage.raw_messages import load_raw_many
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 
@@ -105,11 +105,12 @@ class BatchRepository:
         ids = list(dict.fromkeys(message.message_id for message in messages))
         keys = list(dict.fromkeys(key for message in messages for key in lookup_keys(message)))
         raw_ids = sorted({message.raw_id for message in messages if message.raw_id})
-        refs, raws, mailboxes = await asyncio.gather(
-            asyncio.gather(*(self._direct.thread_ids_for([k]) for k in keys)),
-            asyncio.gather(*(load_raw(self._store, raw_id) for raw_id in raw_ids)),
+        by_key, raws, mailboxes = await asyncio.gather(
+            self._direct.thread_ids_by_key(keys),
+            load_raw_many(self._store, raw_ids),
             DIRECTORY.entries(self._store, including=[m.mailbox_id for m in messages]),
         )
+        refs = [by_key[key] for key in keys]
         self._refs.update((key, set(found)) for key, found in zip(keys, refs, strict=True))
         # Refs are written before the message that needs them: a Message-ID no ref lists
         # cannot be stored yet, so only the listed ones are read.
@@ -118,7 +119,7 @@ class BatchRepository:
         self._messages.update(dict.fromkeys(ids))
         self._messages.update(zip(listed, found, strict=True))
         stored = [m for m in found if m is not None]
-        self._raw.update(zip(raw_ids, raws, strict=True))
+        self._raw.update(raws)
         for mailbox_id, entry in mailboxes.items():
             self._owners[mailbox_id] = entry.address
             self._scopes[mailbox_id] = entry.scope
@@ -176,9 +177,9 @@ class BatchRepository:
         keys = list(keys)
         missing = [key for key in keys if key not in self._refs]
         if missing:
-            found = await asyncio.gather(*(self._direct.thread_ids_for([key]) for key in missing))
-            for key, ids in zip(missing, found, strict=True):
-                self._refs[key] = set(ids) | self._new_refs.get(key, set())
+            found = await self._direct.thread_ids_by_key(missing)
+            for key in missing:
+                self._refs[key] = found[key] | self._new_refs.get(key, set())
         return {thread_id for key in keys for thread_id in self._refs[key]}
 
     async def raw(self, raw_id: str) -> bytes | None:

@@ -247,15 +247,19 @@ class AssociateRepository:
 
     async def thread_ids_for(self, keys: Iterable[tuple[str, str]]) -> set[str]:
         """The ids of the threads the refs with these keys name (some may be merged away)."""
-        refs = await asyncio.gather(
-            *(
-                self._store.thread_refs.find_one(
-                    {"_id": ref_id(self.workspace_id, kind, value)}, projection={"thread_ids": 1}
-                )
-                for kind, value in dict.fromkeys(keys)
-            )
-        )
-        return {thread_id for ref in refs if ref is not None for thread_id in ref["thread_ids"]}
+        by_key = await self.thread_ids_by_key(keys)
+        return {thread_id for named in by_key.values() for thread_id in named}
+
+    async def thread_ids_by_key(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], set[str]]:
+        """For each key, the ids of the threads its ref names; the refs are read together."""
+        ids = {key: ref_id(self.workspace_id, *key) for key in dict.fromkeys(keys)}
+        refs = await self._store.thread_refs.find_by_ids(ids.values(), projection={"thread_ids": 1})
+        return {
+            key: set(refs[found]["thread_ids"]) if found in refs else set()
+            for key, found in ids.items()
+        }
 
     async def add_refs(self, thread_id: str, keys: Iterable[tuple[str, str]]) -> None:
         """Make the thread findable by each key (idempotent)."""

@@ -12,6 +12,9 @@ what goes over the wire are switched by `MAILSYNC_STORE` (`ferretdb`, the defaul
 - `retry_when_locked` (`retry_locked`: send outbox, scheduler, rate limits, insert batches):
   SQLite refuses a write while another holds its lock (`database is locked`); nothing was
   applied, so the write is tried again.
+- `id_lists_scan` (`WorkspaceCollection.find_by_ids`): FerretDB reads the whole collection for
+  `{_id: {$in: [...]}}`, so documents named by a list of ids are read one `{_id: x}` at a
+  time; MongoDB answers the list from its `_id` index in one read.
 - `bulk_statements` (20 per command, `WorkspaceCollection.update_each`): FerretDB keeps each
   statement's read open until the command ends, so a hundred statements exhaust its pool.
 - `one_index_per_command` (`storage.indexes.ensure_indexes`): FerretDB drops the connection
@@ -52,6 +55,7 @@ class StoreMeasures:
     max_connections: int | None  # None: the driver's default pool (100)
     bulk_statements: int
     retry_when_locked: bool
+    id_lists_scan: bool
     one_index_per_command: bool
 
 
@@ -61,6 +65,7 @@ MEASURES: dict[StoreKind, StoreMeasures] = {
         max_connections=32,
         bulk_statements=20,
         retry_when_locked=True,
+        id_lists_scan=True,
         one_index_per_command=True,
     ),
     "mongodb": StoreMeasures(
@@ -68,6 +73,7 @@ MEASURES: dict[StoreKind, StoreMeasures] = {
         max_connections=None,
         bulk_statements=1000,
         retry_when_locked=False,
+        id_lists_scan=False,
         one_index_per_command=False,
     ),
 }

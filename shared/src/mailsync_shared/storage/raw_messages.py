@@ -81,18 +81,30 @@ async def _insert_new(store: WorkspaceStore, documents: list[Document]) -> None:
 
 
 async def load_raw(store: WorkspaceStore, raw_id: str) -> bytes | None:
-    document = await store.raw_messages.find_one({"_id": raw_id})
-    if document is None:
-        return None
-    if "chunks" not in document:
-        return bytes(document["data"])
-    parts = []
-    for index in range(int(document["chunks"])):
-        chunk = await store.raw_messages.find_one({"_id": f"{raw_id}:{index}"})
-        if chunk is None:
-            return None
-        parts.append(bytes(chunk["data"]))
-    return b"".join(parts)
+    return (await load_raw_many(store, [raw_id]))[raw_id]
+
+
+async def load_raw_many(store: WorkspaceStore, raw_ids: Iterable[str]) -> dict[str, bytes | None]:
+    """The bytes of each raw message (None when missing or incomplete), read together."""
+    wanted = list(dict.fromkeys(raw_ids))
+    heads = await store.raw_messages.find_by_ids(wanted)
+    chunk_ids = [
+        f"{raw_id}:{index}"
+        for raw_id, head in heads.items()
+        if "chunks" in head
+        for index in range(int(head["chunks"]))
+    ]
+    chunks = await store.raw_messages.find_by_ids(chunk_ids) if chunk_ids else {}
+    loaded: dict[str, bytes | None] = {}
+    for raw_id in wanted:
+        head = heads.get(raw_id)
+        if head is None or "chunks" not in head:
+            loaded[raw_id] = None if head is None else bytes(head["data"])
+            continue
+        parts = [chunks.get(f"{raw_id}:{index}") for index in range(int(head["chunks"]))]
+        complete = [bytes(part["data"]) for part in parts if part is not None]
+        loaded[raw_id] = b"".join(complete) if len(complete) == len(parts) else None
+    return loaded
 
 
 async def delete_unused_raw(store: WorkspaceStore, raw_ids: Iterable[str]) -> int:

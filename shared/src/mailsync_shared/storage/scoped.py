@@ -10,7 +10,8 @@ answers them from its `_id` index, and so does the local FerretDB with its `_id`
 (deploy/ferretdb/patches/id-pushdown.patch).
 """
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from mailsync_shared.storage.ferretdb import measures
 
 WORKSPACE_FIELD = "workspace_id"
 DUPLICATE_KEY = 11000
+IDS_PER_READ = 1000  # `_id`s named in one `find` by `WorkspaceCollection.find_by_ids`
 
 
 class IsolationError(ValueError):
@@ -68,6 +70,29 @@ class WorkspaceCollection:
         return await self._collection.find_one(
             self._scope(filter_), projection=projection, **kwargs
         )
+
+    async def find_by_ids(
+        self, ids: Iterable[Any], projection: Mapping[str, Any] | None = None
+    ) -> dict[Any, Document]:
+        """The documents of this workspace with these `_id`s, by `_id` (missing ones absent;
+        a projection keeps `_id`).
+
+        One read per `IDS_PER_READ` ids; on a store that would scan the collection for a list
+        of ids (`ferretdb.id_lists_scan`), one indexed read per id, all at once.
+        """
+        wanted = list(dict.fromkeys(ids))
+        if measures().id_lists_scan:
+            found = await asyncio.gather(
+                *(self.find_one({"_id": one}, projection=projection) for one in wanted)
+            )
+            pairs = zip(wanted, found, strict=True)
+            return {one: document for one, document in pairs if document is not None}
+        documents: dict[Any, Document] = {}
+        for start in range(0, len(wanted), IDS_PER_READ):
+            chunk = wanted[start : start + IDS_PER_READ]
+            for document in await self.find({"_id": {"$in": chunk}}, projection=projection):
+                documents[document["_id"]] = document
+        return documents
 
     async def find(
         self,
