@@ -58,7 +58,8 @@ class WebhookBindings:
 
     async def reconcile(self) -> list[Document]:
         """Bind what enabled subscriptions want and unbind what none wants any more; the
-        enabled subscriptions (`SystemCollections.enabled_webhook_subscriptions`)."""
+        enabled subscriptions (`SystemCollections.enabled_webhook_subscriptions`). Bindings
+        that could not be changed (the broker away) are left to the next pass."""
         recorded = await self._system.webhook_binding_keys()
         subscriptions = await self._system.enabled_webhook_subscriptions()
         wanted: dict[str, str] = {}
@@ -66,6 +67,13 @@ class WebhookBindings:
             workspace_id = str(item["workspace_id"])
             for key in binding_keys(workspace_id, item.get("event_types") or []):
                 wanted[key] = workspace_id
+        try:
+            await self._apply(recorded, wanted)
+        except Exception:
+            logger.exception("webhook bindings not changed; trying again at the next pass")
+        return subscriptions
+
+    async def _apply(self, recorded: set[str], wanted: dict[str, str]) -> None:
         now = time.monotonic()
         full = self._full_pass_at is None or now - self._full_pass_at >= FULL_PASS_SECONDS
         missing = wanted if full else {k: v for k, v in wanted.items() if k not in recorded}
@@ -85,7 +93,6 @@ class WebhookBindings:
             )
         if full:
             self._full_pass_at = now
-        return subscriptions
 
     async def _bind(self, keys: dict[str, str]) -> None:
         if not keys:
