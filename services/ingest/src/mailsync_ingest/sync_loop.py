@@ -410,10 +410,11 @@ class MailboxSync:
 
     async def _prepare(self, connection: ImapConnection, folder: Folder) -> FolderSync:
         """The folder's checkpoint, planning its backfill when the folder is new to us."""
-        state = await connection.examine(folder.name)
+        state = await connection.peek(folder.name)
         known = self._checkpoints.get(folder_key(folder.name))
         if known is not None and known.uidvalidity == state.uidvalidity:
             return FolderSync(folder, known)
+        state = connection.just_examined(folder.name) or await connection.examine(folder.name)
         if known is not None:
             logger.warning(
                 "UIDVALIDITY changed; folder resyncs",
