@@ -21,6 +21,7 @@ from mailsync_shared.storage.documents import (
     FolderGap,
     MailboxState,
 )
+from mailsync_shared.storage.ferretdb import retry_locked
 
 # `last_synced_at` of a quiet mailbox is refreshed this often: a write per mailbox per
 # interval is the steady load a worker puts on the store.
@@ -55,7 +56,9 @@ class MailboxRecord:
     async def _update(self, fields: dict[str, Any]) -> None:
         """Write `fields` with whatever was staged, in one guarded update."""
         merged = {**self._staged, **fields}
-        result = await self._mailboxes.update_one(self._guard, {"$set": merged})
+        result = await retry_locked(
+            lambda: self._mailboxes.update_one(self._guard, {"$set": merged})
+        )
         if result.matched_count == 0:
             raise LeaseLostError(str(self._guard["_id"]))
         self._staged = {}

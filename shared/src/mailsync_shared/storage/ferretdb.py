@@ -9,7 +9,8 @@ what goes over the wire are switched by `MAILSYNC_STORE` (`ferretdb`, the defaul
 - `max_connections` (32 commands in flight per service, `storage.client.connect`): an update
   takes up to two connections from FerretDB's pool of 100 per database, so a hundred
   concurrent updates would wait for each other forever.
-- `retry_when_locked` (`retry_locked`: send outbox, scheduler, rate limits, insert batches):
+- `retry_when_locked` (`retry_locked`: send outbox, scheduler, rate limits, insert batches,
+  ingest's mailbox writes):
   SQLite refuses a write while another holds its lock (`database is locked`); nothing was
   applied, so the write is tried again.
 - `id_lists_scan` (`WorkspaceCollection.find_by_ids`): FerretDB reads the whole collection for
