@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.storage.documents import SECRET_FIELDS, MessageDocument
+from mailsync_shared.storage.mailbox_directory import VERSIONS
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
     api_db_fixture,
@@ -189,6 +190,27 @@ async def test_settings_change_and_the_summary_answers_in_plain_words(
     assert "older mail is not imported" in answers["what_is_synced"]
     assert owner.address in answers["direction"]
     assert answers["who_can_see"].startswith("Only the mailbox owner")
+
+
+async def test_connecting_and_a_new_sync_scope_are_counted_for_the_mailbox_directory(
+    api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
+) -> None:
+    async def changes() -> int:
+        found = await ws.store.collection(VERSIONS).find_one({"_id": ws.id})
+        return int((found or {}).get("version", 0))
+
+    mailbox = await connect(api, ws, infra, owner)
+    connected = await changes()
+    path = f"/v1/mailboxes/{mailbox['id']}"
+    await api.patch(path, json={"display_name": "Olga S."}, headers=ws.auth)
+    renamed = await changes()
+    await api.patch(
+        path, json={"sync": {"scope": "client_only", "backfill_days": 30}}, headers=ws.auth
+    )
+
+    assert connected == 1
+    assert renamed == 1  # the directory holds addresses and scopes only
+    assert await changes() == 2
 
 
 async def test_only_the_owner_widens_a_mailbox_and_admins_may_only_stop_it(

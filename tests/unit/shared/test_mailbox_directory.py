@@ -1,5 +1,5 @@
-"""The workspace's mailboxes as read a moment ago: reused, read again in the background when
-old, and at once when one is missing."""
+"""The workspace's mailboxes as read a moment ago: reused, checked against the api's count of
+changes in the background, scanned again when it moved, and at once when one is missing."""
 
 import asyncio
 import time
@@ -7,7 +7,11 @@ from typing import Any, cast
 
 import pytest
 
-from mailsync_shared.storage.mailbox_directory import MailboxDirectory
+from mailsync_shared.storage.mailbox_directory import (
+    VERSIONS,
+    MailboxDirectory,
+    directory_changed,
+)
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 
@@ -24,14 +28,43 @@ class FakeMailboxes:
         return list(self.documents)
 
 
+class FakeVersions:
+    def __init__(self) -> None:
+        self.version = 0
+
+    async def find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:
+        return {"_id": query["_id"], "version": self.version} if self.version else None
+
+    async def update_one(self, query: dict[str, Any], update: dict[str, Any], **_: Any) -> None:
+        self.version += update["$inc"]["version"]
+
+
 class FakeStore:
     def __init__(self, workspace_id: str) -> None:
         self.workspace_id = workspace_id
         self.mailboxes = FakeMailboxes()
+        self.versions = FakeVersions()
+
+    def collection(self, name: str) -> FakeVersions:
+        assert name == VERSIONS
+        return self.versions
 
 
 def store(fake: FakeStore) -> WorkspaceStore:
     return cast(WorkspaceStore, fake)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    return now
+
+
+async def settle() -> None:
+    """Let the directory's background check run to its end."""
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
 async def test_the_list_is_reused_within_the_interval() -> None:
@@ -63,49 +96,70 @@ async def test_a_mailbox_missing_from_the_list_makes_it_read_again() -> None:
     assert fake.mailboxes.reads == 2
 
 
-async def test_an_old_list_is_served_while_it_is_read_again_in_the_background(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_an_unchanged_directory_is_not_scanned_again(clock: list[float]) -> None:
     fake = FakeStore("ws-3")
     fake.mailboxes.documents = [{"_id": "m1", "address": "ann@acme.test"}]
-    directory = MailboxDirectory(seconds=5)
-    now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    directory = MailboxDirectory(seconds=5, max_age=300)
     await directory.entries(store(fake))
-    fake.mailboxes.documents.append({"_id": "m2", "address": "bob@acme.test"})
-    now[0] += 6
 
-    served = await directory.entries(store(fake))
-    again = await directory.entries(store(fake))  # one background read at a time
-    await settle()
+    for _ in range(10):
+        clock[0] += 6
+        await directory.entries(store(fake))
+        await settle()
 
-    assert set(served) == set(again) == {"m1"}
-    assert set(await directory.entries(store(fake))) == {"m1", "m2"}
-    assert fake.mailboxes.reads == 2
+    assert fake.mailboxes.reads == 1
 
 
-async def test_a_failed_background_read_keeps_the_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_counted_change_is_scanned_in_the_background(clock: list[float]) -> None:
     fake = FakeStore("ws-4")
     fake.mailboxes.documents = [{"_id": "m1", "address": "ann@acme.test"}]
     directory = MailboxDirectory(seconds=5)
-    now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     await directory.entries(store(fake))
-    now[0] += 6
+    fake.mailboxes.documents[0]["sync"] = {"scope": "client_only"}
+    await directory_changed(store(fake))
+    clock[0] += 6
+
+    served = await directory.entries(store(fake))
+    await settle()
+
+    assert served["m1"].scope == "all"  # the copy, at once
+    assert (await directory.entries(store(fake)))["m1"].scope == "client_only"
+    assert fake.mailboxes.reads == 2
+
+
+async def test_an_uncounted_change_shows_within_the_longest_age(clock: list[float]) -> None:
+    fake = FakeStore("ws-5")
+    fake.mailboxes.documents = [{"_id": "m1", "address": "ann@acme.test"}]
+    directory = MailboxDirectory(seconds=5, max_age=60)
+    await directory.entries(store(fake))
+    fake.mailboxes.documents[0]["sync"] = {"scope": "client_only"}
+
+    clock[0] += 30
+    await directory.entries(store(fake))
+    await settle()
+    before = (await directory.entries(store(fake)))["m1"].scope
+    clock[0] += 31
+    await directory.entries(store(fake))
+    await settle()
+
+    assert before == "all"
+    assert (await directory.entries(store(fake)))["m1"].scope == "client_only"
+
+
+async def test_a_failed_background_scan_keeps_the_copy(clock: list[float]) -> None:
+    fake = FakeStore("ws-6")
+    fake.mailboxes.documents = [{"_id": "m1", "address": "ann@acme.test"}]
+    directory = MailboxDirectory(seconds=5)
+    await directory.entries(store(fake))
+    await directory_changed(store(fake))
+    clock[0] += 6
     fake.mailboxes.failing = True
 
     await directory.entries(store(fake))
     await settle()
     fake.mailboxes.failing = False
     kept = await directory.entries(store(fake))
+    await settle()
 
     assert set(kept) == {"m1"}
-    assert fake.mailboxes.reads == 2  # the failed one; the copy is still due, read in turn
-    await settle()
-    assert fake.mailboxes.reads == 3
-
-
-async def settle() -> None:
-    """Let the directory's background read run to its end."""
-    for _ in range(5):
-        await asyncio.sleep(0)
+    assert fake.mailboxes.reads == 3  # the first, the failed one, and the next try

@@ -23,6 +23,7 @@ from mailsync_shared.storage.documents import (
     ServerAccount,
     SyncPolicy,
 )
+from mailsync_shared.storage.mailbox_directory import directory_changed
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ async def connect_mailbox(
     else:
         mailbox.status = MailboxStatus(state="awaiting_approval", reason=AWAITING_APPROVAL)
     await store.mailboxes.insert_one(mailbox.to_document())
+    await directory_changed(store)
     logger.info(
         "mailbox connected",
         extra={
@@ -180,6 +182,8 @@ async def update_settings(
     document = await store.mailboxes.find_one_and_update({"_id": mailbox_id}, {"$set": changes})
     if document is None:
         raise not_found("mailbox")
+    if "sync" in changes or any(field.startswith("sync.") for field in changes):
+        await directory_changed(store)
     return MailboxDocument.from_document(document)
 
 

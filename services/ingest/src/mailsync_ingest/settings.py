@@ -63,7 +63,7 @@ class Settings(SecretSettings):
         ),
     )
     connect_concurrency: int = Field(
-        default=32,
+        default=64,
         ge=1,
         description=(
             "Mailboxes connecting at once (login, folder planning, the first status write); "

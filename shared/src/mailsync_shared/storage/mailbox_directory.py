@@ -2,13 +2,16 @@
 
 Capture and associate need every mailbox of the workspace for each batch: whose addresses are
 the owners', which mailboxes are client-only. Reading them all is a scan of the workspace's
-mailbox documents, among the largest the store holds; at a thousand mailboxes it cost FerretDB
-seconds per batch. So the list is reused, and once it is older than `DIRECTORY_SECONDS` it is
-read again in the background while batches go on with the copy they have: no batch waits for
-the scan, except the first of a workspace and one that names a mailbox the copy lacks, which
-reads it again at once, so the mail of a newly connected mailbox is never judged without its
-own mailbox. Another mailbox connected within the last seconds may be missing from the owners
-meanwhile.
+mailbox documents, among the largest the store holds: at a thousand mailboxes FerretDB took
+0.5-1.4 s for it. So each process keeps a copy per workspace, and the api counts the changes
+that matter to it (`directory_changed`: a mailbox connected, a sync scope changed) in one small
+document per workspace. Every `DIRECTORY_SECONDS` a copy is checked against that count (one
+read by `_id`) and scanned again only when the count moved, or at the latest every
+`DIRECTORY_MAX_AGE_SECONDS` (a change made around the api). Checks and scans run in the
+background while batches go on with the copy they have; a batch waits only for the first scan
+of a workspace and when it names a mailbox the copy lacks, which is scanned again at once, so
+the mail of a newly connected mailbox is never judged without its own mailbox. A mailbox
+connected in the last seconds may be missing from the owners meanwhile.
 """
 
 import asyncio
@@ -22,7 +25,9 @@ from mailsync_shared.storage.scoped import WorkspaceStore
 logger = logging.getLogger(__name__)
 
 DIRECTORY_SECONDS = 5.0
+DIRECTORY_MAX_AGE_SECONDS = 300.0
 KEPT_AT_MOST = 10_000
+VERSIONS = "mailbox_directory_versions"
 
 
 @dataclass(frozen=True)
@@ -31,37 +36,71 @@ class MailboxEntry:
     scope: str
 
 
+@dataclass(frozen=True)
+class _Copy:
+    entries: dict[str, MailboxEntry]
+    version: int
+    scanned_at: float
+    checked_at: float
+
+
+async def directory_changed(store: WorkspaceStore) -> None:
+    """Count a change to the workspace's mailbox directory (a mailbox added, a scope changed),
+    after it was written: processes that keep a copy scan the mailboxes again."""
+    await store.collection(VERSIONS).update_one(
+        {"_id": store.workspace_id}, {"$inc": {"version": 1}}, upsert=True
+    )
+
+
+async def _version(store: WorkspaceStore) -> int:
+    found = await store.collection(VERSIONS).find_one({"_id": store.workspace_id})
+    return int((found or {}).get("version", 0))
+
+
 class MailboxDirectory:
-    def __init__(self, seconds: float = DIRECTORY_SECONDS) -> None:
+    def __init__(
+        self, seconds: float = DIRECTORY_SECONDS, max_age: float = DIRECTORY_MAX_AGE_SECONDS
+    ) -> None:
         self._seconds = seconds
-        self._kept: dict[str, tuple[float, dict[str, MailboxEntry]]] = {}
-        self._refreshing: dict[str, asyncio.Task[dict[str, MailboxEntry]]] = {}
+        self._max_age = max_age
+        self._kept: dict[str, _Copy] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     async def entries(
         self, store: WorkspaceStore, *, including: Iterable[str] = ()
     ) -> dict[str, MailboxEntry]:
-        """Every mailbox of the workspace by id. A copy older than the interval is returned
-        while it is read again in the background; the list is read before answering when
-        there is none yet or one of `including` is not in it."""
+        """Every mailbox of the workspace by id. A copy due for a check is returned while it
+        is checked in the background; the mailboxes are scanned before answering when there is
+        no copy yet or one of `including` is not in it."""
         kept = self._kept.get(store.workspace_id)
-        if kept is None or not set(including) <= kept[1].keys():
-            return await self._read(store)
-        if kept[0] <= time.monotonic() and store.workspace_id not in self._refreshing:
-            task = asyncio.create_task(self._read(store))
+        if kept is None or not set(including) <= kept.entries.keys():
+            return (await self._scan(store)).entries
+        due = kept.checked_at + self._seconds <= time.monotonic()
+        if due and store.workspace_id not in self._refreshing:
+            task = asyncio.create_task(self._refresh(store, kept))
             self._refreshing[store.workspace_id] = task
             task.add_done_callback(lambda done: self._refreshed(store.workspace_id, done))
-        return kept[1]
+        return kept.entries
 
-    def _refreshed(self, workspace_id: str, task: "asyncio.Task[dict[str, MailboxEntry]]") -> None:
+    async def _refresh(self, store: WorkspaceStore, kept: _Copy) -> None:
+        version = await _version(store)
+        now = time.monotonic()
+        if version != kept.version or kept.scanned_at + self._max_age <= now:
+            await self._scan(store)
+        elif self._kept.get(store.workspace_id) is kept:
+            self._kept[store.workspace_id] = _Copy(kept.entries, version, kept.scanned_at, now)
+
+    def _refreshed(self, workspace_id: str, task: "asyncio.Task[None]") -> None:
         self._refreshing.pop(workspace_id, None)
         if not task.cancelled() and task.exception() is not None:
             logger.warning(
-                "mailbox directory not read again; the copy stays",
+                "mailbox directory not checked; the copy stays",
                 extra={"workspace_id": workspace_id, "error": repr(task.exception())},
             )
 
-    async def _read(self, store: WorkspaceStore) -> dict[str, MailboxEntry]:
+    async def _scan(self, store: WorkspaceStore) -> _Copy:
         started = time.monotonic()
+        version = await _version(store)  # before the scan: a change after it moves the count
         found = await store.mailboxes.find({}, projection={"address": 1, "sync.scope": 1})
         entries = {
             str(document["_id"]): MailboxEntry(
@@ -72,8 +111,9 @@ class MailboxDirectory:
         }
         if len(self._kept) >= KEPT_AT_MOST:
             self._kept.clear()
-        self._kept[store.workspace_id] = (started + self._seconds, entries)
-        return entries
+        copy = _Copy(entries, version, started, started)
+        self._kept[store.workspace_id] = copy
+        return copy
 
     def forget(self, workspace_id: str) -> None:
         """Drop the copy of a workspace whose mailboxes this process just changed."""
