@@ -53,14 +53,21 @@ class Batcher(Generic[ItemT, ResultT]):
 
     async def submit(self, key: str, item: ItemT) -> ResultT:
         """Queue the item under `key` and wait for its outcome."""
-        return await self._enqueue(key, item)
+        return await self.put(key, item)
 
     async def submit_all(self, key: str, items: Sequence[ItemT]) -> list[ResultT | BaseException]:
         """Queue the items under `key`, in order, and wait for every outcome."""
-        futures = [self._enqueue(key, item) for item in items]
-        return await asyncio.gather(*futures, return_exceptions=True)
+        return await self.put_all(key, items)
 
-    def _enqueue(self, key: str, item: ItemT) -> asyncio.Future[ResultT]:
+    def put_all(
+        self, key: str, items: Sequence[ItemT]
+    ) -> asyncio.Future[list[ResultT | BaseException]]:
+        """Queue the items under `key`, in order, now: every outcome, to await."""
+        futures = [self.put(key, item) for item in items]
+        return asyncio.gather(*futures, return_exceptions=True)
+
+    def put(self, key: str, item: ItemT) -> asyncio.Future[ResultT]:
+        """Queue the item under `key` now: its outcome, to await."""
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(key, []).append((item, future))
         if key not in self._workers:

@@ -13,6 +13,7 @@ from faststream.rabbit import RabbitBroker, RabbitRouter
 from faststream.rabbit.subscriber import RabbitSubscriber
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailsync_shared.delivery_order import DeliveryOrder
 from mailsync_shared.shard_leases import ShardLeases
 from mailsync_shared.storage.client import Document
 from mailsync_shared.topology import Sharded
@@ -35,7 +36,9 @@ DELIVERY_HOPS = 5  # loop turns for a delivery already received to enter its han
 class ShardConsumers:
     """Starts a subscriber on each shard this replica gains and stops it on each it loses.
 
-    The subscribers are declared on `broker`, or on a router the service includes in its broker.
+    The subscribers are declared on `broker`, or on a router the service includes in its broker,
+    which also gets the middleware giving each delivery its turn (`delivery_order`): a handler
+    that submits `in_turn` hands a shard's deliveries on in the order the shard delivered them.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class ShardConsumers:
         term: float = 15.0,
     ) -> None:
         self._broker = broker
+        broker.add_middleware(DeliveryOrder().middleware())
         self._handler = handler
         self._every = every
         self._sharded = sharded

@@ -5,8 +5,9 @@ Ingest and capture publish a batch of one workspace's events as JSON arrays
 per-delivery cost once per batch rather than once per email. A consumer of these queues takes
 a delivery holding one event or a list of them.
 
-`submit_delivery` hands a delivery's events, in order, to the consumer's `Batcher`. Its
-outcome keeps what per-event deliveries gave:
+`submit_delivery` hands a delivery's events, in order, to the consumer's `Batcher`, in the
+delivery's turn (`mailsync_shared.delivery_order`): after the deliveries received before it on
+its queue. Its outcome keeps what per-event deliveries gave:
 
 - every event succeeded: the delivery is acknowledged;
 - every event failed: the first error is raised, so the delivery is requeued and, after the
@@ -24,6 +25,7 @@ from pydantic import TypeAdapter
 
 from mailsync_shared.batching import Batcher
 from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.delivery_order import in_turn
 
 EventT = TypeVar("EventT", bound=Event)
 ItemT = TypeVar("ItemT")
@@ -60,9 +62,14 @@ async def submit_delivery(
     by_workspace: dict[str, list[EventT]] = {}
     for event in events:
         by_workspace.setdefault(event.workspaceid, []).append(event)
+    async with in_turn():
+        submitted = [
+            (group, batcher.put_all(workspace_id, [item(event) for event in group]))
+            for workspace_id, group in by_workspace.items()
+        ]
     failed: list[tuple[EventT, BaseException]] = []
-    for workspace_id, group in by_workspace.items():
-        outcomes = await batcher.submit_all(workspace_id, [item(event) for event in group])
+    for group, pending in submitted:
+        outcomes = await pending
         failed += [
             (event, outcome)
             for event, outcome in zip(group, outcomes, strict=True)

@@ -2,6 +2,7 @@
 
 Each delivery hands its messages to the workspace's batch (`mailsync_shared.batching`) and
 waits for their outcomes, so the broker's ack still follows the messages' writes and events.
+Deliveries hand their messages over in the order they arrived (`mailsync_shared.delivery_order`).
 One workspace's batches are logged one at a time, in delivery order, each while the events of
 the one before go out (`batch_logbook`); workspaces run in parallel.
 """
@@ -13,6 +14,7 @@ from mailsync_shared.batching import Batcher
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.mail import MailMessage, MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent
+from mailsync_shared.delivery_order import in_turn
 from mailsync_shared.work_batches import submit_delivery
 
 # The sent message whole again, from what `email.sent` published: (workspace, message, request).
@@ -50,4 +52,6 @@ class Intake:
         message = await self._complete_sent(
             event.workspaceid, published, event.data.send_request_id
         )
-        await self._batcher.submit(event.workspaceid, ToLog(message, event.data.thread_id))
+        async with in_turn():
+            logged = self._batcher.put(event.workspaceid, ToLog(message, event.data.thread_id))
+        await logged
