@@ -8,7 +8,6 @@ from mailsync_ingest.worker import IngestWorker
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.service import worker_app
-from mailsync_shared.storage.scoped import SystemCollections
 from mailsync_shared.worker_wiring import WorkerWiring
 
 
@@ -16,11 +15,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
     wiring = WorkerWiring.from_settings(settings)
     publisher = EventPublisher(wiring.broker, [MessageFetched])
     worker = IngestWorker(settings, wiring.db, publisher, SyncLag(wiring.metrics.registry))
-    states = MailboxStates(
-        SystemCollections(wiring.db).mailboxes,
-        worker_id=settings.worker_id,
-        registry=wiring.metrics.registry,
-    )
+    states = MailboxStates(worker.states, registry=wiring.metrics.registry)
 
     async def leasing() -> bool:
         return worker.alive()

@@ -2,29 +2,27 @@
 by sync state, and `mailsync_ingest_sync_lag_seconds`, how far behind the mailboxes' new mail
 their logging runs (a histogram over mailboxes, never a label per mailbox)."""
 
-from collections import Counter as Tally
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
-from pymongo.asynchronous.collection import AsyncCollection
 
 from mailsync_shared.clock import utcnow
 from mailsync_shared.periodic import Periodic
-from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxState
 
 EVERY_SECONDS = 15.0
 
 
 class MailboxStates:
-    """Counts this worker's leased mailboxes by `status.state` every `EVERY_SECONDS`."""
+    """Counts this worker's leased mailboxes by `status.state` every `EVERY_SECONDS`, from the
+    states its syncs recorded (no store read)."""
 
     def __init__(
-        self, mailboxes: AsyncCollection[Document], *, worker_id: str, registry: CollectorRegistry
+        self, states: Callable[[], Mapping[str, int]], *, registry: CollectorRegistry
     ) -> None:
-        self._mailboxes = mailboxes
-        self._worker_id = worker_id
+        self._states = states
         self._gauge = Gauge(
             "mailsync_ingest_mailboxes",
             "Mailboxes leased by this ingest worker, by sync state.",
@@ -34,14 +32,9 @@ class MailboxStates:
         self._periodic = Periodic(self.count, EVERY_SECONDS, failure="mailbox states not counted")
 
     async def count(self) -> None:
-        tally: Tally[str] = Tally()
-        cursor = self._mailboxes.find(
-            {"lease.owner": self._worker_id}, projection={"status.state": 1}
-        )
-        async for document in cursor:
-            tally[str(document.get("status", {}).get("state", "connecting"))] += 1
+        tally = self._states()
         for state in get_args(MailboxState):
-            self._gauge.labels(state).set(tally[state])
+            self._gauge.labels(state).set(tally.get(state, 0))
 
     async def start(self) -> None:
         await self._periodic.start()

@@ -53,6 +53,11 @@ class MailboxRecord:
         self._reason: str | None = None
         self._synced_written_at: datetime | None = None
 
+    @property
+    def state(self) -> MailboxState:
+        """The state last recorded (or staged); `connecting` before the first."""
+        return self._state or "connecting"
+
     async def _update(self, fields: dict[str, Any]) -> None:
         """Write `fields` with whatever was staged, in one guarded update."""
         merged = {**self._staged, **fields}

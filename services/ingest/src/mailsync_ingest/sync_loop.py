@@ -198,6 +198,11 @@ class MailboxSync:
     def _running(self) -> bool:
         return not self._stopping.is_set()
 
+    @property
+    def state(self) -> MailboxState:
+        """The sync state last recorded for the mailbox."""
+        return self._record.state
+
     def ask_to_reconcile(self, requested: datetime) -> None:
         """The api asked for a reconciliation at `requested` (seen when leases are renewed);
         it runs at the end of the next live round, once per request."""

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -28,6 +29,7 @@ from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+CONNECTED_COUNT_LEASES = 2
 
 
 @dataclass
@@ -77,6 +79,7 @@ class IngestWorker:
             ttl_seconds=settings.lease_seconds,
         )
         self._share = settings.max_mailboxes
+        self._connected: tuple[int, float] | None = None  # count, and when to count again
         self._guard = HostGuard(allow_private=settings.allow_private_hosts)
         self._credentials = Credentials(
             self._cipher, TokenCache(timeout=settings.oauth_timeout_seconds, guard=self._guard)
@@ -89,6 +92,10 @@ class IngestWorker:
     @property
     def mailbox_ids(self) -> set[str]:
         return set(self._running)
+
+    def states(self) -> dict[str, int]:
+        """This worker's mailboxes by the sync state each last recorded."""
+        return dict(Counter(running.sync.state for running in self._running.values()))
 
     def alive(self) -> bool:
         return self._loop_task is not None and not self._loop_task.done()
@@ -151,9 +158,17 @@ class IngestWorker:
             self._start_sync(mailbox)
 
     async def _rebalance(self) -> None:
-        """Take this worker's fair share of the pool's mailboxes; hand back any excess."""
+        """Take this worker's fair share of the pool's mailboxes; hand back any excess.
+
+        The live workers are counted every round (a replica added or lost changes the share at
+        once); the pool's connected mailboxes, a scan of every mailbox document, every
+        `CONNECTED_COUNT_LEASES` lease lengths."""
         await self._roster.heartbeat()
-        self._share = fair_share(await self._leases.connected(), await self._roster.alive())
+        now = asyncio.get_running_loop().time()
+        if self._connected is None or now >= self._connected[1]:
+            every = self._settings.lease_seconds * CONNECTED_COUNT_LEASES
+            self._connected = (await self._leases.connected(), now + every)
+        self._share = fair_share(self._connected[0], await self._roster.alive())
         active = [item for item in self._running.values() if not item.handing_over]
         for running in active[self._share :]:
             running.handing_over = True
