@@ -68,3 +68,21 @@ async def test_a_guarded_write_finds_its_document_by_id_alone(
     refused = {**guarded, "owner": "someone else"}
     assert (await collection.update_one(refused, {"$set": {"seen": False}})).matched_count == 0
     assert await collection.count_documents({"seen": True}) == 1
+
+
+async def test_a_list_of_ids_finds_its_documents_by_id(mongo: AsyncDatabase[Document]) -> None:
+    """`{_id: {$in: [...]}}` is narrowed by `_id` (patches/in-list-pushdown.patch)."""
+    collection = mongo["id_list_probe"]
+    await collection.insert_many([{"_id": f"m{i}", "owner": "w"} for i in range(5)])
+    listed = {"_id": {"$in": ["m1", "m3", "missing"]}, "owner": "w"}
+
+    plan = await mongo.command("explain", {"find": collection.name, "filter": listed})
+
+    if "filterPushdown" in plan:
+        assert plan["filterPushdown"] is True, plan
+    else:
+        assert "COLLSCAN" not in str(plan["queryPlanner"]["winningPlan"]), plan
+    found = await collection.find(listed).to_list()
+    assert sorted(document["_id"] for document in found) == ["m1", "m3"]
+    mixed = await collection.find({"_id": {"$in": ["m2", 7]}}).to_list()
+    assert [document["_id"] for document in mixed] == ["m2"]
