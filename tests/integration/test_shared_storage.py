@@ -7,7 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
-from mailsync_shared.storage import ferretdb, scoped
+from mailsync_shared.storage import scoped
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.storage.raw_messages import (
@@ -198,28 +198,23 @@ async def test_the_webhook_delivery_log_keeps_pending_and_recent_deliveries(
     assert kept == {"recent", "pending"}
 
 
-@pytest.mark.parametrize("kind", ["ferretdb", "mongodb"])
 async def test_documents_named_by_a_list_of_ids_are_read_from_the_workspace_only(
-    mongo: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch, kind: ferretdb.StoreKind
+    mongo: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both ways of reading by ids (one read per id, or lists of ids) answer the same."""
-    monkeypatch.setattr(ferretdb, "_active", [ferretdb.MEASURES[kind]])
     monkeypatch.setattr(scoped, "IDS_PER_READ", 2)
-    alpha = WorkspaceStore(mongo, f"ws-alpha-ids-{kind}")
-    beta = WorkspaceStore(mongo, f"ws-beta-ids-{kind}")
+    alpha = WorkspaceStore(mongo, "ws-alpha-ids")
+    beta = WorkspaceStore(mongo, "ws-beta-ids")
     await alpha.thread_refs.insert_many(
-        [{"_id": f"r{n}-{kind}", "thread_ids": [f"t{n}"]} for n in range(5)]
+        [{"_id": f"r{n}", "thread_ids": [f"t{n}"]} for n in range(5)]
     )
-    await beta.thread_refs.insert_one({"_id": f"r9-{kind}", "thread_ids": ["t9"]})
-    wanted = [f"r{n}-{kind}" for n in (4, 0, 2, 9, 3)] + [f"missing-{kind}", f"r0-{kind}"]
+    await beta.thread_refs.insert_one({"_id": "r9", "thread_ids": ["t9"]})
+    wanted = [f"r{n}" for n in (4, 0, 2, 9, 3)] + ["missing", "r0"]
 
     found = await alpha.thread_refs.find_by_ids(wanted, projection={"thread_ids": 1})
 
-    assert found == {
-        f"r{n}-{kind}": {"_id": f"r{n}-{kind}", "thread_ids": [f"t{n}"]} for n in (4, 0, 2, 3)
-    }
-    assert await beta.thread_refs.find_by_ids([f"r0-{kind}", f"r9-{kind}"]) == {
-        f"r9-{kind}": {"_id": f"r9-{kind}", "workspace_id": beta.workspace_id, "thread_ids": ["t9"]}
+    assert found == {f"r{n}": {"_id": f"r{n}", "thread_ids": [f"t{n}"]} for n in (4, 0, 2, 3)}
+    assert await beta.thread_refs.find_by_ids(["r0", "r9"]) == {
+        "r9": {"_id": "r9", "workspace_id": beta.workspace_id, "thread_ids": ["t9"]}
     }
 
 

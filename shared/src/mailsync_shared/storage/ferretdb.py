@@ -13,9 +13,6 @@ what goes over the wire are switched by `MAILSYNC_STORE` (`ferretdb`, the defaul
   ingest's mailbox writes):
   SQLite refuses a write while another holds its lock (`database is locked`); nothing was
   applied, so the write is tried again.
-- `id_lists_scan` (`WorkspaceCollection.find_by_ids`): FerretDB reads the whole collection for
-  `{_id: {$in: [...]}}`, so documents named by a list of ids are read one `{_id: x}` at a
-  time; MongoDB answers the list from its `_id` index in one read.
 - `bulk_statements` (20 per command, `WorkspaceCollection.update_each`): FerretDB keeps each
   statement's read open until the command ends, so a hundred statements exhaust its pool.
 - `one_index_per_command` (`storage.indexes.ensure_indexes`): FerretDB drops the connection
@@ -29,7 +26,9 @@ MongoDB (so they are not switched):
 - `deploy/ferretdb/idindex.go`: the SQLite index FerretDB's look-ups by `_id` need, and
   `deploy/ferretdb/patches/id-pushdown.patch`: FerretDB narrows a query by its `_id` condition
   when the filter has other conditions too (`{_id, workspace_id}`, guarded writes), not only
-  when `_id` is its one condition.
+  when `_id` is its one condition; `deploy/ferretdb/patches/in-list-pushdown.patch`: and by a
+  list of ids (`{_id: {$in: [...]}}`, `WorkspaceCollection.find_by_ids`), which it would
+  otherwise answer by reading the whole collection.
 - `thread_refs` (associate): one document per reference instead of a multikey index on an
   array of references, which FerretDB v1 cannot use.
 - Dotted paths instead of `$elemMatch` (ingest reconciliation), which FerretDB v1 lacks.
@@ -56,7 +55,6 @@ class StoreMeasures:
     max_connections: int | None  # None: the driver's default pool (100)
     bulk_statements: int
     retry_when_locked: bool
-    id_lists_scan: bool
     one_index_per_command: bool
 
 
@@ -66,7 +64,6 @@ MEASURES: dict[StoreKind, StoreMeasures] = {
         max_connections=32,
         bulk_statements=20,
         retry_when_locked=True,
-        id_lists_scan=True,
         one_index_per_command=True,
     ),
     "mongodb": StoreMeasures(
@@ -74,7 +71,6 @@ MEASURES: dict[StoreKind, StoreMeasures] = {
         max_connections=None,
         bulk_statements=1000,
         retry_when_locked=False,
-        id_lists_scan=False,
         one_index_per_command=False,
     ),
 }

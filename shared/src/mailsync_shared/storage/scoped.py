@@ -10,7 +10,6 @@ answers them from its `_id` index, and so does the local FerretDB with its `_id`
 (deploy/ferretdb/patches/id-pushdown.patch).
 """
 
-import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -31,7 +30,7 @@ from mailsync_shared.storage.ferretdb import measures
 
 WORKSPACE_FIELD = "workspace_id"
 DUPLICATE_KEY = 11000
-IDS_PER_READ = 1000  # `_id`s named in one `find` by `WorkspaceCollection.find_by_ids`
+IDS_PER_READ = 1000  # `_id`s per `find` of `find_by_ids` (the most the local FerretDB narrows by)
 
 
 class IsolationError(ValueError):
@@ -75,18 +74,9 @@ class WorkspaceCollection:
         self, ids: Iterable[Any], projection: Mapping[str, Any] | None = None
     ) -> dict[Any, Document]:
         """The documents of this workspace with these `_id`s, by `_id` (missing ones absent;
-        a projection keeps `_id`).
-
-        One read per `IDS_PER_READ` ids; on a store that would scan the collection for a list
-        of ids (`ferretdb.id_lists_scan`), one indexed read per id, all at once.
-        """
+        a projection keeps `_id`): one read per `IDS_PER_READ` ids, answered from the `_id`
+        index (on the local FerretDB through deploy/ferretdb/patches/in-list-pushdown.patch)."""
         wanted = list(dict.fromkeys(ids))
-        if measures().id_lists_scan:
-            found = await asyncio.gather(
-                *(self.find_one({"_id": one}, projection=projection) for one in wanted)
-            )
-            pairs = zip(wanted, found, strict=True)
-            return {one: document for one, document in pairs if document is not None}
         documents: dict[Any, Document] = {}
         for start in range(0, len(wanted), IDS_PER_READ):
             chunk = wanted[start : start + IDS_PER_READ]
