@@ -1,11 +1,13 @@
 """Handing a subscriber's deliveries on in the order they arrived.
 
 A subscriber handles up to the channel's prefetch of deliveries at once, each in a task of
-its own, and FastStream's path from receiving a delivery to calling its handler lets a later
-delivery overtake an earlier one: the handler's `RabbitMessage` argument is a context field,
-which FastDepends resolves in a worker thread (`run_in_threadpool`), and the threads finish in
-no set order. Batching (`mailsync_shared.batching`) keeps the order items are submitted in, so
-a handler that owes its queue's order submits in its delivery's turn:
+its own, and FastStream's path from receiving a delivery to calling its handler may let a
+later delivery overtake an earlier one wherever it awaits: a handler taking the `RabbitMessage`
+context field, for one, has it resolved by FastDepends in a worker thread (`run_in_threadpool`),
+and the threads finish in no set order (the services' handlers take the delivery as their
+argument instead, `mailsync_shared.deliveries`, but any middleware that awaits before the
+handler could do the same). Batching (`mailsync_shared.batching`) keeps the order items are
+submitted in, so a handler that owes its queue's order submits in its delivery's turn:
 
 - `DeliveryOrder.middleware` gives each delivery a turn when it is received, which is still
   in delivery order: aio-pika starts one task per delivery in the order they came, and the

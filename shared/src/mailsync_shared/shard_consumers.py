@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.message import StreamMessage
 from faststream.rabbit import RabbitBroker, RabbitRouter
 from faststream.rabbit.subscriber import RabbitSubscriber
 from pymongo.asynchronous.database import AsyncDatabase
 
+from mailsync_shared.deliveries import as_delivered
 from mailsync_shared.delivery_order import DeliveryOrder
 from mailsync_shared.shard_leases import ShardLeases
 from mailsync_shared.storage.client import Document
@@ -21,13 +21,6 @@ from mailsync_shared.topology import Sharded
 logger = logging.getLogger(__name__)
 
 Handler = Callable[..., Awaitable[None]]
-
-
-async def undecoded(message: StreamMessage[Any]) -> bytes:
-    """A delivery's body as it came: the handlers read `message.body` themselves (often a
-    batch of events, validated in one pass), so FastStream's own JSON decoding of it would
-    only be thrown away."""
-    return message.body
 
 
 DELIVERY_HOPS = 5  # loop turns for a delivery already received to enter its handler
@@ -39,6 +32,7 @@ class ShardConsumers:
     The subscribers are declared on `broker`, or on a router the service includes in its broker,
     which also gets the middleware giving each delivery its turn (`delivery_order`): a handler
     that submits `in_turn` hands a shard's deliveries on in the order the shard delivered them.
+    The handler's argument is the delivery itself (`mailsync_shared.deliveries`).
     """
 
     def __init__(
@@ -73,7 +67,7 @@ class ShardConsumers:
                 consumer.queue,
                 consumer.exchange,
                 ack_policy=AckPolicy.NACK_ON_ERROR,
-                decoder=undecoded,
+                decoder=as_delivered,
                 title=consumer.queue.name,
             )
             subscriber(handler)

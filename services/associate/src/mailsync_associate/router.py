@@ -7,12 +7,12 @@ replicas too one workspace is logged by one process at a time.
 """
 
 from faststream.rabbit import RabbitRouter
-from faststream.rabbit.annotations import RabbitMessage
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_associate.intake import Intake
 from mailsync_shared.contracts.mail import MessageCaptured
 from mailsync_shared.contracts.outbound import EmailSent
+from mailsync_shared.deliveries import Delivery
 from mailsync_shared.messaging import PermanentError
 from mailsync_shared.shard_consumers import ShardConsumers
 from mailsync_shared.storage.client import Document
@@ -26,7 +26,7 @@ def associate_router(
     """The router to include in the broker, and the consumers of its shards to start."""
     router = RabbitRouter()
 
-    async def on_shard_delivery(message: RabbitMessage) -> None:
+    async def on_shard_delivery(message: Delivery) -> None:
         """Log the captured or sent messages of one delivery from a shard queue."""
         kind = message.raw_message.type
         if kind == MessageCaptured.event_type:

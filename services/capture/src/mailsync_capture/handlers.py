@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from faststream.rabbit import RabbitBroker, RabbitRouter
-from faststream.rabbit.annotations import RabbitMessage
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_capture.batch_capture import BatchCapture, stored_workspaces
 from mailsync_shared.batching import Batcher
 from mailsync_shared.capture_policy.rules import free_mail_domains
 from mailsync_shared.contracts.mail import MessageFetched
+from mailsync_shared.deliveries import Delivery
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.shard_consumers import ShardConsumers
 from mailsync_shared.storage.client import Document
@@ -48,7 +48,7 @@ class CaptureHandlers:
         self._batcher: Batcher[MessageFetched, None] = Batcher(capture.capture, max_size=batch_size)
         self._retry_alone = retry_alone
 
-    async def on_message_fetched(self, message: RabbitMessage) -> None:
+    async def on_message_fetched(self, message: Delivery) -> None:
         """Apply the workspace's contact rules to fetched messages and pass them on."""
         events = events_in(message.body, MessageFetched)
         await submit_delivery(self._batcher, events, _itself, self._retry_alone)

@@ -10,10 +10,10 @@ from typing import Protocol
 
 from faststream import AckPolicy
 from faststream.rabbit import RabbitRouter
-from faststream.rabbit.annotations import RabbitMessage
 
 from mailsync_send.sender import Done
 from mailsync_shared.contracts.outbound import SendRequested
+from mailsync_shared.deliveries import Delivery, as_delivered
 from mailsync_shared.topology import SEND_REQUESTS, WEBHOOK_EVENTS_CHANNEL, WEBHOOK_EVENTS_QUEUE
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class SendHandlers:
             },
         )
 
-    async def on_public_event(self, message: RabbitMessage) -> None:
+    async def on_public_event(self, message: Delivery) -> None:
         """Record a public event for each webhook subscription of its workspace that wants it."""
         await self._webhooks.record(message.body)
 
@@ -66,6 +66,7 @@ def send_router(handlers: SendHandlers) -> RabbitRouter:
         WEBHOOK_EVENTS_QUEUE,
         channel=WEBHOOK_EVENTS_CHANNEL,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=as_delivered,
         title="webhook events",
         description="The public events a webhook subscription wants, recorded for it.",
     )(handlers.on_public_event)
