@@ -9,7 +9,14 @@ import pytest
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
-from mailsync_shared.contracts.mail import MessageFetched
+from mailsync_shared.contracts.envelope import Event
+from mailsync_shared.contracts.mail import Address, MessageFetched
+from mailsync_shared.contracts.records import (
+    AssociatedThread,
+    EmailLogged,
+    LoggedEmail,
+    ThreadAssociated,
+)
 from mailsync_shared.messaging import (
     QUEUE_HEADER,
     REASON_HEADER,
@@ -18,9 +25,12 @@ from mailsync_shared.messaging import (
     PermanentError,
 )
 from mailsync_shared.settings import ServiceSettings
+from mailsync_shared.storage.documents import Visibility
 from mailsync_shared.topology import (
     DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
     WORK_EXCHANGE,
+    WORKSPACE_HEADER,
     Consumer,
     declare_topology,
     work_queue,
@@ -163,3 +173,82 @@ async def test_a_service_subscriber_holds_no_more_deliveries_than_its_prefetch(
 
 async def _at(items: list[str], count: int) -> bool:
     return len(items) >= count
+
+
+def logged_email(workspace: str, n: int) -> EmailLogged:
+    return EmailLogged.create(
+        source="/test",
+        workspace_id=workspace,
+        data=LoggedEmail(
+            email_id=f"e{n}",
+            thread_id="t1",
+            mailbox_id="mb1",
+            message_id=f"<{n}@client.test>",
+            direction="received",
+            subject=f"quote {n}",
+            date=None,
+            participants=[Address(address="ann@client.test")],
+        ),
+    )
+
+
+def thread_associated(workspace: str) -> ThreadAssociated:
+    return ThreadAssociated.create(
+        source="/test",
+        workspace_id=workspace,
+        data=AssociatedThread(
+            thread_id="t1", contact_ids=["c1"], company_ids=[], deal_ids=[], reasons=[]
+        ),
+    )
+
+
+def published_total(wiring: WorkerWiring) -> float:
+    return sum(
+        sample.value
+        for metric in wiring.metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == "mailsync_published_messages_total"
+    )
+
+
+async def test_events_published_each_go_out_in_order_as_publish_sends_them(infra: Infra) -> None:
+    workspace = f"ws{uuid.uuid4().hex}"
+    settings = ServiceSettings(rabbitmq_url=infra.rabbitmq_url, mongodb_url=infra.mongodb_url)
+    wiring = WorkerWiring.from_settings(settings)
+    publisher = EventPublisher(wiring.broker, [EmailLogged, ThreadAssociated])
+    events: list[tuple[Event, Visibility | None]] = [
+        (logged_email(workspace, 1), "metadata"),
+        (thread_associated(workspace), "metadata"),
+        (logged_email(workspace, 2), None),
+    ]
+    connection = await aio_pika.connect_robust(infra.rabbitmq_url)
+    channel = await connection.channel()
+    async with wiring.broker:
+        await declare_topology(wiring.broker)
+        spy = await channel.declare_queue(exclusive=True)
+        await spy.bind(EVENTS_EXCHANGE.name, routing_key=f"#.{workspace}")
+        await wiring.broker.start()
+        before = published_total(wiring)
+        outcomes = await publisher.publish_each(events)
+        counted = published_total(wiring) - before
+        for event, level in events:
+            await publisher.publish(event, level=level)
+        received = [await take_one(channel, spy.name) for _ in range(2 * len(events))]
+    await connection.close()
+
+    assert outcomes == [None, None, None]
+    assert counted == len(events), "every message counted, not every pass"
+    each, one_by_one = received[: len(events)], received[len(events) :]
+    assert [m.message_id for m in each] == [event.id for event, _ in events]
+    for mine, theirs in zip(each, one_by_one, strict=True):
+        assert mine.body == theirs.body
+        assert mine.routing_key == theirs.routing_key
+        assert (mine.type, mine.content_type, mine.delivery_mode, mine.message_id) == (
+            theirs.type,
+            theirs.content_type,
+            theirs.delivery_mode,
+            theirs.message_id,
+        )
+        assert mine.headers.get(WORKSPACE_HEADER) == workspace
+        assert mine.headers.keys() == theirs.headers.keys()
+    assert b"quote 1" not in each[0].body, "cut to the mailbox's level"

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from mailsync_associate.batch_logbook import Outcomes
 from mailsync_associate.logbook import Dropped, Logged, Skipped
 from mailsync_associate.repository import (
     GROWING_LISTS,
@@ -175,6 +176,13 @@ class Published:
         if getattr(event.data, "message_id", None) in self.failing:
             raise ConnectionError(f"broker refused {event.type}")
         self.events.append((event, level))
+
+    async def publish_each(self, events: Sequence[tuple[Event, Visibility | None]]) -> Outcomes:
+        """Each event published as `__call__` does, all at once; each one's outcome."""
+        sent = await asyncio.gather(
+            *(self(event, level=level) for event, level in events), return_exceptions=True
+        )
+        return [outcome if isinstance(outcome, BaseException) else None for outcome in sent]
 
     def of_type(self, event_type: str) -> list[Event]:
         return [event for event, _ in self.events if event.type == event_type]

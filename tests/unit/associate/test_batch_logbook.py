@@ -14,7 +14,7 @@ ASSOCIATED = ThreadAssociated.event_type
 
 def logbook() -> tuple[BatchLogbook, MemoryBatches, Published]:
     batches, published = MemoryBatches(), Published()
-    return BatchLogbook(batches, published), batches, published
+    return BatchLogbook(batches, published.publish_each), batches, published
 
 
 async def test_a_batch_is_logged_in_order_published_and_marked() -> None:

@@ -27,7 +27,9 @@ def captured(workspace_id: str, message: MailMessage) -> MessageCaptured:
 def intake() -> tuple[Intake, MemoryBatches, Published, SendRequests, Retried]:
     batches, published, requests, retried = MemoryBatches(), Published(), SendRequests(), Retried()
     return (
-        Intake(BatchLogbook(batches, published), requests.complete, retried, batch_size=2),
+        Intake(
+            BatchLogbook(batches, published.publish_each), requests.complete, retried, batch_size=2
+        ),
         batches,
         published,
         requests,

@@ -83,7 +83,9 @@ async def service() -> AsyncIterator[Service]:
     broker = RabbitBroker(middlewares=[DeadLetterPermanentErrors])
     publisher = EventPublisher(broker, [EmailLogged, ThreadAssociated, MessageCaptured])
     batches, requests = MemoryBatches(), SendRequests()
-    intake = Intake(BatchLogbook(batches, publisher.publish), requests.complete, publisher.publish)
+    intake = Intake(
+        BatchLogbook(batches, publisher.publish_each), requests.complete, publisher.publish
+    )
     # The shard leases are never taken here (`ShardConsumers.start` is not called), so their
     # store is never reached.
     unused: AsyncMongoClient[Document] = AsyncMongoClient("mongodb://127.0.0.1:9", connect=False)

@@ -29,7 +29,7 @@ def register_handlers(
 ) -> ShardConsumers:
     """The domain classes over the store and the broker, and the router that feeds them."""
     intake = Intake(
-        BatchLogbook(StoreBatches(db), publisher.publish),
+        BatchLogbook(StoreBatches(db), publisher.publish_each),
         SentRequests(db).complete,
         publisher.publish,
         batch_size=batch_size,

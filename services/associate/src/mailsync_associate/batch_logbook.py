@@ -70,8 +70,10 @@ class Batches(Protocol):
         ...
 
 
-class Publish(Protocol):
-    async def __call__(self, event: Event, *, level: Visibility | None = None) -> None: ...
+class PublishEach(Protocol):
+    """Publishes events in order, each cut to its level (`EventPublisher.publish_each`)."""
+
+    async def __call__(self, events: Sequence[tuple[Event, Visibility | None]]) -> Outcomes: ...
 
 
 class Announcements:
@@ -115,9 +117,9 @@ class Announcements:
 class BatchLogbook:
     """Logs batches of one workspace's messages and publishes their events in order."""
 
-    def __init__(self, batches: Batches, publish: Publish) -> None:
+    def __init__(self, batches: Batches, publish_each: PublishEach) -> None:
         self._batches = batches
-        self._publish = publish
+        self._publish_each = publish_each
         self.announcements = Announcements()
 
     async def log_batch(
@@ -173,11 +175,8 @@ class BatchLogbook:
             if after is not None:
                 await asyncio.wait([after])  # its outcome is for its own batch
             started = time.perf_counter()
-            announced = await asyncio.gather(
-                *(self._announce(workspace_id, r, batch) for r in results if isinstance(r, Logged)),
-                return_exceptions=True,
-            )
-            outcomes = iter(announced)
+            logged = [result for result in results if isinstance(result, Logged)]
+            outcomes = iter(await self._announce(workspace_id, logged, batch))
             final: Outcomes = []
             published: list[str] = []
             for result in results:
@@ -217,26 +216,51 @@ class BatchLogbook:
         )
         return final
 
-    async def _announce(self, workspace_id: str, logged: Logged, batch: WorkspaceBatch) -> None:
-        if logged.publish:
-            event = email_logged(workspace_id, logged)
-            visibility = await batch.mailbox_visibility(event.data.mailbox_id)
-            level = event_level(visibility, private_thread=logged.thread.private)
-            events: list[Event] = [event]
-            if logged.links_changed:
-                events.append(thread_associated(workspace_id, logged))
-            await asyncio.gather(*(self._publish(event, level=level) for event in events))
-        logger.info(
-            "message logged" if logged.publish else "message copy recorded",
-            extra={
-                "workspace_id": workspace_id,
-                "mailbox_id": logged.message.mailbox_id,
-                "message_id": logged.message.message_id,
-                "thread_id": logged.thread.id,
-                "thread_rule": logged.rule,
-                "links_changed": logged.links_changed,
-            },
-        )
+    async def _announce(
+        self, workspace_id: str, logged: Sequence[Logged], batch: WorkspaceBatch
+    ) -> Outcomes:
+        """Publish the events of the logged messages in one go, in order; one outcome per
+        message: None once all its events are out (or it had none to publish)."""
+        outcomes: Outcomes = [None] * len(logged)
+        events: list[tuple[Event, Visibility | None]] = []
+        owners: list[int] = []
+        for index, each in enumerate(logged):
+            if not each.publish:
+                continue
+            event = email_logged(workspace_id, each)
+            try:
+                visibility = await batch.mailbox_visibility(event.data.mailbox_id)
+            except Exception as error:
+                outcomes[index] = error
+                continue
+            level = event_level(visibility, private_thread=each.thread.private)
+            events.append((event, level))
+            owners.append(index)
+            if each.links_changed:
+                events.append((thread_associated(workspace_id, each), level))
+                owners.append(index)
+        published = await self._publish_each(events) if events else []
+        for index, outcome in zip(owners, published, strict=True):
+            if outcomes[index] is None:
+                outcomes[index] = outcome
+        for each, outcome in zip(logged, outcomes, strict=True):
+            if outcome is None:
+                _logged(workspace_id, each)
+        return outcomes
+
+
+def _logged(workspace_id: str, logged: Logged) -> None:
+    logger.info(
+        "message logged" if logged.publish else "message copy recorded",
+        extra={
+            "workspace_id": workspace_id,
+            "mailbox_id": logged.message.mailbox_id,
+            "message_id": logged.message.message_id,
+            "thread_id": logged.thread.id,
+            "thread_rule": logged.rule,
+            "links_changed": logged.links_changed,
+        },
+    )
 
 
 def _note(workspace_id: str, message: MailMessage, what: str) -> None:
