@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.storage.documents import SECRET_FIELDS, MessageDocument
-from mailsync_shared.storage.mailbox_directory import VERSIONS
+from mailsync_shared.storage.mailbox_changes import change_count
 from tests.integration.conftest_api import (  # noqa: F401  (fixtures register by name)
     ApiWorkspace,
     api_db_fixture,
@@ -192,25 +192,31 @@ async def test_settings_change_and_the_summary_answers_in_plain_words(
     assert answers["who_can_see"].startswith("Only the mailbox owner")
 
 
-async def test_connecting_and_a_new_sync_scope_are_counted_for_the_mailbox_directory(
+async def test_the_changes_other_services_keep_copies_of_are_counted(
     api: httpx.AsyncClient, ws: ApiWorkspace, infra: Infra, owner: MailAccount
 ) -> None:
-    async def changes() -> int:
-        found = await ws.store.collection(VERSIONS).find_one({"_id": ws.id})
-        return int((found or {}).get("version", 0))
+    async def counts() -> tuple[int, int]:
+        return (
+            await change_count(ws.store, "directory"),
+            await change_count(ws.store, "controls"),
+        )
 
     mailbox = await connect(api, ws, infra, owner)
-    connected = await changes()
+    connected = await counts()
     path = f"/v1/mailboxes/{mailbox['id']}"
     await api.patch(path, json={"display_name": "Olga S."}, headers=ws.auth)
-    renamed = await changes()
+    renamed = await counts()
     await api.patch(
         path, json={"sync": {"scope": "client_only", "backfill_days": 30}}, headers=ws.auth
     )
+    scoped = await counts()
+    for action in ("resync", "reconcile", "disconnect"):
+        assert (await api.post(f"{path}/{action}", headers=ws.auth)).status_code < 300, action
 
-    assert connected == 1
-    assert renamed == 1  # the directory holds addresses and scopes only
-    assert await changes() == 2
+    assert connected == (1, 0)
+    assert renamed == (1, 0)  # neither a directory entry nor a control
+    assert scoped == (2, 0)
+    assert await counts() == (2, 3)
 
 
 async def test_only_the_owner_widens_a_mailbox_and_admins_may_only_stop_it(

@@ -3,11 +3,11 @@ connection mid-fetch, an IDLE connection that silently dies. Nothing lost, nothi
 
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from mailsync_api.mailboxes import request_reconcile
 from mailsync_shared.storage.documents import MailboxDocument, MessageDocument
 from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
     FreezingProxy,
@@ -172,10 +172,7 @@ async def test_reconciliation_runs_when_the_backfill_is_done_and_when_asked(
             ("INBOX", 3, 0, 3)
         ]
         await _log_as_associate_would(ingest, mailbox.id, spy.events)
-        asked = datetime.now(UTC)
-        await ingest.store.mailboxes.update_one(
-            {"_id": mailbox.id}, {"$set": {"reconcile_requested_at": asked}}
-        )
+        await request_reconcile(ingest.store, mailbox.id)
 
         async def answered() -> MailboxDocument | None:
             state = await ingest.state(mailbox.id)

@@ -7,11 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from mailsync_shared.storage.mailbox_directory import (
-    VERSIONS,
-    MailboxDirectory,
-    directory_changed,
-)
+from mailsync_shared.storage.mailbox_changes import COLLECTION, count_change
+from mailsync_shared.storage.mailbox_directory import MailboxDirectory
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 
@@ -28,26 +25,27 @@ class FakeMailboxes:
         return list(self.documents)
 
 
-class FakeVersions:
+class FakeChanges:
     def __init__(self) -> None:
-        self.version = 0
+        self.counts: dict[str, int] = {}
 
     async def find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:
-        return {"_id": query["_id"], "version": self.version} if self.version else None
+        return {"_id": query["_id"], **self.counts} if self.counts else None
 
     async def update_one(self, query: dict[str, Any], update: dict[str, Any], **_: Any) -> None:
-        self.version += update["$inc"]["version"]
+        for kind, step in update["$inc"].items():
+            self.counts[kind] = self.counts.get(kind, 0) + step
 
 
 class FakeStore:
     def __init__(self, workspace_id: str) -> None:
         self.workspace_id = workspace_id
         self.mailboxes = FakeMailboxes()
-        self.versions = FakeVersions()
+        self.changes = FakeChanges()
 
-    def collection(self, name: str) -> FakeVersions:
-        assert name == VERSIONS
-        return self.versions
+    def collection(self, name: str) -> FakeChanges:
+        assert name == COLLECTION
+        return self.changes
 
 
 def store(fake: FakeStore) -> WorkspaceStore:
@@ -101,6 +99,7 @@ async def test_an_unchanged_directory_is_not_scanned_again(clock: list[float]) -
     fake.mailboxes.documents = [{"_id": "m1", "address": "ann@acme.test"}]
     directory = MailboxDirectory(seconds=5, max_age=300)
     await directory.entries(store(fake))
+    await count_change(store(fake), "controls")  # a resync: not the directory's business
 
     for _ in range(10):
         clock[0] += 6
@@ -116,7 +115,7 @@ async def test_a_counted_change_is_scanned_in_the_background(clock: list[float])
     directory = MailboxDirectory(seconds=5)
     await directory.entries(store(fake))
     fake.mailboxes.documents[0]["sync"] = {"scope": "client_only"}
-    await directory_changed(store(fake))
+    await count_change(store(fake), "directory")
     clock[0] += 6
 
     served = await directory.entries(store(fake))
@@ -151,7 +150,7 @@ async def test_a_failed_background_scan_keeps_the_copy(clock: list[float]) -> No
     fake.mailboxes.documents = [{"_id": "m1", "address": "ann@acme.test"}]
     directory = MailboxDirectory(seconds=5)
     await directory.entries(store(fake))
-    await directory_changed(store(fake))
+    await count_change(store(fake), "directory")
     clock[0] += 6
     fake.mailboxes.failing = True
 

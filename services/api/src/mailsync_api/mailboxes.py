@@ -23,7 +23,7 @@ from mailsync_shared.storage.documents import (
     ServerAccount,
     SyncPolicy,
 )
-from mailsync_shared.storage.mailbox_directory import directory_changed
+from mailsync_shared.storage.mailbox_changes import count_change
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ async def connect_mailbox(
     else:
         mailbox.status = MailboxStatus(state="awaiting_approval", reason=AWAITING_APPROVAL)
     await store.mailboxes.insert_one(mailbox.to_document())
-    await directory_changed(store)
+    await count_change(store, "directory")
     logger.info(
         "mailbox connected",
         extra={
@@ -164,6 +164,7 @@ async def approve_address(store: WorkspaceStore, mailbox_id: str, by: str) -> Ma
     )
     if document is None:
         raise conflict(f"mailbox {mailbox_id} changed meanwhile; try again")
+    await count_change(store, "controls")
     logger.info(
         "mailbox address approved",
         extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id, "by": by},
@@ -183,7 +184,7 @@ async def update_settings(
     if document is None:
         raise not_found("mailbox")
     if "sync" in changes or any(field.startswith("sync.") for field in changes):
-        await directory_changed(store)
+        await count_change(store, "directory")
     return MailboxDocument.from_document(document)
 
 
@@ -209,6 +210,7 @@ async def request_resync(store: WorkspaceStore, mailbox_id: str) -> MailboxDocum
         if mailbox.status.state == "awaiting_approval":
             raise conflict(f"mailbox {mailbox.id} awaits an admin's approval of its address")
         raise conflict(f"mailbox {mailbox.id} is disconnected; connect it again to sync it")
+    await count_change(store, "controls")
     logger.info(
         "mailbox resync requested",
         extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id},
@@ -226,6 +228,7 @@ async def request_reconcile(store: WorkspaceStore, mailbox_id: str) -> MailboxDo
         if mailbox.status.state == "awaiting_approval":
             raise conflict(f"mailbox {mailbox.id} awaits an admin's approval of its address")
         raise conflict(f"mailbox {mailbox.id} is disconnected; connect it again to sync it")
+    await count_change(store, "controls")
     return MailboxDocument.from_document(document)
 
 
@@ -254,6 +257,7 @@ async def disconnect(store: WorkspaceStore, mailbox_id: str) -> MailboxDocument:
     )
     if document is None:
         raise not_found("mailbox")
+    await count_change(store, "controls")
     logger.info(
         "mailbox disconnected",
         extra={"workspace_id": store.workspace_id, "mailbox_id": mailbox_id},

@@ -239,12 +239,16 @@ class LeaseBook:
             ours.update(won)
         return ours
 
-    async def renew(self, mailbox_ids: Collection[str]) -> dict[str, datetime | None]:
+    async def renew(
+        self, mailbox_ids: Collection[str], *, documents_of: Collection[str] | None = None
+    ) -> dict[str, datetime | None]:
         """Extend our leases; returns the mailboxes still ours and still connected, each with
         the time the api asked for its reconciliation (`reconcile_requested_at`), if it did.
 
         One heartbeat write extends them all. A mailbox is kept while no later term exists
-        and its document still names this worker (a resync or disconnect clears that).
+        and its document still names this worker (a resync or disconnect clears that); the
+        documents are read for `documents_of` only (all when None), the others are kept on
+        their terms alone.
         """
         await self._beat()
         if not mailbox_ids:
@@ -254,14 +258,15 @@ class LeaseBook:
             "mailbox_id", {"_id": {"$in": [f"{m}:{t + 1}" for m, t in held.items()]}}
         )
         won = sorted(set(held) - {str(mailbox_id) for mailbox_id in later})
-        still = self._mailboxes.find(
-            {"_id": {"$in": won}, "lease.owner": self.worker_id, **CONNECTED},
-            projection={"reconcile_requested_at": 1},
-        )
-        kept = {
-            str(document["_id"]): _moment(document.get("reconcile_requested_at"))
-            async for document in still
-        }
+        checked = won if documents_of is None else sorted(set(won) & set(documents_of))
+        kept: dict[str, datetime | None] = dict.fromkeys(sorted(set(won) - set(checked)))
+        if checked:
+            still = self._mailboxes.find(
+                {"_id": {"$in": checked}, "lease.owner": self.worker_id, **CONNECTED},
+                projection={"reconcile_requested_at": 1},
+            )
+            async for document in still:
+                kept[str(document["_id"])] = _moment(document.get("reconcile_requested_at"))
         for lost in set(mailbox_ids) - set(kept):
             self._held_terms.pop(lost, None)
         return kept

@@ -32,7 +32,7 @@ class Settings(SecretSettings):
             "own, so a shared pool and per-tenant pools split the mailboxes between them."
         ),
     )
-    max_mailboxes: int = Field(default=200, ge=1, description="Mailboxes leased per worker.")
+    max_mailboxes: int = Field(default=1000, ge=1, description="Mailboxes leased per worker.")
     lease_seconds: float = Field(
         default=15.0,
         gt=0,

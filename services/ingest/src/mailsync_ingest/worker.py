@@ -24,6 +24,7 @@ from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.oauth import TokenCache
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.documents import MailboxDocument
+from mailsync_shared.storage.mailbox_changes import change_counts
 from mailsync_shared.storage.scoped import SystemCollections, WorkspaceStore
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class IngestWorker:
         )
         self._share = settings.max_mailboxes
         self._connected: tuple[int, float] | None = None  # count, and when to count again
+        self._controls_seen: dict[str, int] = {}
+        self._check_all_at = 0.0
         self._guard = HostGuard(allow_private=settings.allow_private_hosts)
         self._credentials = Credentials(
             self._cipher, TokenCache(timeout=settings.oauth_timeout_seconds, guard=self._guard)
@@ -181,7 +184,7 @@ class IngestWorker:
     async def _renew(self) -> None:
         await self._rebalance()
         held = self.mailbox_ids
-        still_ours = await self._leases.renew(held)
+        still_ours = await self._leases.renew(held, documents_of=await self._to_check(held))
         for mailbox_id, requested in still_ours.items():
             if requested is not None and mailbox_id in self._running:
                 self._running[mailbox_id].sync.ask_to_reconcile(requested)
@@ -193,6 +196,22 @@ class IngestWorker:
                 extra={"mailbox_id": mailbox_id, "workspace_id": running.workspace_id},
             )
             await asyncio.gather(running.task, return_exceptions=True)
+
+    async def _to_check(self, held: set[str]) -> set[str] | None:
+        """The held mailboxes whose documents the renewal reads: those of workspaces where the
+        api counted a resync, reconciliation, disconnect or approval since the last look, and
+        all of them (None) every `CONNECTED_COUNT_LEASES` lease lengths, for changes made
+        around the api."""
+        workspaces = {self._running[m].workspace_id for m in held if m in self._running}
+        counts = await change_counts(self._db, workspaces, "controls")
+        now = asyncio.get_running_loop().time()
+        if now >= self._check_all_at:
+            self._check_all_at = now + self._settings.lease_seconds * CONNECTED_COUNT_LEASES
+            self._controls_seen = counts
+            return None
+        moved = {w for w, count in counts.items() if self._controls_seen.get(w) != count}
+        self._controls_seen = counts
+        return {m for m in held if m in self._running and self._running[m].workspace_id in moved}
 
     async def _reap_finished(self) -> None:
         for mailbox_id, running in list(self._running.items()):

@@ -4,13 +4,13 @@ Capture and associate need every mailbox of the workspace for each batch: whose 
 the owners', which mailboxes are client-only. Reading them all is a scan of the workspace's
 mailbox documents, among the largest the store holds: at a thousand mailboxes FerretDB took
 0.5-1.4 s for it. So each process keeps a copy per workspace, and the api counts the changes
-that matter to it (`directory_changed`: a mailbox connected, a sync scope changed) in one small
-document per workspace. Every `DIRECTORY_SECONDS` a copy is checked against that count (one
-read by `_id`) and scanned again only when the count moved, or at the latest every
-`DIRECTORY_MAX_AGE_SECONDS` (a change made around the api). Checks and scans run in the
-background while batches go on with the copy they have; a batch waits only for the first scan
-of a workspace and when it names a mailbox the copy lacks, which is scanned again at once, so
-the mail of a newly connected mailbox is never judged without its own mailbox. A mailbox
+that matter to it (`mailbox_changes`, kind `directory`: a mailbox connected, a sync scope
+changed) in one small document per workspace. Every `DIRECTORY_SECONDS` a copy is checked
+against that count (one read by `_id`) and scanned again only when the count moved, or at the
+latest every `DIRECTORY_MAX_AGE_SECONDS` (a change made around the api). Checks and scans run
+in the background while batches go on with the copy they have; a batch waits only for the first
+scan of a workspace and when it names a mailbox the copy lacks, which is scanned again at once,
+so the mail of a newly connected mailbox is never judged without its own mailbox. A mailbox
 connected in the last seconds may be missing from the owners meanwhile.
 """
 
@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mailsync_shared.storage.mailbox_changes import change_count
 from mailsync_shared.storage.scoped import WorkspaceStore
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 DIRECTORY_SECONDS = 5.0
 DIRECTORY_MAX_AGE_SECONDS = 300.0
 KEPT_AT_MOST = 10_000
-VERSIONS = "mailbox_directory_versions"
 
 
 @dataclass(frozen=True)
@@ -42,19 +42,6 @@ class _Copy:
     version: int
     scanned_at: float
     checked_at: float
-
-
-async def directory_changed(store: WorkspaceStore) -> None:
-    """Count a change to the workspace's mailbox directory (a mailbox added, a scope changed),
-    after it was written: processes that keep a copy scan the mailboxes again."""
-    await store.collection(VERSIONS).update_one(
-        {"_id": store.workspace_id}, {"$inc": {"version": 1}}, upsert=True
-    )
-
-
-async def _version(store: WorkspaceStore) -> int:
-    found = await store.collection(VERSIONS).find_one({"_id": store.workspace_id})
-    return int((found or {}).get("version", 0))
 
 
 class MailboxDirectory:
@@ -83,7 +70,7 @@ class MailboxDirectory:
         return kept.entries
 
     async def _refresh(self, store: WorkspaceStore, kept: _Copy) -> None:
-        version = await _version(store)
+        version = await change_count(store, "directory")
         now = time.monotonic()
         if version != kept.version or kept.scanned_at + self._max_age <= now:
             await self._scan(store)
@@ -100,7 +87,9 @@ class MailboxDirectory:
 
     async def _scan(self, store: WorkspaceStore) -> _Copy:
         started = time.monotonic()
-        version = await _version(store)  # before the scan: a change after it moves the count
+        version = await change_count(
+            store, "directory"
+        )  # before the scan: a change after it moves the count
         found = await store.mailboxes.find({}, projection={"address": 1, "sync.scope": 1})
         entries = {
             str(document["_id"]): MailboxEntry(
