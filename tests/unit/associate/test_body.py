@@ -58,6 +58,7 @@ SINGLE_PART_SHAPES = [
     b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n",
     b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\r\nplain\r\n--b--\r\n",
     b"Content-Type: multipart/mixed\r\n\r\nno boundary at all\r\n",
+    b"\xd0\xcf\x11\xe0\xa1\xb1 an Outlook file, not mail\r\n\r\nR\x00o\x00o\x00t\x00\r\n",
 ]
 
 

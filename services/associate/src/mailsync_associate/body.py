@@ -86,13 +86,16 @@ def _parse(raw: bytes) -> Message:
     The parser reads a message that is neither multipart nor `message/*` as its headers and
     then every further line as the payload, unchanged; so the header block alone is parsed
     and the rest of the bytes appended to its payload, decoded as the parser decodes them.
-    Messages of those two kinds hold parts, and are parsed whole.
+    Messages of those two kinds hold parts, and are parsed whole, as is anything whose header
+    block the parser reads with a defect.
     """
     found = _BLANK_LINE.search(raw)
     if found is None:
         return message_from_bytes(raw, policy=policy.compat32)
     message = _HEADERS.parsebytes(raw[: found.end()], headersonly=True)
-    if message.get_content_maintype() in {"multipart", "message"}:
+    if message.defects or message.get_content_maintype() in {"multipart", "message"}:
+        # A header block that does not read cleanly (not mail at all, or a line that ends
+        # the headers early) is left to the whole parse, whose reading the tests compare.
         return message_from_bytes(raw, policy=policy.compat32)
     head = message.get_payload()
     rest = raw[found.end() :].decode("ascii", "surrogateescape")
