@@ -104,6 +104,23 @@ async def test_renewal_reports_a_reconciliation_the_api_asked_for(
     assert requested.replace(tzinfo=UTC) == asked_at
 
 
+async def test_renewal_reads_only_the_documents_it_is_told_to(
+    mongo: AsyncDatabase[Document], workspace_id: str
+) -> None:
+    stopped = await insert_mailbox(mongo, workspace_id)
+    holder = book(mongo, "holder", workspace_id, 30)
+    assert len(await holder.claim_many(held=(), limit=1)) == 1
+    await mongo["mailboxes"].update_one(
+        {"_id": stopped}, {"$set": {"status.state": "disconnected", "lease": None}}
+    )
+
+    kept_on_terms = await holder.renew([stopped], documents_of=set())
+    read = await holder.renew([stopped], documents_of={stopped})
+
+    assert kept_on_terms == {stopped: None}  # a change the api did not count waits its turn
+    assert read == {}
+
+
 async def test_a_resync_of_one_mailbox_leaves_the_leases_and_live_state_of_fifty_others(
     ingest: IngestCase,
 ) -> None:
