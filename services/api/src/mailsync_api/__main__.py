@@ -3,7 +3,7 @@
 from mailsync_api.app import create_app
 from mailsync_api.request_context import install_request_id_filter
 from mailsync_api.settings import Settings
-from mailsync_shared.service import collect_cycles_less_often, serve
+from mailsync_shared.service import serve
 from mailsync_shared.structured_logging import configure_logging
 from mailsync_shared.tracing import configure_tracing
 
@@ -13,9 +13,7 @@ def main() -> None:
     configure_logging("api", settings.log_level)
     configure_tracing("api")
     install_request_id_filter()
-    app = create_app(settings)
-    collect_cycles_less_often()
-    serve(app, host=settings.http_host, port=settings.http_port)
+    serve(create_app(settings), host=settings.http_host, port=settings.http_port)
 
 
 if __name__ == "__main__":
