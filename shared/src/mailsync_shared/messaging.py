@@ -17,7 +17,12 @@ from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.event_privacy import event_level, public_copy
 from mailsync_shared.ids import new_id
 from mailsync_shared.storage.documents import Visibility
-from mailsync_shared.topology import DEAD_LETTER_EXCHANGE, WORKSPACE_HEADER, exchange_for
+from mailsync_shared.topology import (
+    DEAD_LETTER_EXCHANGE,
+    INTERNAL_EVENTS,
+    WORKSPACE_HEADER,
+    exchange_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +64,13 @@ class _Then:
 
     async def publish(self, _: RabbitPublishCommand) -> None:
         await self._then()
+
+
+def _mandatory(event: Event) -> bool:
+    """Whether the broker should return the event when no queue takes it: work, yes; a public
+    event nobody subscribed to is simply not delivered, and its return would only cost the
+    broker and the publisher a frame each."""
+    return type(event) in INTERNAL_EVENTS
 
 
 class EventPublisher:
@@ -164,6 +176,7 @@ class EventPublisher:
             content_type="application/json",
             message_type=event.type,
             persist=True,
+            mandatory=_mandatory(event),
             _publish_type=PublishType.PUBLISH,
         )
 
@@ -188,6 +201,7 @@ class EventPublisher:
             message_type=event.type,
             headers={WORKSPACE_HEADER: event.workspaceid},
             persist=True,
+            mandatory=_mandatory(event),
         )
 
 

@@ -2,7 +2,9 @@
 
 - `mailsync.work` (topic): internal work between services (ingest -> capture -> associate,
   api -> send). Not a public interface.
-- `mailsync.events` (topic): public events. Other systems bind their own queues here.
+- `mailsync.events` (topic): public events. Other systems bind their own queues here; an
+  event no queue is bound for is not delivered (published without `mandatory`, so the broker
+  does not return it), while work is published `mandatory`.
 - Routing keys are `<event type>.<workspace id>` on both exchanges, so a binding can select
   one type (`mailsync.email.logged.v1.*`) or one workspace (`#.<workspace id>`).
 - `mailsync.send.webhook-events` receives only the public events some webhook subscription
