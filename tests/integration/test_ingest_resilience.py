@@ -1,6 +1,7 @@
 """Ingest on Dovecot when things go wrong: a changed UIDVALIDITY, the IMAP server dropping the
 connection mid-fetch, an IDLE connection that silently dies. Nothing lost, nothing twice."""
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
@@ -151,13 +152,16 @@ async def _log_as_associate_would(ingest: IngestCase, mailbox_id: str, events: l
         )
 
 
-async def test_reconciliation_runs_when_the_backfill_is_done_and_when_asked(
+async def test_reconciliation_runs_when_the_backfill_has_settled_and_when_asked(
     ingest: IngestCase,
 ) -> None:
     mailbox = (await ingest.seeded_mailbox(3, CLIENT)).mailbox
 
     async with ingest.watched_worker(
-        reconcile_interval_seconds=3600, poll_interval_seconds=0.2, use_idle=False
+        reconcile_interval_seconds=3600,
+        reconcile_settle_seconds=1,
+        poll_interval_seconds=0.2,
+        use_idle=False,
     ) as spy:
         await eventually(lambda: ingest.caught_up(mailbox.id, spy, 3), what="backfill")
 
@@ -165,8 +169,8 @@ async def test_reconciliation_runs_when_the_backfill_is_done_and_when_asked(
             state = await ingest.state(mailbox.id)
             return state if state.status.reconciled_at is not None else None
 
-        # Nothing logged yet (no associate here): the comparison right after the backfill
-        # finds all three missing, without waiting for the hour-long interval.
+        # Nothing logged yet (no associate here): the comparison a settle time after the
+        # backfill finds all three missing, without waiting for the hour-long interval.
         first = await eventually(reconciled, what="reconciliation after the backfill")
         assert [(g.folder, g.server, g.logged, g.missing) for g in first.status.gaps] == [
             ("INBOX", 3, 0, 3)
@@ -184,3 +188,30 @@ async def test_reconciliation_runs_when_the_backfill_is_done_and_when_asked(
         assert earlier is not None
         assert second.status.reconciled_at is not None
         assert second.status.reconciled_at > earlier
+
+
+async def test_no_reconciliation_reports_mail_still_on_its_way_right_after_the_backfill(
+    ingest: IngestCase,
+) -> None:
+    """The mail a backfill just published is compared only once associate had time to log it
+    (`reconcile_settle_seconds`), so no gap shows for mail that is merely in flight."""
+    mailbox = (await ingest.seeded_mailbox(3, CLIENT)).mailbox
+    async with ingest.watched_worker(
+        reconcile_interval_seconds=3600,
+        reconcile_settle_seconds=30,
+        poll_interval_seconds=0.2,
+        use_idle=False,
+    ) as spy:
+        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 3), what="backfill")
+        await eventually(
+            lambda: _live(ingest, mailbox.id), what="the mailbox live after its backfill"
+        )
+        await asyncio.sleep(3)  # several rounds of the live loop
+        state = await ingest.state(mailbox.id)
+        assert state.status.reconciled_at is None
+        assert state.status.gaps == []
+
+
+async def _live(ingest: IngestCase, mailbox_id: str) -> MailboxDocument | None:
+    state = await ingest.state(mailbox_id)
+    return state if state.status.state == "live" else None

@@ -97,6 +97,15 @@ class Settings(SecretSettings):
             "the window) with what was logged, and records any gap."
         ),
     )
+    reconcile_settle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long after a backfill is done the first comparison waits, and the next after "
+            "one that found gaps (doubling up to `reconcile_interval_seconds` while gaps "
+            "remain): mail just published takes associate a while to log."
+        ),
+    )
     imap_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Socket timeout of IMAP commands (detects dead peers)."
     )

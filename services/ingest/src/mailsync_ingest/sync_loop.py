@@ -64,11 +64,12 @@ twice the keepalive and replaced; a failing command does the same. Mail that arr
 round looked at INBOX but before IDLE started is seen from UIDNEXT, not waited for. A server
 without IDLE is polled every `poll_interval_seconds`. Reconnects back off with jitter.
 
-A live mailbox is reconciled (see `reconciliation`) as soon as its backfill is done, when the
-api asks (`reconcile_requested_at`, read with every lease renewal), and every
+A live mailbox is reconciled (see `reconciliation`) `reconcile_settle_seconds` after its
+backfill is done (mail just published may not be logged yet), when the api asks
+(`reconcile_requested_at`, read with every lease renewal), and every
 `reconcile_interval_seconds`: the server's messages per folder against what was logged; gaps
-land in `status.gaps` and the log. While gaps remain the next comparison comes sooner (30 s,
-doubling up to the interval), since mail just published may not be logged yet.
+land in `status.gaps` and the log. While gaps remain the next comparison comes sooner (after
+the settle time, doubling up to the interval).
 """
 
 import asyncio
@@ -124,9 +125,6 @@ spans = tracer("ingest")
 # INTERNALDATE has whole seconds and the server's clock; erring towards one extra message
 # beats losing the first one that arrived right after the mailbox was connected.
 CLOCK_SKEW = timedelta(seconds=60)
-# After a reconciliation that found gaps, the next comes after 30 s, then 60 s, ... up to
-# `reconcile_interval_seconds`: right after a backfill associate may still be logging.
-RECHECK_FIRST_SECONDS = 30.0
 # The folder IDLE watches: INBOX, or Gmail's All Mail where that is what the mailbox syncs.
 IDLE_ROLES = ("inbox", "all")
 
@@ -330,12 +328,13 @@ class MailboxSync:
             )
             syncs = [await self._prepare(connection, folder) for folder in folders]
             loop = asyncio.get_running_loop()
+            settle = self._settings.reconcile_settle_seconds
             reconcile_at = loop.time() + self._settings.reconcile_interval_seconds
-            recheck = RECHECK_FIRST_SECONDS
+            recheck = settle
             while not self._stopping.is_set():
                 backfilling = any(sync.backfilling for sync in syncs)
                 if backfilling:
-                    reconcile_at = loop.time()  # compared as soon as the backfill is done
+                    reconcile_at = loop.time() + settle  # once associate logged the last mail
                 await self._record.set_status("backfilling" if backfilling else "live")
                 started()
                 changed = False
@@ -358,7 +357,7 @@ class MailboxSync:
                         recheck *= 2
                     else:
                         reconcile_at = loop.time() + interval
-                        recheck = RECHECK_FIRST_SECONDS
+                        recheck = settle
                     if requested is not None:
                         await self._record.clear_reconcile_request(requested)
                         self._reconciled_request = requested
