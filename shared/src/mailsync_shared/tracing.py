@@ -5,7 +5,8 @@ middleware), so one trace runs from ingest's publish through capture, associate 
 public event, and from an api request through send to the SMTP server's answer.
 
 Off by default: without `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) no tracer
-provider is installed and the middleware's spans cost next to nothing. Everything else comes
+provider is installed, the middleware's spans cost next to nothing, and the api leaves out its
+request instrumentation (`traces_recorded`). Everything else comes
 from the standard `OTEL_*` variables (service name, resource attributes, sampler, headers).
 """
 
@@ -37,6 +38,12 @@ def configure_tracing(service: str) -> None:
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+
+
+def traces_recorded() -> bool:
+    """Whether a tracer provider that records spans is installed (by `configure_tracing`, or a
+    test's own); without one, instrumentation that only makes spans can be left out."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def tracer(component: str) -> Tracer:

@@ -47,7 +47,7 @@ from mailsync_shared.storage.client import connect, database
 from mailsync_shared.storage.indexes import ensure_indexes
 from mailsync_shared.storage.kept_mailboxes import KeptMailboxes
 from mailsync_shared.topology import declare_topology
-from mailsync_shared.tracing import broker_tracing
+from mailsync_shared.tracing import broker_tracing, traces_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(RequestMetrics, registry=metrics.registry)
     install_problem_handlers(app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health/.*,/metrics")
+    if traces_recorded():  # with no spans recorded, its middleware costs CPU for nothing
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/health/.*,/metrics")
     for router in (
         health.router,
         workspaces.router,
