@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_ingest.settings import Settings
+from mailsync_ingest.wakes import subscribe_wakes
 from mailsync_ingest.worker import IngestWorker
 from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.crypto import CredentialCipher
@@ -104,10 +105,12 @@ async def running_worker(
     """The ingest worker with its own broker connection, as `create_app` wires it."""
     broker = RabbitBroker(settings.rabbitmq_url)
     publisher = EventPublisher(broker, [MessageFetched])
+    worker = IngestWorker(settings, db, publisher)
+    wakes = subscribe_wakes(broker, worker, settings)
     async with broker:
         await declare_topology(broker)
         await broker.start()
-        worker = IngestWorker(settings, db, publisher)
+        await wakes.bind(broker)
         await worker.start()
         try:
             yield worker

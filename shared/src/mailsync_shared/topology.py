@@ -17,8 +17,14 @@
   `SHARD_COUNT` shard queues: one workspace's messages always land in one shard. Each shard
   queue has a single active consumer, the replica that holds the shard's lease
   (`mailsync_shared.shard_leases`), so one workspace is handled by one replica at a time.
+- Every ingest worker has a wake queue of its own, `mailsync.ingest.wake.<worker id>`
+  (exclusive, deleted with the worker's connection), bound on `mailsync.work` to the
+  `mailsync.mailbox.claimable.v1` messages of its pool's workspaces (`ingest_wakes`): the api
+  publishes one when a mailbox becomes claimable, and the worker claims at once instead of at
+  its next periodic claim. Wakes are hints: nothing durable, nothing dead-lettered.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from aio_pika import RobustQueue
@@ -37,6 +43,7 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 
 from mailsync_shared.contracts.envelope import Event
 from mailsync_shared.contracts.mail import MessageCaptured, MessageFetched
+from mailsync_shared.contracts.mailboxes import MailboxClaimable
 from mailsync_shared.contracts.outbound import EmailSendFailed, EmailSent, SendRequested
 from mailsync_shared.contracts.records import ContactCaptured, EmailLogged, ThreadAssociated
 
@@ -52,7 +59,12 @@ DEAD_LETTER_QUEUE = RabbitQueue(
     "mailsync.dead-letter", queue_type=QueueType.QUORUM, durable=True, routing_key="#"
 )
 
-INTERNAL_EVENTS: tuple[type[Event], ...] = (MessageFetched, MessageCaptured, SendRequested)
+INTERNAL_EVENTS: tuple[type[Event], ...] = (
+    MessageFetched,
+    MessageCaptured,
+    SendRequested,
+    MailboxClaimable,
+)
 PUBLIC_EVENTS: tuple[type[Event], ...] = (
     EmailLogged,
     ThreadAssociated,
@@ -168,6 +180,49 @@ def sharded(service: str, events: tuple[type[Event], ...], count: int = SHARD_CO
 CAPTURE_SHARDS = sharded("capture", (MessageFetched,))
 ASSOCIATE_SHARDS = sharded("associate", (MessageCaptured, EmailSent))
 SHARDED: tuple[Sharded, ...] = (CAPTURE_SHARDS, ASSOCIATE_SHARDS)
+
+
+# Wakes waiting in a worker's queue beyond this many are dropped, oldest first: one is enough
+# to make the worker claim, and the periodic claim stands behind them.
+WAKE_BACKLOG = 1000
+
+
+@dataclass(frozen=True)
+class IngestWakes:
+    """One ingest worker's wake queue and the routing keys it is bound with."""
+
+    queue: RabbitQueue
+    keys: tuple[str, ...]
+
+    async def bind(self, broker: RabbitBroker) -> None:
+        """Declare the queue (if its subscriber has not yet) and bind it on `WORK_EXCHANGE`."""
+        queue = await broker.declare_queue(self.queue)
+        for key in self.keys:
+            await queue.bind(WORK_EXCHANGE.name, routing_key=key)
+
+
+def ingest_wakes(
+    worker_id: str, workspaces: Collection[str] = (), excluded: Collection[str] = ()
+) -> IngestWakes:
+    """The wake queue of the worker `worker_id` of the pool that leases the mailboxes of
+    `workspaces` (all when empty) except `excluded`: one binding per workspace of the pool, or
+    one for every workspace when the pool is all of them but some (a topic binding cannot
+    leave a workspace out; the worker ignores the wakes of excluded ones)."""
+    if workspaces:
+        keys = tuple(
+            f"{MailboxClaimable.event_type}.{workspace}"
+            for workspace in sorted(set(workspaces) - set(excluded))
+        )
+    else:
+        keys = (MailboxClaimable.binding_key(),)
+    queue = RabbitQueue(
+        f"mailsync.ingest.wake.{worker_id}",
+        durable=False,
+        exclusive=True,
+        auto_delete=True,
+        arguments={"x-max-length": WAKE_BACKLOG},
+    )
+    return IngestWakes(queue, keys)
 
 
 async def declare_topology(broker: RabbitBroker) -> None:

@@ -38,6 +38,7 @@ from mailsync_api.routes import (
 )
 from mailsync_api.routes.events import events_router, public_events_document
 from mailsync_api.settings import Settings
+from mailsync_shared.contracts.mailboxes import MailboxClaimable
 from mailsync_shared.contracts.outbound import SendRequested
 from mailsync_shared.contracts.records import ContactCaptured, ThreadAssociated
 from mailsync_shared.crypto import CredentialCipher
@@ -66,7 +67,9 @@ def create_app(settings: Settings) -> FastAPI:
     context = ApiContext(
         settings=settings,
         broker=broker,
-        publisher=EventPublisher(broker, [SendRequested, ContactCaptured, ThreadAssociated]),
+        publisher=EventPublisher(
+            broker, [SendRequested, ContactCaptured, ThreadAssociated, MailboxClaimable]
+        ),
         client=client,
         db=database(client, settings),
         cipher=CredentialCipher(settings.secret_key),

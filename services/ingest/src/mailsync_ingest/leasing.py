@@ -57,6 +57,13 @@ def pool_scope(workspaces: Collection[str], excluded: Collection[str]) -> Docume
     return {"workspace_id": condition} if condition else {}
 
 
+def in_pool(workspace_id: str, workspaces: Collection[str], excluded: Collection[str]) -> bool:
+    """Whether a pool (as `pool_scope` gives it) leases the mailboxes of `workspace_id`."""
+    if workspace_id in excluded:
+        return False
+    return not workspaces or workspace_id in workspaces
+
+
 def fair_share(mailboxes: int, workers: int) -> int:
     """How many mailboxes one of `workers` live workers should hold (at least one)."""
     return max(1, math.ceil(mailboxes / max(1, workers)))

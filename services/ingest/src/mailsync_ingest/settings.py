@@ -44,7 +44,19 @@ class Settings(SecretSettings):
     claim_interval_seconds: float = Field(
         default=1.0,
         gt=0,
-        description="How often the worker looks for unleased mailboxes (newly connected ones).",
+        description=(
+            "How often the worker looks for unleased mailboxes: the guarantee behind the "
+            "api's wake-ups (`mailsync.mailbox.claimable.v1`), which make it look at once."
+        ),
+    )
+    wake_gap_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description=(
+            "Shortest time between two claims (or two renewals) brought forward by wake-ups: "
+            "wakes arriving meanwhile make one claim, so a burst of connects costs a scan of "
+            "the mailbox documents per this time at most, not one per mailbox."
+        ),
     )
     poll_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often to look for new mail when not using IDLE."

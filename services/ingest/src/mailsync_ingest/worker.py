@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
 
 from mailsync_ingest.byte_budget import ByteBudget
-from mailsync_ingest.leasing import LeaseBook, PoolRoster, fair_share
+from mailsync_ingest.lease_loop import LeaseLoop
+from mailsync_ingest.leasing import LeaseBook, PoolRoster, fair_share, in_pool
 from mailsync_ingest.limits import Limits
 from mailsync_ingest.mailbox_metrics import SyncLag
 from mailsync_ingest.mailbox_record import MailboxRecord
@@ -81,6 +82,7 @@ class IngestWorker:
         )
         self._share = settings.max_mailboxes
         self._connected: tuple[int, float] | None = None  # count, and when to count again
+        self._workers = 1  # live workers of the pool, as last counted
         self._controls_seen: dict[str, int] = {}
         self._check_all_at = 0.0
         self._guard = HostGuard(allow_private=settings.allow_private_hosts)
@@ -90,6 +92,14 @@ class IngestWorker:
         self.budget = ByteBudget(settings.max_bytes_in_flight)
         self._starting = asyncio.Semaphore(settings.connect_concurrency)
         self._running: dict[str, Running] = {}
+        self._lease_loop = LeaseLoop(
+            reap=self._reap_finished,
+            renew=self._renew,
+            claim=self._claim,
+            renew_every=settings.lease_seconds / 3,
+            claim_every=settings.claim_interval_seconds,
+            wake_gap=settings.wake_gap_seconds,
+        )
         self._loop_task: asyncio.Task[None] | None = None
 
     @property
@@ -105,7 +115,7 @@ class IngestWorker:
 
     async def start(self) -> None:
         """Start leasing mailboxes in the background."""
-        self._loop_task = asyncio.create_task(self._lease_loop(), name="ingest-lease-loop")
+        self._loop_task = asyncio.create_task(self._lease_loop.run(), name="ingest-lease-loop")
         logger.info(
             "ingest worker started",
             extra={
@@ -134,26 +144,21 @@ class IngestWorker:
             await self._roster.leave()
         logger.info("ingest worker stopped", extra={"worker_id": self._settings.worker_id})
 
-    async def _lease_loop(self) -> None:
-        renew_every = self._settings.lease_seconds / 3
-        claim_every = self._settings.claim_interval_seconds
-        loop = asyncio.get_running_loop()
-        next_renew = next_claim = loop.time()
-        while True:
-            try:
-                now = loop.time()
-                await self._reap_finished()
-                if now >= next_renew:
-                    await self._renew()
-                    next_renew = now + renew_every
-                if now >= next_claim:
-                    await self._claim()
-                    next_claim = now + claim_every
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("lease loop round failed")
-            await asyncio.sleep(max(0.05, min(next_renew, next_claim) - loop.time()))
+    def wake(self, workspace_id: str, mailbox_id: str, *, added: bool) -> None:
+        """A mailbox became claimable (`MailboxClaimable`): claim at once, or, when this worker
+        still runs its sync (a resync handed the lease back), renew at once, which lets it go
+        and claims it afresh. An `added` mailbox (connected, approved) counts in the pool's
+        fair share at once, not at the next count of the connected mailboxes."""
+        if not in_pool(workspace_id, self._settings.workspaces, self._settings.exclude_workspaces):
+            return
+        if mailbox_id in self._running:
+            self._lease_loop.wake_renewal()
+            return
+        if added and self._connected is not None:
+            count, recount_at = self._connected
+            self._connected = (count + 1, recount_at)
+            self._share = fair_share(count + 1, self._workers)
+        self._lease_loop.wake_claim()
 
     async def _claim(self) -> None:
         room = min(self._settings.max_mailboxes, self._share) - len(self._running)
@@ -171,7 +176,8 @@ class IngestWorker:
         if self._connected is None or now >= self._connected[1]:
             every = self._settings.lease_seconds * CONNECTED_COUNT_LEASES
             self._connected = (await self._leases.connected(), now + every)
-        self._share = fair_share(self._connected[0], await self._roster.alive())
+        self._workers = await self._roster.alive()
+        self._share = fair_share(self._connected[0], self._workers)
         active = [item for item in self._running.values() if not item.handing_over]
         for running in active[self._share :]:
             running.handing_over = True
@@ -188,7 +194,8 @@ class IngestWorker:
         for mailbox_id, requested in still_ours.items():
             if requested is not None and mailbox_id in self._running:
                 self._running[mailbox_id].sync.ask_to_reconcile(requested)
-        for mailbox_id in held - set(still_ours):
+        lost = held - set(still_ours)
+        for mailbox_id in lost:
             running = self._running.pop(mailbox_id)
             running.task.cancel()
             logger.warning(
@@ -196,6 +203,10 @@ class IngestWorker:
                 extra={"mailbox_id": mailbox_id, "workspace_id": running.workspace_id},
             )
             await asyncio.gather(running.task, return_exceptions=True)
+        if lost:
+            # A resync hands the lease back while the term stays this worker's: claim it
+            # afresh now rather than at the next periodic claim.
+            self._lease_loop.wake_claim()
 
     async def _to_check(self, held: set[str]) -> set[str] | None:
         """The held mailboxes whose documents the renewal reads: those of workspaces where the
@@ -216,13 +227,19 @@ class IngestWorker:
     async def _reap_finished(self) -> None:
         for mailbox_id, running in list(self._running.items()):
             if running.task.done():
-                if not running.task.cancelled() and running.task.exception() is not None:
+                crashed = not running.task.cancelled() and running.task.exception() is not None
+                if crashed:
                     logger.error(
                         "mailbox sync crashed",
                         extra={"mailbox_id": mailbox_id, "workspace_id": running.workspace_id},
                         exc_info=running.task.exception(),
                     )
                 await self._drop(mailbox_id)
+                if not crashed and not running.handing_over:
+                    # The sync stopped on its own (its lease was handed back by a resync,
+                    # or it was disconnected): released, it may be claimable at once. A crashed
+                    # sync waits for the periodic claim, so a crash cannot loop fast.
+                    self._lease_loop.wake_claim()
 
     async def _drop(self, mailbox_id: str) -> None:
         self._running.pop(mailbox_id, None)

@@ -175,7 +175,12 @@ async def connect(request: Request, caller: CallerDep, context: ContextDep) -> R
     try:
         body = forms.mailbox_in(await forms.read_form(request))
         connected = await mailboxes.connect_mailbox(
-            body, caller.store, caller.principal, context.settings, context.cipher
+            body,
+            caller.store,
+            caller.principal,
+            context.settings,
+            context.cipher,
+            context.publisher,
         )
     except ValidationError as error:
         return render(request, "_problems.html", 422, problems=forms.problems(error))

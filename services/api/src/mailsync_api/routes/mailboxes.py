@@ -9,10 +9,12 @@ from mailsync_api.dependencies import (
     CipherDep,
     KeptMailboxesDep,
     PrincipalDep,
+    PublisherDep,
     SettingsDep,
     ViewerDep,
     WorkspaceDep,
 )
+from mailsync_api.ingest_wakes import wake_ingest
 from mailsync_api.mail_health import mail_health
 from mailsync_api.mailbox_summary import sync_summary
 from mailsync_api.principal import Principal
@@ -65,11 +67,14 @@ async def connect_mailbox(
     principal: PrincipalDep,
     settings: SettingsDep,
     cipher: CipherDep,
+    publisher: PublisherDep,
 ) -> MailboxOut:
     """Connect the caller's mailbox: both logins are tried first, passwords stored encrypted."""
     mailbox = await mailboxes.connect_mailbox(
         store, body, settings, cipher, owner_user_id=principal.user_id
     )
+    if mailbox.in_service:
+        await wake_ingest(publisher, mailbox, "connected")
     return await mailbox_out(store, mailbox, principal.viewer)
 
 
@@ -112,12 +117,17 @@ async def update_mailbox(
     responses=problem_responses(409),
 )
 async def resync_mailbox(
-    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep, kept: KeptMailboxesDep
+    mailbox_id: MailboxId,
+    store: WorkspaceDep,
+    principal: PrincipalDep,
+    kept: KeptMailboxesDep,
+    publisher: PublisherDep,
 ) -> MailboxOut:
     """Sync the mailbox again from the start of its window; nothing is logged twice."""
     await _managed(store, principal, mailbox_id)
     resynced = await mailboxes.request_resync(store, mailbox_id)
     kept.forget(store.workspace_id, mailbox_id)
+    await wake_ingest(publisher, resynced, "resync")
     return await mailbox_out(store, resynced, principal.viewer)
 
 
@@ -138,12 +148,18 @@ async def reconcile_mailbox(
 
 @router.post("/{mailbox_id}/approve-address", responses=problem_responses(409))
 async def approve_address(
-    mailbox_id: MailboxId, store: WorkspaceDep, principal: PrincipalDep, kept: KeptMailboxesDep
+    mailbox_id: MailboxId,
+    store: WorkspaceDep,
+    principal: PrincipalDep,
+    kept: KeptMailboxesDep,
+    publisher: PublisherDep,
 ) -> MailboxOut:
     """Vouch, as an admin, that the mailbox's owner holds its address (which is not its login's
     own); the approval is recorded with who gave it and when, and the mailbox starts syncing."""
     approved = await mailboxes.approve_address(store, mailbox_id, principal.requester)
     kept.forget(store.workspace_id, mailbox_id)
+    if approved.in_service:
+        await wake_ingest(publisher, approved, "approved")
     return await mailbox_out(store, approved, principal.viewer)
 
 
