@@ -19,6 +19,7 @@ from mailsync_shared.ids import new_id
 from mailsync_shared.storage.documents import Visibility
 from mailsync_shared.topology import (
     DEAD_LETTER_EXCHANGE,
+    HINTS,
     INTERNAL_EVENTS,
     WORKSPACE_HEADER,
     exchange_for,
@@ -68,9 +69,9 @@ class _Then:
 
 def _mandatory(event: Event) -> bool:
     """Whether the broker should return the event when no queue takes it: work, yes; a public
-    event nobody subscribed to is simply not delivered, and its return would only cost the
-    broker and the publisher a frame each."""
-    return type(event) in INTERNAL_EVENTS
+    event nobody subscribed to, or a hint no worker listens for, is simply not delivered, and
+    its return would only cost the broker and the publisher a frame each."""
+    return type(event) in INTERNAL_EVENTS and type(event) not in HINTS
 
 
 class EventPublisher:

@@ -21,7 +21,8 @@
   (exclusive, deleted with the worker's connection), bound on `mailsync.work` to the
   `mailsync.mailbox.claimable.v1` messages of its pool's workspaces (`ingest_wakes`): the api
   publishes one when a mailbox becomes claimable, and the worker claims at once instead of at
-  its next periodic claim. Wakes are hints: nothing durable, nothing dead-lettered.
+  its next periodic claim. Wakes are hints (`HINTS`): nothing durable, nothing dead-lettered,
+  published without `mandatory`.
 """
 
 from collections.abc import Collection
@@ -65,6 +66,9 @@ INTERNAL_EVENTS: tuple[type[Event], ...] = (
     SendRequested,
     MailboxClaimable,
 )
+# Internal messages that are hints, not work: when no queue takes one (no ingest worker of the
+# workspace's pool is running) nothing is lost, so the broker need not return it.
+HINTS: tuple[type[Event], ...] = (MailboxClaimable,)
 PUBLIC_EVENTS: tuple[type[Event], ...] = (
     EmailLogged,
     ThreadAssociated,

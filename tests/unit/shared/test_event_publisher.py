@@ -9,6 +9,7 @@ from faststream.rabbit.response import RabbitPublishCommand
 from faststream.rabbit.testing import TestRabbitBroker
 
 from mailsync_shared.contracts.mail import MessageFetched
+from mailsync_shared.contracts.mailboxes import ClaimableMailbox, MailboxClaimable
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.topology import INTERNAL_EVENTS, PUBLIC_EVENTS
 from tests.unit.shared.test_event_privacy import message, samples
@@ -19,6 +20,11 @@ async def test_only_work_is_returned_by_the_broker_when_no_queue_takes_it() -> N
     publisher = EventPublisher(broker, [*PUBLIC_EVENTS, *INTERNAL_EVENTS])
     public = samples()
     work = MessageFetched.create(source="/test", workspace_id="w1", data=message())
+    wake = MailboxClaimable.create(
+        source="/test",
+        workspace_id="w1",
+        data=ClaimableMailbox(mailbox_id="m1", because="connected"),
+    )
     sent: list[RabbitPublishCommand] = []
     async with TestRabbitBroker(broker):
         producer: Any = broker.config.producer
@@ -30,6 +36,7 @@ async def test_only_work_is_returned_by_the_broker_when_no_queue_takes_it() -> N
             await publisher.publish_each([(event, "workspace") for event in public])
             await publisher.publish(public[0], level="workspace")
             await publisher.publish(work)
+            await publisher.publish(wake)
     mandatory = {
         (command.message_options["message_type"], command.publish_options["mandatory"])
         for command in sent
@@ -40,4 +47,5 @@ async def test_only_work_is_returned_by_the_broker_when_no_queue_takes_it() -> N
     assert mandatory == {
         *((event_type.event_type, False) for event_type in PUBLIC_EVENTS),
         (MessageFetched.event_type, True),
+        (MailboxClaimable.event_type, False),
     }
