@@ -7,9 +7,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from mailsync_shared.clock import utcnow
-from mailsync_shared.storage import scoped
+from mailsync_shared.storage import ferretdb, scoped
 from mailsync_shared.storage.client import Document
-from mailsync_shared.storage.indexes import ensure_indexes
+from mailsync_shared.storage.indexes import INDEXES, ensure_indexes
 from mailsync_shared.storage.raw_messages import (
     load_raw,
     load_raw_many,
@@ -145,6 +145,53 @@ async def test_one_idempotency_key_per_requester_and_the_old_workspace_wide_inde
         await store.send_requests.insert_one(
             {"_id": "c", "requested_by": "user:a", "idempotency_key": "K"}
         )
+
+
+async def _index_names(db: AsyncDatabase[Document], collection: str) -> set[str]:
+    return {index["name"] async for index in await db[collection].list_indexes()}
+
+
+def _declared(collection: str, *, unique: bool) -> set[str]:
+    return {
+        index.document["name"]
+        for index in INDEXES[collection]
+        if bool(index.document.get("unique")) == unique
+    }
+
+
+async def test_the_local_store_gets_the_unique_indexes_only_and_loses_the_others(
+    mongo: AsyncDatabase[Document],
+) -> None:
+    """FerretDB over SQLite reads no index but `_id`'s: a secondary index is only written."""
+    assert ferretdb.measures().kind == "ferretdb"
+    await mongo["threads"].create_index(
+        [("workspace_id", 1), ("contact_ids", 1)], name="ws_contacts"
+    )
+
+    await ensure_indexes(mongo)
+
+    for collection in INDEXES:
+        names = await _index_names(mongo, collection)
+        assert _declared(collection, unique=True) <= names, collection
+        assert not _declared(collection, unique=False) & names, collection
+    store = WorkspaceStore(mongo, "ws-unique-indexes")
+    await store.messages.insert_one({"_id": "unique-1", "message_id": "<unique@x>"})
+    with pytest.raises(DuplicateKeyError):
+        await store.messages.insert_one({"_id": "unique-2", "message_id": "<unique@x>"})
+
+
+async def test_mongodb_gets_every_declared_index(mongo: AsyncDatabase[Document]) -> None:
+    before = ferretdb.measures().kind
+    ferretdb.use("mongodb")
+    try:
+        database = mongo.client[f"{mongo.name}_all_indexes"]
+        await ensure_indexes(database)
+        for collection in ("threads", "messages", "capture_decisions"):
+            declared = _declared(collection, unique=True) | _declared(collection, unique=False)
+            assert declared <= await _index_names(database, collection), collection
+    finally:
+        ferretdb.use(before)
+        await mongo.client.drop_database(f"{mongo.name}_all_indexes")
 
 
 async def test_bytes_over_the_document_limit_are_stored_in_chunks(

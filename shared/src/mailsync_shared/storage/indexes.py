@@ -1,10 +1,14 @@
 """Indexes, declared in code and created at service start.
 
-Idempotency rests on these unique indexes (natural keys), not on check-then-insert.
+Idempotency rests on these unique indexes (natural keys), not on check-then-insert. The local
+store (FerretDB over SQLite) gets only the unique ones (`ferretdb.StoreMeasures`).
 """
+
+import contextlib
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from mailsync_shared.storage.client import Document
 from mailsync_shared.storage.ferretdb import measures
@@ -127,15 +131,35 @@ OBSOLETE_INDEXES: dict[str, list[str]] = {
 }
 
 
+def kept(collection: str) -> list[IndexModel]:
+    """The declared indexes of `collection` the store is given (`measures().secondary_indexes`:
+    all of them, else the unique ones)."""
+    return [
+        index
+        for index in INDEXES.get(collection, [])
+        if measures().secondary_indexes or index.document.get("unique")
+    ]
+
+
+def _left_out(collection: str) -> list[str]:
+    keep = {index.document["name"] for index in kept(collection)}
+    declared = [index.document["name"] for index in INDEXES.get(collection, [])]
+    return [*OBSOLETE_INDEXES.get(collection, []), *(n for n in declared if n not in keep)]
+
+
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
-    for collection, names in OBSOLETE_INDEXES.items():
+    for collection in sorted({*INDEXES, *OBSOLETE_INDEXES}):
+        dropped = _left_out(collection)
         existing = {index["name"] async for index in await db[collection].list_indexes()}
-        for name in names:
+        for name in dropped:
             if name in existing:
-                await db[collection].drop_index(name)
-    for collection, indexes in INDEXES.items():
+                with contextlib.suppress(OperationFailure):  # another service dropped it first
+                    await db[collection].drop_index(name)
+        indexes = kept(collection)
+        if not indexes:
+            continue
         if not measures().one_index_per_command:
-            await db[collection].create_indexes(list(indexes))
+            await db[collection].create_indexes(indexes)
             continue
         for index in indexes:
             await db[collection].create_indexes([index])
