@@ -56,6 +56,13 @@ def test_parts_over_the_limit_are_cut_off() -> None:
     assert inspect_message(multipart(10), Limits(max_parts=10)).defects == ()
 
 
+def test_delimiter_lines_without_a_declared_boundary_are_no_parts() -> None:
+    raw = PLAIN + b"".join(b"--b1\r\ntext %d\r\n" % n for n in range(50))
+    assert inspect_message(raw, Limits(max_parts=10)).data == raw
+    declared = raw.replace(b"Subject: hi", b'Content-Type: multipart/mixed; BOUNDARY="b1"')
+    assert inspect_message(declared, Limits(max_parts=10)).defects == ("too_many_parts",)
+
+
 def test_nesting_deeper_than_the_limit_is_cut_off() -> None:
     raw = nested(100)
     inspection = inspect_message(raw, Limits(max_depth=20))
