@@ -6,6 +6,7 @@ MongoDB the `_id` index is built in, which this test checks instead.
 """
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from tests.support.infra import REPO
 
 pytestmark = pytest.mark.integration
 
-FERRETDB_DATA = REPO / ".infra/ferretdb"
+# Where the local FerretDB keeps its SQLite files (`deploy/infra.sh env` names the running one's).
+FERRETDB_DATA = Path(os.environ.get("MAILSYNC_FERRETDB_DATA", REPO / ".infra/ferretdb"))
 
 
 def _lookup_plan(database_file: Path, collection: str) -> str:
