@@ -27,7 +27,7 @@ from prometheus_client import (
 from pydantic import ValidationError
 
 from mailsync_shared.messaging import PermanentError
-from mailsync_shared.topology import CONSUMERS, SHARDED, exchange_for
+from mailsync_shared.topology import CONSUMERS, EVENTS_EXCHANGE, SHARDED, exchange_for
 
 PREFIX = "mailsync"
 
@@ -42,10 +42,16 @@ def event_type_of(routing_key: str) -> str:
     return routing_key.rsplit(".", 1)[0] if routing_key.count(".") > 1 else routing_key
 
 
-def queue_of(exchange: str, routing_key: str) -> str:
+def queue_of(exchange: str, routing_key: str, *, public_events_from: str | None = None) -> str:
     """The work queue a delivery came from, known by its exchange and event type; for a
     sharded service's work, its shards' exchange (`mailsync.<service>.shards`), which stands
-    for all of its shard queues (a label per shard would name nothing an operator acts on)."""
+    for all of its shard queues (a label per shard would name nothing an operator acts on).
+
+    A service that takes public events off a queue of its own (send's webhook events) names
+    it in `public_events_from`: the same event types reach associate's shards too, so the
+    exchange and type alone would not tell the two apart."""
+    if public_events_from is not None and exchange == EVENTS_EXCHANGE.name:
+        return public_events_from
     event_type = event_type_of(routing_key)
     for consumer in CONSUMERS:
         if consumer.exchange.name == exchange and consumer.event_type.event_type == event_type:
@@ -60,15 +66,20 @@ def queue_of(exchange: str, routing_key: str) -> str:
 class QueueLabels(MetricsSettingsProvider[IncomingMessage, RabbitPublishCommand]):
     """Labels consumed messages by queue and published ones by exchange and event type."""
 
-    __slots__ = ("messaging_system",)
+    __slots__ = ("messaging_system", "public_events_from")
 
-    def __init__(self) -> None:
+    def __init__(self, public_events_from: str | None = None) -> None:
         self.messaging_system = "rabbitmq"
+        self.public_events_from = public_events_from
 
     def get_consume_attrs_from_message(self, msg: StreamMessage[IncomingMessage]) -> ConsumeAttrs:
         raw = msg.raw_message
         return {
-            "destination_name": queue_of(raw.exchange or "", raw.routing_key or ""),
+            "destination_name": queue_of(
+                raw.exchange or "",
+                raw.routing_key or "",
+                public_events_from=self.public_events_from,
+            ),
             "message_size": len(msg.body),
             "messages_count": 1,
         }
@@ -80,7 +91,10 @@ class QueueLabels(MetricsSettingsProvider[IncomingMessage, RabbitPublishCommand]
 class ServiceMetrics:
     """The registry, the broker middlewares that fill it, and the `/metrics` app."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, public_events_from: str | None = None) -> None:
+        """`public_events_from`: the queue the service takes public events off, if it has one
+        of its own (`queue_of`)."""
+        self.public_events_from = public_events_from
         self.registry = CollectorRegistry()
         self.dead_lettered = Counter(
             f"{PREFIX}_dead_lettered_messages_total",
@@ -94,7 +108,7 @@ class ServiceMetrics:
         `mailsync_received_processed_messages_total{status}` (acked, nacked, rejected, error),
         `mailsync_received_processed_messages_duration_seconds`, `mailsync_published_...`."""
         return PrometheusMiddleware(
-            settings_provider_factory=lambda _: QueueLabels(),
+            settings_provider_factory=lambda _: QueueLabels(self.public_events_from),
             registry=self.registry,
             metrics_prefix=PREFIX,
         )
@@ -102,6 +116,7 @@ class ServiceMetrics:
     def dead_letter_counter(self) -> type[BaseMiddleware]:
         """A middleware, inside `DeadLetterPermanentErrors`, that counts what it dead-letters."""
         counter = self.dead_lettered
+        public_events_from = self.public_events_from
 
         class CountDeadLetters(BaseMiddleware):
             async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
@@ -110,7 +125,11 @@ class ServiceMetrics:
                 except (PermanentError, ValidationError):
                     raw = msg.raw_message
                     counter.labels(
-                        queue_of(getattr(raw, "exchange", ""), getattr(raw, "routing_key", ""))
+                        queue_of(
+                            getattr(raw, "exchange", ""),
+                            getattr(raw, "routing_key", ""),
+                            public_events_from=public_events_from,
+                        )
                     ).inc()
                     raise
 

@@ -32,15 +32,21 @@ class WorkerWiring:
 
     @classmethod
     def from_settings(
-        cls, settings: ServiceSettings, *, prefetch: int | None = None
+        cls,
+        settings: ServiceSettings,
+        *,
+        prefetch: int | None = None,
+        public_events_from: str | None = None,
     ) -> "WorkerWiring":
         """A broker that dead-letters permanent errors, and the configured database.
 
         `prefetch` is how many unacknowledged deliveries each of the service's subscribers
         holds. It is set on the broker's channel, which the queues declared at start
-        (`declare_topology`) and so the subscribers on them use.
+        (`declare_topology`) and so the subscribers on them use. `public_events_from`: the
+        queue of its own the service takes public events off, which its metrics name
+        (`metrics.queue_of`).
         """
-        metrics = ServiceMetrics()
+        metrics = ServiceMetrics(public_events_from=public_events_from)
         broker = RabbitBroker(
             settings.rabbitmq_url,
             middlewares=[

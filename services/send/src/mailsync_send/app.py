@@ -19,12 +19,15 @@ from mailsync_shared.crypto import CredentialCipher
 from mailsync_shared.mail_servers.hosts import HostGuard
 from mailsync_shared.messaging import EventPublisher
 from mailsync_shared.service import worker_app
+from mailsync_shared.topology import WEBHOOK_EVENTS_QUEUE
 from mailsync_shared.webhooks.bindings import WebhookBindings
 from mailsync_shared.worker_wiring import WorkerWiring
 
 
 def create_app(settings: Settings) -> AsgiFastStream:
-    wiring = WorkerWiring.from_settings(settings, prefetch=settings.prefetch)
+    wiring = WorkerWiring.from_settings(
+        settings, prefetch=settings.prefetch, public_events_from=WEBHOOK_EVENTS_QUEUE.name
+    )
     publisher = EventPublisher(wiring.broker, [EmailSent, EmailSendFailed, SendRequested])
     cipher = CredentialCipher(settings.secret_key)
     sender = Sender(wiring.db, publisher, cipher, settings, SendMetrics(wiring.metrics.registry))
