@@ -115,7 +115,8 @@ class Settings(SecretSettings):
         description=(
             "How long after a backfill is done the first comparison waits, and the next after "
             "one that found gaps (doubling up to `reconcile_interval_seconds` while gaps "
-            "remain): mail just published takes associate a while to log."
+            "remain; never longer than that interval): mail just published takes associate a "
+            "while to log."
         ),
     )
     imap_timeout_seconds: float = Field(

@@ -328,7 +328,9 @@ class MailboxSync:
             )
             syncs = [await self._prepare(connection, folder) for folder in folders]
             loop = asyncio.get_running_loop()
-            settle = self._settings.reconcile_settle_seconds
+            settle = min(
+                self._settings.reconcile_settle_seconds, self._settings.reconcile_interval_seconds
+            )
             reconcile_at = loop.time() + self._settings.reconcile_interval_seconds
             recheck = settle
             while not self._stopping.is_set():
