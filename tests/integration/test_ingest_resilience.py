@@ -2,8 +2,10 @@
 connection mid-fetch, an IDLE connection that silently dies. Nothing lost, nothing twice."""
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from mailsync_api.mailboxes import request_reconcile
 from mailsync_shared.storage.documents import MailboxDocument, MessageDocument
 from tests.integration.conftest_ingest import (  # noqa: F401  (fixtures register by name)
+    FetchedSpy,
     FreezingProxy,
     IngestCase,
     doveadm,
@@ -155,15 +158,7 @@ async def _log_as_associate_would(ingest: IngestCase, mailbox_id: str, events: l
 async def test_reconciliation_runs_when_the_backfill_has_settled_and_when_asked(
     ingest: IngestCase,
 ) -> None:
-    mailbox = (await ingest.seeded_mailbox(3, CLIENT)).mailbox
-
-    async with ingest.watched_worker(
-        reconcile_interval_seconds=3600,
-        reconcile_settle_seconds=1,
-        poll_interval_seconds=0.2,
-        use_idle=False,
-    ) as spy:
-        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 3), what="backfill")
+    async with _backfilled(ingest, settle_seconds=1) as (mailbox, spy):
 
         async def reconciled() -> MailboxDocument | None:
             state = await ingest.state(mailbox.id)
@@ -195,14 +190,7 @@ async def test_no_reconciliation_reports_mail_still_on_its_way_right_after_the_b
 ) -> None:
     """The mail a backfill just published is compared only once associate had time to log it
     (`reconcile_settle_seconds`), so no gap shows for mail that is merely in flight."""
-    mailbox = (await ingest.seeded_mailbox(3, CLIENT)).mailbox
-    async with ingest.watched_worker(
-        reconcile_interval_seconds=3600,
-        reconcile_settle_seconds=30,
-        poll_interval_seconds=0.2,
-        use_idle=False,
-    ) as spy:
-        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 3), what="backfill")
+    async with _backfilled(ingest, settle_seconds=30) as (mailbox, _):
         await eventually(
             lambda: _live(ingest, mailbox.id), what="the mailbox live after its backfill"
         )
@@ -210,6 +198,23 @@ async def test_no_reconciliation_reports_mail_still_on_its_way_right_after_the_b
         state = await ingest.state(mailbox.id)
         assert state.status.reconciled_at is None
         assert state.status.gaps == []
+
+
+@contextlib.asynccontextmanager
+async def _backfilled(
+    ingest: IngestCase, *, settle_seconds: float
+) -> AsyncIterator[tuple[MailboxDocument, FetchedSpy]]:
+    """A worker (reconciling hourly, and `settle_seconds` after a backfill) that has
+    backfilled a mailbox of three messages, and the spy on what it published."""
+    mailbox = (await ingest.seeded_mailbox(3, CLIENT)).mailbox
+    async with ingest.watched_worker(
+        reconcile_interval_seconds=3600,
+        reconcile_settle_seconds=settle_seconds,
+        poll_interval_seconds=0.2,
+        use_idle=False,
+    ) as spy:
+        await eventually(lambda: ingest.caught_up(mailbox.id, spy, 3), what="backfill")
+        yield mailbox, spy
 
 
 async def _live(ingest: IngestCase, mailbox_id: str) -> MailboxDocument | None:
