@@ -10,11 +10,10 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
 from mailsync_shared.contracts.envelope import Event
-from mailsync_shared.contracts.mail import Address, MessageFetched
+from mailsync_shared.contracts.mail import MessageFetched
 from mailsync_shared.contracts.records import (
     AssociatedThread,
     EmailLogged,
-    LoggedEmail,
     ThreadAssociated,
 )
 from mailsync_shared.messaging import (
@@ -36,6 +35,7 @@ from mailsync_shared.topology import (
     work_queue,
 )
 from mailsync_shared.worker_wiring import WorkerWiring
+from tests.support.events import logged_email
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.unit.shared.test_contracts import make_message
@@ -175,23 +175,6 @@ async def _at(items: list[str], count: int) -> bool:
     return len(items) >= count
 
 
-def logged_email(workspace: str, n: int) -> EmailLogged:
-    return EmailLogged.create(
-        source="/test",
-        workspace_id=workspace,
-        data=LoggedEmail(
-            email_id=f"e{n}",
-            thread_id="t1",
-            mailbox_id="mb1",
-            message_id=f"<{n}@client.test>",
-            direction="received",
-            subject=f"quote {n}",
-            date=None,
-            participants=[Address(address="ann@client.test")],
-        ),
-    )
-
-
 def thread_associated(workspace: str) -> ThreadAssociated:
     return ThreadAssociated.create(
         source="/test",
@@ -251,4 +234,4 @@ async def test_events_published_each_go_out_in_order_as_publish_sends_them(infra
         )
         assert mine.headers.get(WORKSPACE_HEADER) == workspace
         assert mine.headers.keys() == theirs.headers.keys()
-    assert b"quote 1" not in each[0].body, "cut to the mailbox's level"
+    assert b"Message 1" not in each[0].body, "cut to the mailbox's level"

@@ -11,11 +11,9 @@ import pytest
 from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
-from mailsync_shared.contracts.mail import Address
 from mailsync_shared.contracts.records import (
     AssociatedThread,
     EmailLogged,
-    LoggedEmail,
     ThreadAssociated,
 )
 from mailsync_shared.messaging import EventPublisher
@@ -34,6 +32,7 @@ from tests.integration.conftest_api import (  # noqa: F401  (fixtures register b
     ws_fixture,
 )
 from tests.integration.conftest_send import SendProcess, start_send, stop_send
+from tests.support.events import logged_email
 from tests.support.infra import Infra
 from tests.support.metrics import sample, scrape
 from tests.support.polling import eventually
@@ -94,20 +93,7 @@ async def publish_logged(events: EventPublisher, ws: ApiWorkspace, count: int) -
     """`count` email.logged events of the workspace on the public exchange, in order; their ids."""
     ids = []
     for number in range(count):
-        event = EmailLogged.create(
-            source="/mailsync/test",
-            workspace_id=ws.id,
-            data=LoggedEmail(
-                email_id=f"e{number}",
-                thread_id="t1",
-                mailbox_id="m1",
-                message_id=f"<{number}@client.test>",
-                direction="received",
-                subject=f"Message {number}",
-                date=None,
-                participants=[Address(address="ann@client.test")],
-            ),
-        )
+        event = logged_email(ws.id, number)
         await events.publish(event)
         ids.append(event.id)
     return ids

@@ -21,8 +21,8 @@ what goes over the wire are switched by `MAILSYNC_STORE` (`ferretdb`, the defaul
   query only by `_id` and reads the rest of the collection, so an index that is not unique is
   written on every insert and update (SQLite reading the whole JSON document once per
   indexed field) and never read. Only the unique indexes, which refuse duplicates, are kept;
-  declared ones left from before are dropped. (A fifth less of the store's CPU for the
-  inserts of threads, messages and capture decisions.)
+  declared ones left from before are dropped. (About a sixth less of the store's CPU
+  for the inserts of threads, messages and capture decisions.)
 
 Measures that live outside Python, and designs shaped by FerretDB that are also right on
 MongoDB (so they are not switched):

@@ -141,20 +141,23 @@ def kept(collection: str) -> list[IndexModel]:
     ]
 
 
-def _left_out(collection: str) -> list[str]:
+async def _drop_left_out(db: AsyncDatabase[Document], collection: str) -> None:
+    """Drop the obsolete indexes of `collection`, and the declared ones the store is not given."""
     keep = {index.document["name"] for index in kept(collection)}
     declared = [index.document["name"] for index in INDEXES.get(collection, [])]
-    return [*OBSOLETE_INDEXES.get(collection, []), *(n for n in declared if n not in keep)]
+    left_out = [*OBSOLETE_INDEXES.get(collection, []), *(n for n in declared if n not in keep)]
+    if not left_out:
+        return
+    existing = {index["name"] async for index in await db[collection].list_indexes()}
+    for name in left_out:
+        if name in existing:
+            with contextlib.suppress(OperationFailure):  # another service dropped it first
+                await db[collection].drop_index(name)
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     for collection in sorted({*INDEXES, *OBSOLETE_INDEXES}):
-        dropped = _left_out(collection)
-        existing = {index["name"] async for index in await db[collection].list_indexes()}
-        for name in dropped:
-            if name in existing:
-                with contextlib.suppress(OperationFailure):  # another service dropped it first
-                    await db[collection].drop_index(name)
+        await _drop_left_out(db, collection)
         indexes = kept(collection)
         if not indexes:
             continue
